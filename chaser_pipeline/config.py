@@ -1,0 +1,182 @@
+"""Run configuration from the environment (names fixed by the ledger contract), checked up front.
+
+Bad configuration fails here, before any data moves, with a message naming the variable to fix.
+Secrets are held in `Secret`, whose repr and str never show the value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from chaser_pipeline.paths import data_dir
+
+DEFAULT_CHASER_API_URL = "https://openapi.chaserhq.com"
+DEFAULT_COUNTRY = "GB"
+# The first month of the bundled demo ledger; a user's own history start is CHASER_HISTORY_START.
+DEFAULT_HISTORY_START = "2023-01"
+
+ENV_VARS: dict[str, str] = {
+    "CHASER_WAREHOUSE_URL": "source warehouse (duckdb:///... or postgresql://...); default: the demo warehouse",
+    "CHASER_DUCKDB_PATH": "the pipeline's own DuckDB file; default: data/chaser_pipeline.duckdb",
+    "CHASER_API_URL": f"Chaser base URL; default {DEFAULT_CHASER_API_URL} when a key is set",
+    "CHASER_API_KEY": "Chaser API key (Basic auth user); unset: the built-in emulator is used",
+    "CHASER_API_SECRET": "Chaser API secret (Basic auth password)",
+    "CHASER_DEFAULT_COUNTRY": "ISO 3166 country for phone numbers without a country code; default GB",
+    "CHASER_HISTORY_START": "first month (YYYY-MM) of the monthly partitions; default 2023-01",
+}
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot work; the message names the variable or file to fix."""
+
+
+class Secret:
+    """A secret string that never shows itself in a repr, str, log line or exception."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class WarehouseURL:
+    """A parsed `CHASER_WAREHOUSE_URL`: kind is 'duckdb' or 'postgresql'."""
+
+    kind: str
+    raw: Secret  # may carry a password
+    duckdb_path: Path | None = None
+
+    @property
+    def display(self) -> str:
+        """The URL with any password masked, safe for logs and metadata."""
+        return mask_url(self.raw.get())
+
+
+def mask_url(url: str) -> str:
+    """Replace the password of a URL with ***, so it can be logged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def parse_warehouse_url(url: str, *, base_dir: Path | None = None) -> WarehouseURL:
+    """Parse a warehouse URL; relative DuckDB paths resolve against base_dir (default: CWD)."""
+    url = url.strip()
+    if url.startswith("duckdb:///"):
+        rest = url[len("duckdb:///") :]
+        if not rest:
+            raise ConfigError("CHASER_WAREHOUSE_URL: a duckdb URL needs a file path, e.g. duckdb:///ledger.duckdb")
+        path = Path(rest)
+        if not path.is_absolute():
+            path = (base_dir or Path.cwd()) / path
+        return WarehouseURL(kind="duckdb", raw=Secret(url), duckdb_path=path)
+    if url.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(url)
+        if not parts.hostname or not parts.path.strip("/"):
+            raise ConfigError(
+                f"CHASER_WAREHOUSE_URL: a PostgreSQL URL needs a host and a database, "
+                f"e.g. postgresql://user:pass@host:5432/db (got {mask_url(url)})"
+            )
+        return WarehouseURL(kind="postgresql", raw=Secret(url))
+    raise ConfigError(
+        f"CHASER_WAREHOUSE_URL must start with duckdb:/// or postgresql:// (got {mask_url(url)!r})"
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run is pointed at."""
+
+    warehouse: WarehouseURL | None  # None: the bundled demo warehouse
+    duckdb_path: Path
+    api_url: str | None  # None: the built-in emulator
+    api_key: Secret | None
+    api_secret: Secret | None
+    default_country: str = DEFAULT_COUNTRY
+    history_start: str = DEFAULT_HISTORY_START
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def uses_emulator(self) -> bool:
+        return self.api_key is None
+
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and check the environment; raise ConfigError naming the variable at fault."""
+    env = os.environ if env is None else env
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value.strip() if value and value.strip() else None
+
+    warehouse_raw = get("CHASER_WAREHOUSE_URL")
+    warehouse = parse_warehouse_url(warehouse_raw) if warehouse_raw else None
+
+    duckdb_raw = get("CHASER_DUCKDB_PATH")
+    duckdb_path = Path(duckdb_raw).expanduser() if duckdb_raw else data_dir() / "chaser_pipeline.duckdb"
+    if duckdb_path.exists() and duckdb_path.is_dir():
+        raise ConfigError(f"CHASER_DUCKDB_PATH points at a folder, not a file: {duckdb_path}")
+    if warehouse and warehouse.duckdb_path and warehouse.duckdb_path.resolve() == duckdb_path.resolve():
+        raise ConfigError(
+            "CHASER_WAREHOUSE_URL and CHASER_DUCKDB_PATH name the same file; "
+            "the pipeline's DuckDB must be separate from the warehouse"
+        )
+
+    key, secret = get("CHASER_API_KEY"), get("CHASER_API_SECRET")
+    if key and not secret:
+        raise ConfigError("CHASER_API_SECRET is not set, but CHASER_API_KEY is: set both, or neither to use the emulator")
+    if secret and not key:
+        raise ConfigError("CHASER_API_KEY is not set, but CHASER_API_SECRET is: set both, or neither to use the emulator")
+    api_url = get("CHASER_API_URL")
+    if api_url and not api_url.startswith(("http://", "https://")):
+        raise ConfigError(f"CHASER_API_URL must be an http(s) URL (got {api_url!r})")
+    if key and not api_url:
+        api_url = DEFAULT_CHASER_API_URL
+    if api_url and not key:
+        raise ConfigError("CHASER_API_URL is set but CHASER_API_KEY and CHASER_API_SECRET are not")
+
+    country = (get("CHASER_DEFAULT_COUNTRY") or DEFAULT_COUNTRY).upper()
+    if not re.fullmatch(r"[A-Z]{2}", country):
+        raise ConfigError(f"CHASER_DEFAULT_COUNTRY must be a two-letter ISO 3166 code (got {country!r})")
+
+    history_start = get("CHASER_HISTORY_START") or DEFAULT_HISTORY_START
+    if not _MONTH.match(history_start):
+        raise ConfigError(f"CHASER_HISTORY_START must be a month as YYYY-MM (got {history_start!r})")
+
+    return Settings(
+        warehouse=warehouse,
+        duckdb_path=duckdb_path,
+        api_url=api_url.rstrip("/") if api_url else None,
+        api_key=Secret(key) if key else None,
+        api_secret=Secret(secret) if secret else None,
+        default_country=country,
+        history_start=history_start,
+    )
