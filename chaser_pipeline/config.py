@@ -90,7 +90,9 @@ def parse_warehouse_url(url: str, *, base_dir: Path | None = None) -> WarehouseU
     if url.startswith("duckdb:///"):
         rest = url[len("duckdb:///") :]
         if not rest:
-            raise ConfigError("CHASER_WAREHOUSE_URL: a duckdb URL needs a file path, e.g. duckdb:///ledger.duckdb")
+            raise ConfigError(
+                "CHASER_WAREHOUSE_URL: a duckdb URL needs a file path, e.g. duckdb:///ledger.duckdb"
+            )
         path = Path(rest)
         if not path.is_absolute():
             path = (base_dir or Path.cwd()) / path
@@ -141,10 +143,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     warehouse = parse_warehouse_url(warehouse_raw) if warehouse_raw else None
 
     duckdb_raw = get("CHASER_DUCKDB_PATH")
-    duckdb_path = Path(duckdb_raw).expanduser() if duckdb_raw else data_dir() / "chaser_pipeline.duckdb"
+    duckdb_path = (
+        Path(duckdb_raw).expanduser() if duckdb_raw else data_dir() / "chaser_pipeline.duckdb"
+    )
     if duckdb_path.exists() and duckdb_path.is_dir():
         raise ConfigError(f"CHASER_DUCKDB_PATH points at a folder, not a file: {duckdb_path}")
-    if warehouse and warehouse.duckdb_path and warehouse.duckdb_path.resolve() == duckdb_path.resolve():
+    if (
+        warehouse
+        and warehouse.duckdb_path
+        and warehouse.duckdb_path.resolve() == duckdb_path.resolve()
+    ):
         raise ConfigError(
             "CHASER_WAREHOUSE_URL and CHASER_DUCKDB_PATH name the same file; "
             "the pipeline's DuckDB must be separate from the warehouse"
@@ -152,9 +160,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     key, secret = get("CHASER_API_KEY"), get("CHASER_API_SECRET")
     if key and not secret:
-        raise ConfigError("CHASER_API_SECRET is not set, but CHASER_API_KEY is: set both, or neither to use the emulator")
+        raise ConfigError(
+            "CHASER_API_SECRET is not set, but CHASER_API_KEY is: set both, or neither to use the emulator"
+        )
     if secret and not key:
-        raise ConfigError("CHASER_API_KEY is not set, but CHASER_API_SECRET is: set both, or neither to use the emulator")
+        raise ConfigError(
+            "CHASER_API_KEY is not set, but CHASER_API_SECRET is: set both, or neither to use the emulator"
+        )
     api_url = get("CHASER_API_URL")
     if api_url and not api_url.startswith(("http://", "https://")):
         raise ConfigError(f"CHASER_API_URL must be an http(s) URL (got {api_url!r})")
@@ -165,11 +177,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     country = (get("CHASER_DEFAULT_COUNTRY") or DEFAULT_COUNTRY).upper()
     if not re.fullmatch(r"[A-Z]{2}", country):
-        raise ConfigError(f"CHASER_DEFAULT_COUNTRY must be a two-letter ISO 3166 code (got {country!r})")
+        raise ConfigError(
+            f"CHASER_DEFAULT_COUNTRY must be a two-letter ISO 3166 code (got {country!r})"
+        )
 
     history_start = get("CHASER_HISTORY_START") or DEFAULT_HISTORY_START
     if not _MONTH.match(history_start):
-        raise ConfigError(f"CHASER_HISTORY_START must be a month as YYYY-MM (got {history_start!r})")
+        raise ConfigError(
+            f"CHASER_HISTORY_START must be a month as YYYY-MM (got {history_start!r})"
+        )
 
     return Settings(
         warehouse=warehouse,

@@ -15,7 +15,9 @@ def _find(name: str) -> Path:
     for candidate in (_REPO_ROOT / name, _BUNDLED / name):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(f"chaser-pipeline cannot find its {name!r} folder next to {PACKAGE_DIR}")
+    raise FileNotFoundError(
+        f"chaser-pipeline cannot find its {name!r} folder next to {PACKAGE_DIR}"
+    )
 
 
 def sql_dir() -> Path:
@@ -33,6 +35,9 @@ def data_dir() -> Path:
     if (_REPO_ROOT / "pyproject.toml").is_file():
         path = _REPO_ROOT / "data"
     else:
-        path = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "chaser-pipeline"
+        path = (
+            Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+            / "chaser-pipeline"
+        )
     path.mkdir(parents=True, exist_ok=True)
     return path
