@@ -1,0 +1,143 @@
+"""SQL model assets: one asset per `dbt_like_models/<name>.sql`, built by a factory.
+
+One `@asset` per file (not one multi_asset) keeps each model's materializations, partitions and
+checks its own: only the invoice and credit-note marts are partitioned, and a failed contract
+check blocks exactly the assets downstream of its model.
+
+`model_assets` and `model_checks` are built on first access (so importing this module for
+`build_model_definitions` does not need the project's settings or partitions).
+"""
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from chaser_pipeline.checks import contract_checks
+from chaser_pipeline.modelling import (
+    Model,
+    ModelProject,
+    build_model,
+    landing_asset_name,
+    open_connection,
+    register_field_rules_if_available,
+    table_schema_rows,
+)
+
+GROUP = "models"
+KINDS = {"duckdb", "sql"}
+
+
+def _column_schema(columns: list[tuple[str, str]], descriptions: dict[str, str]) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name=name, type=ctype or "unknown", description=descriptions.get(name))
+            for name, ctype in columns
+        ]
+    )
+
+
+def _column_lineage(
+    project: ModelProject, model: Model, columns: list[str]
+) -> dg.TableColumnLineage:
+    lineage = project.column_lineage(model.name)
+    return dg.TableColumnLineage(
+        deps_by_column={
+            column: [
+                dg.TableColumnDep(asset_key=dg.AssetKey(asset), column_name=upstream_column)
+                for asset, upstream_column in lineage[column]
+            ]
+            for column in columns
+            if lineage.get(column)
+        }
+    )
+
+
+def model_asset(
+    project: ModelProject, model: Model, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    """The asset that builds `model` in the pipeline's DuckDB (table `main.<name>`)."""
+    partitioned = model.partitioned_by is not None
+    deps = [dg.AssetDep(landing_asset_name(t)) for t in model.landing_tables] + [
+        dg.AssetDep(m) for m in project.upstream_models(model.name)
+    ]
+    descriptions = dict(model.column_descriptions)
+    static_columns = project.static_columns(model.name)
+    metadata: dict[str, Any] = {
+        "dagster/table_name": model.table_name,
+        "sql_file": dg.MetadataValue.path(f"{model.path.parent.name}/{model.path.name}"),
+    }
+    if static_columns:
+        metadata["dagster/column_schema"] = _column_schema(
+            [(c.name, c.type) for c in static_columns], descriptions
+        )
+    if partitioned:
+        metadata["partitioned_by"] = model.partitioned_by
+
+    @dg.asset(
+        name=model.name,
+        group_name=GROUP,
+        description=model.description,
+        kinds=KINDS,
+        deps=deps,
+        partitions_def=partitions_def if partitioned else None,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
+        code_version=model.code_version,
+        metadata=metadata,
+    )
+    def _model(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+        window = None
+        if partitioned:
+            # Works for one partition and for a range run (single-run backfill policy).
+            time_window = context.partition_time_window
+            window = (time_window.start.date(), time_window.end.date())
+        with open_connection(duckdb) as con:
+            register_field_rules_if_available(con)
+            build = build_model(con, model, window)
+            columns = table_schema_rows(con, model)
+        result: dict[str, Any] = {
+            "dagster/row_count": dg.MetadataValue.int(build.row_count),
+            "dagster/table_name": model.table_name,
+            "dagster/column_schema": _column_schema(columns, descriptions),
+            "dagster/column_lineage": _column_lineage(project, model, [c for c, _ in columns]),
+            "elapsed_seconds": dg.MetadataValue.float(round(build.seconds, 3)),
+        }
+        if window is not None:
+            result["window"] = f"[{window[0].isoformat()}, {window[1].isoformat()})"
+        context.log.info(
+            "built %s: %d rows in %.2f s", model.table_name, build.row_count, build.seconds
+        )
+        return dg.MaterializeResult(metadata=result)
+
+    return _model
+
+
+def build_model_definitions(
+    models_dir: Path, partitions_def: dg.PartitionsDefinition
+) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
+    """Assets and contract checks for every SQL model in `models_dir`.
+
+    `partitions_def` (a time-window partitions definition) applies to the models whose YAML says
+    `partitioned_by`. Raises `ModelError` naming the file for a broken folder (e.g. a cycle).
+    """
+    project = ModelProject(models_dir)
+    assets = [model_asset(project, model, partitions_def) for model in project.models.values()]
+    checks = [check for model in project.models.values() for check in contract_checks(model)]
+    return assets, checks
+
+
+_built: tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]] | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # `model_assets` / `model_checks`: the project's own models, built once on first access.
+    global _built
+    if name not in ("model_assets", "model_checks"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _built is None:
+        from chaser_pipeline.partitions import monthly_partitions
+        from chaser_pipeline.paths import models_dir
+
+        _built = build_model_definitions(models_dir(), monthly_partitions)
+    return _built[0] if name == "model_assets" else _built[1]
