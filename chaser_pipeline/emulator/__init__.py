@@ -1,0 +1,22 @@
+"""A local Chaser: a real HTTP server speaking the Chaser API, with state in SQLite and faults on demand."""
+
+from chaser_pipeline.emulator.faults import FaultConfig
+from chaser_pipeline.emulator.server import (
+    EmulatorHandle,
+    build_app,
+    main,
+    run_emulator_in_thread,
+    serve,
+)
+from chaser_pipeline.emulator.store import EmulatorStore, RequestLogRow
+
+__all__ = [
+    "EmulatorHandle",
+    "EmulatorStore",
+    "FaultConfig",
+    "RequestLogRow",
+    "build_app",
+    "main",
+    "run_emulator_in_thread",
+    "serve",
+]

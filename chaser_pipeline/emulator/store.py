@@ -1,0 +1,291 @@
+"""The emulator's state: one SQLite file that every emulator process and a curious user can open.
+
+One table per resource (Chaser id, key, payload as received, timestamps, how often it was
+written) and a `requests` log of every request answered, so tests and benchmarks can count
+write requests. WAL mode and a busy timeout let several processes share the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chaser_pipeline.chaser.encoding import dumps, loads
+from chaser_pipeline.emulator.rules import FILTER_OPS, RESOURCES
+
+_SCHEMA = [
+    *(
+        f"""create table if not exists {resource} (
+            id text primary key,
+            key text not null unique,
+            payload text not null,
+            created_at text not null,
+            updated_at text not null,
+            write_count integer not null default 1
+        )"""
+        for resource in RESOURCES
+    ),
+    """create table if not exists requests (
+        seq integer primary key autoincrement,
+        at real not null,
+        method text not null,
+        path text not null,
+        resource text,
+        is_write integer not null,
+        status integer not null,
+        entries integer,
+        fault text
+    )""",
+]
+
+
+class KeyExists(Exception):
+    """A create or a key change would duplicate a key."""
+
+
+@dataclass(frozen=True)
+class RequestLogRow:
+    """One request the emulator answered (or dropped after answering: fault='drop')."""
+
+    seq: int
+    at: float  # unix time when the request arrived
+    method: str
+    path: str
+    resource: str | None
+    is_write: bool
+    status: int
+    entries: int | None
+    fault: str | None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _table(resource: str) -> str:
+    if resource not in RESOURCES:
+        raise ValueError(f"unknown resource {resource!r}; one of {sorted(RESOURCES)}")
+    return resource
+
+
+class EmulatorStore:
+    """Read and write the emulator's SQLite state; one instance per thread."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30_000) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE.
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+        )
+        self._db.execute(f"pragma busy_timeout = {int(busy_timeout_ms)}")
+        self._db.execute("pragma journal_mode = wal")
+        self._db.execute("pragma synchronous = normal")
+        with self.transaction():
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> EmulatorStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction; the write lock is taken up front so readers-then-writers never deadlock."""
+        self._db.execute("begin immediate")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("rollback")
+            raise
+        self._db.execute("commit")
+
+    # ---- reads -------------------------------------------------------------------------
+
+    @staticmethod
+    def _record(chaser_id: str, payload: str) -> dict[str, Any]:
+        record = loads(payload)
+        record["id"] = chaser_id
+        return record
+
+    def get(self, resource: str, chaser_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            f"select id, payload from {_table(resource)} where id = ?", (chaser_id,)
+        ).fetchone()
+        return self._record(*row) if row else None
+
+    def get_by_key(self, resource: str, key: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            f"select id, payload from {_table(resource)} where key = ?", (key,)
+        ).fetchone()
+        return self._record(*row) if row else None
+
+    def ids_by_key(self, resource: str, keys: Iterable[str]) -> dict[str, str]:
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self._db.execute(
+                    f"select key, id from {_table(resource)} where key in ({marks})", chunk
+                ).fetchall()
+            )
+        return found
+
+    def page(
+        self,
+        resource: str,
+        *,
+        page: int,
+        limit: int,
+        filters: Sequence[tuple[str, str, Any]] = (),
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """(total_count, records of one page) in insertion order; filters are (field, op, value)."""
+        where, params = self._where(filters)
+        table = _table(resource)
+        total = self._db.execute(f"select count(*) from {table}{where}", params).fetchone()[0]
+        rows = self._db.execute(
+            f"select id, payload from {table}{where} order by rowid limit ? offset ?",
+            [*params, limit, page * limit],
+        ).fetchall()
+        return total, [self._record(*row) for row in rows]
+
+    @staticmethod
+    def _where(filters: Sequence[tuple[str, str, Any]]) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for field, op, value in filters:
+            # The JSON path is a bound parameter; only the operator (from a fixed map) is spliced.
+            column = "id" if field == "id" else "json_extract(payload, ?)"
+            if field != "id":
+                params.append(f'$."{field}"')
+            sql_op = FILTER_OPS[op]
+            if op in ("in", "nin"):
+                values = list(value)
+                clauses.append(f"{column} {sql_op} ({','.join('?' * len(values))})")
+                params.extend(values)
+            else:
+                clauses.append(f"{column} {sql_op} ?")
+                params.append(value)
+        return (" where " + " and ".join(clauses) if clauses else ""), params
+
+    def count(self, resource: str) -> int:
+        return self._db.execute(f"select count(*) from {_table(resource)}").fetchone()[0]
+
+    def records(self, resource: str) -> list[dict[str, Any]]:
+        """Every stored payload of a resource (with Chaser's `id`), in insertion order."""
+        rows = self._db.execute(f"select id, payload from {_table(resource)} order by rowid")
+        return [self._record(*row) for row in rows]
+
+    def write_count(self, resource: str, key: str) -> int:
+        """How many times the record with this key was written (0: never)."""
+        row = self._db.execute(
+            f"select write_count from {_table(resource)} where key = ?", (key,)
+        ).fetchone()
+        return row[0] if row else 0
+
+    def request_log(self, resource: str | None = None) -> list[RequestLogRow]:
+        sql = (
+            "select seq, at, method, path, resource, is_write, status, entries, fault from requests"
+        )
+        params: tuple[Any, ...] = ()
+        if resource is not None:
+            sql += " where resource = ?"
+            params = (resource,)
+        rows = self._db.execute(sql + " order by seq", params).fetchall()
+        return [RequestLogRow(*row[:5], bool(row[5]), *row[6:]) for row in rows]
+
+    def write_request_count(
+        self, resource: str | None = None, *, succeeded_only: bool = False
+    ) -> int:
+        """Write requests (POST/PUT) that reached the emulator, for one resource or all."""
+        sql = "select count(*) from requests where is_write = 1"
+        params: list[Any] = []
+        if resource is not None:
+            sql += " and resource = ?"
+            params.append(resource)
+        if succeeded_only:
+            sql += " and status < 300"
+        return self._db.execute(sql, params).fetchone()[0]
+
+    # ---- writes (call inside transaction()) --------------------------------------------
+
+    def insert(self, resource: str, key: str, payload: dict[str, Any], id_prefix: str) -> str:
+        chaser_id = f"{id_prefix}_{uuid.uuid4().hex[:24]}"
+        now = _now()
+        try:
+            self._db.execute(
+                f"insert into {_table(resource)} (id, key, payload, created_at, updated_at) "
+                "values (?, ?, ?, ?, ?)",
+                (chaser_id, key, dumps(payload).decode(), now, now),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise KeyExists(key) from exc
+        return chaser_id
+
+    def replace(self, resource: str, chaser_id: str, key: str, payload: dict[str, Any]) -> None:
+        try:
+            self._db.execute(
+                f"update {_table(resource)} set key = ?, payload = ?, updated_at = ?, "
+                "write_count = write_count + 1 where id = ?",
+                (key, dumps(payload).decode(), _now(), chaser_id),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise KeyExists(key) from exc
+
+    def upsert_many(
+        self, resource: str, entries: Sequence[tuple[str, dict[str, Any]]], id_prefix: str
+    ) -> tuple[list[tuple[int, str]], int]:
+        """Upsert (key, payload) pairs; return ([(index, new id)], modified count)."""
+        existing = self.ids_by_key(resource, (key for key, _ in entries))
+        now = _now()
+        inserted: list[tuple[int, str]] = []
+        rows = []
+        modified = 0
+        for index, (key, payload) in enumerate(entries):
+            if key in existing:
+                modified += 1
+                chaser_id = existing[key]
+            else:
+                chaser_id = f"{id_prefix}_{uuid.uuid4().hex[:24]}"
+                existing[key] = chaser_id
+                inserted.append((index, chaser_id))
+            rows.append((chaser_id, key, dumps(payload).decode(), now, now))
+        self._db.executemany(
+            f"insert into {_table(resource)} (id, key, payload, created_at, updated_at) "
+            "values (?, ?, ?, ?, ?) on conflict(key) do update set "
+            "payload = excluded.payload, updated_at = excluded.updated_at, "
+            "write_count = write_count + 1",
+            rows,
+        )
+        return inserted, modified
+
+    def log_request(
+        self,
+        *,
+        at: float,
+        method: str,
+        path: str,
+        resource: str | None,
+        is_write: bool,
+        status: int,
+        entries: int | None,
+        fault: str | None,
+    ) -> None:
+        self._db.execute(
+            "insert into requests (at, method, path, resource, is_write, status, entries, fault) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?)",
+            (at, method, path, resource, int(is_write), status, entries, fault),
+        )
