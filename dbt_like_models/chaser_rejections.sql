@@ -1,0 +1,327 @@
+-- Every ledger row held back from Chaser or worth a finance user's look, with the reason in words.
+with customers as (
+    select * from int_customers
+),
+
+invoices as (
+    select * from int_invoice_balances
+),
+
+credit_notes as (
+    select * from int_credit_note_balances
+),
+
+movements as (
+    select * from int_ledger_movements
+),
+
+customer_duplicates as (
+    select
+        customer_id,
+        updated_at,
+        duplicate_row_count
+    from stg_customers
+    where duplicate_row_count > 1
+),
+
+invoice_duplicates as (
+    select
+        invoice_id,
+        updated_at,
+        duplicate_row_count
+    from stg_invoices
+    where duplicate_row_count > 1
+),
+
+credit_note_duplicates as (
+    select
+        credit_note_id,
+        updated_at,
+        duplicate_row_count
+    from stg_credit_notes
+    where duplicate_row_count > 1
+),
+
+payment_duplicates as (
+    select
+        payment_id,
+        updated_at,
+        duplicate_row_count
+    from stg_payments
+    where duplicate_row_count > 1
+),
+
+allocation_duplicates as (
+    select
+        allocation_id,
+        updated_at,
+        duplicate_row_count
+    from stg_credit_allocations
+    where duplicate_row_count > 1
+),
+
+held_back as (
+    select
+        'customer' as entity,
+        customer_id as document_key,
+        hold_reason_code as reason_code,
+        hold_detail as detail
+    from customers
+    where hold_reason_code is not null
+    union all
+    select
+        'invoice' as entity,
+        invoice_id as document_key,
+        hold_reason_code as reason_code,
+        hold_detail as detail
+    from invoices
+    where hold_reason_code is not null
+    union all
+    select
+        'credit_note' as entity,
+        credit_note_id as document_key,
+        hold_reason_code as reason_code,
+        hold_detail as detail
+    from credit_notes
+    where hold_reason_code is not null
+),
+
+duplicates as (
+    -- a key landed more than once: the row with the latest updated_at was kept, the others were not
+    select
+        'customer' as entity,
+        customer_id as document_key,
+        duplicate_row_count,
+        updated_at
+    from customer_duplicates
+    union all
+    select
+        'invoice' as entity,
+        invoice_id as document_key,
+        duplicate_row_count,
+        updated_at
+    from invoice_duplicates
+    union all
+    select
+        'credit_note' as entity,
+        credit_note_id as document_key,
+        duplicate_row_count,
+        updated_at
+    from credit_note_duplicates
+    union all
+    select
+        'payment' as entity,
+        payment_id as document_key,
+        duplicate_row_count,
+        updated_at
+    from payment_duplicates
+    union all
+    select
+        'allocation' as entity,
+        allocation_id as document_key,
+        duplicate_row_count,
+        updated_at
+    from allocation_duplicates
+),
+
+duplicate_rejections as (
+    select
+        entity,
+        document_key,
+        'duplicate_key' as reason_code,
+        format(
+            'The ledger holds {} rows for {} {}; the one updated at {} was used and the {} older '
+            || 'one(s) held back.',
+            duplicate_row_count,
+            replace(entity, '_', ' '),
+            document_key,
+            strftime(updated_at, '%Y-%m-%d %H:%M:%S'),
+            duplicate_row_count - 1
+        ) as detail,
+        'held_back' as severity
+    from duplicates
+    -- rows without a key are reported as missing_key instead
+    where document_key is not null
+),
+
+customer_reports as (
+    -- an invalid e-mail address is left out of the payload; the customer is still sent
+    select
+        'customer' as entity,
+        customer_id as document_key,
+        'invalid_email' as reason_code,
+        format(
+            'Customer {} ({}) has e-mail address ''{}'', which is not a valid address; '
+            || 'it was left out, so Chaser has no one to e-mail reminders to.',
+            customer_id,
+            company_name,
+            email
+        ) as detail
+    from customers
+    where email is not null and contact_email_address is null
+    union all
+    -- a mobile number that cannot be put in E.164 is left out; the customer is still sent
+    select
+        'customer' as entity,
+        customer_id as document_key,
+        'invalid_mobile_number' as reason_code,
+        format(
+            'Customer {} ({}) has mobile number ''{}'', which cannot be read as a phone number; '
+            || 'it was left out.',
+            customer_id,
+            company_name,
+            mobile
+        ) as detail
+    from customers
+    where mobile is not null and mobile_number is null
+    union all
+    -- a phone number that cannot be put in E.164 is sent as written
+    select
+        'customer' as entity,
+        customer_id as document_key,
+        'invalid_phone_number' as reason_code,
+        format(
+            'Customer {} ({}) has phone number ''{}'', which cannot be read as a phone number; '
+            || 'it was sent as written.',
+            customer_id,
+            company_name,
+            phone
+        ) as detail
+    from customers
+    where phone is not null and phone_e164 is null
+),
+
+invoice_reports as (
+    -- overpaid: still PAID with nothing due, so the customer is never chased; worth a refund look
+    select
+        'invoice' as entity,
+        invoice_id as document_key,
+        'overpaid' as reason_code,
+        format(
+            'Invoice {} ({}) for {} {} has {} applied to it, {} more than its total; '
+            || 'it was sent as PAID.',
+            invoice_id,
+            invoice_number,
+            total_amount,
+            currency_code,
+            applied_amount,
+            applied_amount - total_amount
+        ) as detail
+    from invoices
+    where hold_reason_code is null and applied_amount > total_amount
+    union all
+    -- the source says PAID but money is still due: sent as AUTHORISED with the amount due
+    select
+        'invoice' as entity,
+        invoice_id as document_key,
+        'paid_with_amount_due' as reason_code,
+        format(
+            'Invoice {} ({}) is PAID in the ledger but only {} of {} {} has been applied; '
+            || 'it was sent as AUTHORISED with {} due.',
+            invoice_id,
+            invoice_number,
+            paid_amount,
+            total_amount,
+            currency_code,
+            due_amount
+        ) as detail
+    from invoices
+    where hold_reason_code is null and source_status = 'PAID' and invoice_status = 'AUTHORISED'
+),
+
+credit_note_reports as (
+    -- more credit used than the note holds: remaining_credit is sent as 0
+    select
+        'credit_note' as entity,
+        credit_note_id as document_key,
+        'over_allocated' as reason_code,
+        format(
+            'Credit note {} ({}) for {} {} has {} allocated or refunded, {} more than its total; '
+            || 'it was sent with no remaining credit.',
+            credit_note_id,
+            credit_note_number,
+            total_amount,
+            currency_code,
+            allocated_amount,
+            allocated_amount - total_amount
+        ) as detail
+    from credit_notes
+    where allocated_amount > total_amount
+),
+
+orphans as (
+    -- payments and allocations pointing at unknown documents are ignored; a reversed one is moot
+    select
+        movement_type as entity,
+        movement_id as document_key,
+        orphan_reason_code as reason_code,
+        orphan_detail as detail
+    from movements
+    where orphan_reason_code is not null and not is_reversed
+),
+
+rejections as (
+    select
+        entity,
+        document_key,
+        reason_code,
+        detail,
+        -- held back: the row is not sent
+        'held_back' as severity
+    from held_back
+    union all
+    select
+        entity,
+        document_key,
+        reason_code,
+        detail,
+        severity
+    from duplicate_rejections
+    union all
+    select
+        entity,
+        document_key,
+        reason_code,
+        detail,
+        -- reported: sent (or ignored) as the contract says, but worth a look
+        'reported' as severity
+    from customer_reports
+    union all
+    select
+        entity,
+        document_key,
+        reason_code,
+        detail,
+        'reported' as severity
+    from invoice_reports
+    union all
+    select
+        entity,
+        document_key,
+        reason_code,
+        detail,
+        'reported' as severity
+    from credit_note_reports
+    union all
+    select
+        entity,
+        document_key,
+        reason_code,
+        detail,
+        'reported' as severity
+    from orphans
+),
+
+final as (
+    select
+        entity,
+        -- a row with no key at all is still listed, under a visible placeholder
+        coalesce(document_key, '(missing)') as key,
+        reason_code,
+        detail,
+        severity
+    from rejections
+    order by entity, key, reason_code
+)
+
+select * from final
