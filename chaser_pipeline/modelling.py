@@ -262,61 +262,75 @@ class ModelProject:
                     raise ModelError(
                         f"{model.name}.yml: relationship {col} points at {target!r}, which is not a model"
                     )
+        self._lineage: dict[str, dict[str, list[tuple[str, str]]]] = {}
 
     def upstream_models(self, name: str) -> list[str]:
         return [r for r in self.models[name].model_refs if r in self.models]
 
     @cached_property
-    def _static(self) -> dict[str, tuple[list[ColumnInfo], dict[str, list[tuple[str, str]]]]]:
-        """Per model: output columns and column lineage, from sqlglot, in one pass in DAG order.
+    def _typed(self) -> tuple[Any, dict[str, tuple[list[ColumnInfo], exp.Query | None]]]:
+        """The sqlglot schema of every table, and per model its output columns + qualified tree.
 
-        Lineage is static per SQL file, so it is computed once per process; each model's output
-        columns feed the schema of the models downstream so that `select *` expands.
+        One pass in DAG order: each model's output columns join the schema, so `select *` in the
+        models downstream expands. Cheap enough (~10 ms a model) to run when definitions load.
         """
-        schema: dict[str, dict[str, dict[str, str]]] = {
-            LANDING_SCHEMA: {t.name: dict(t.columns) for t in LEDGER_TABLES.values()},
-            MODEL_SCHEMA: {},
-        }
-        result: dict[str, tuple[list[ColumnInfo], dict[str, list[tuple[str, str]]]]] = {}
+        from sqlglot.schema import MappingSchema
+
+        schema = MappingSchema(
+            {LANDING_SCHEMA: {t.name: dict(t.columns) for t in LEDGER_TABLES.values()}},
+            dialect=DIALECT,
+        )
+        result: dict[str, tuple[list[ColumnInfo], exp.Query | None]] = {}
         for model in self.models.values():
             try:
-                columns, lineage = _static_columns(model, schema)
+                columns, tree = _typed_columns(model, schema)
             except (SqlglotError, KeyError, ValueError) as e:
-                log.warning("column lineage of model %s not available: %s", model.name, e)
-                columns, lineage = [], {}
-            result[model.name] = (columns, lineage)
+                log.warning("columns of model %s not known before it runs: %s", model.name, e)
+                columns, tree = [], None
+            result[model.name] = (columns, tree)
             if columns:
-                schema[MODEL_SCHEMA][model.name] = {c.name: c.type or "unknown" for c in columns}
-        return result
+                schema.add_table(
+                    exp.table_(model.name, db=MODEL_SCHEMA),
+                    {c.name: c.type or "unknown" for c in columns},
+                    dialect=DIALECT,
+                )
+        return schema, result
 
     def static_columns(self, name: str) -> list[ColumnInfo]:
-        return self._static[name][0]
+        """Output columns (with types where sqlglot can infer them), known without running."""
+        return self._typed[1][name][0]
 
     def column_lineage(self, name: str) -> dict[str, list[tuple[str, str]]]:
-        """Output column -> [(upstream asset name, upstream column)], landing mapped to ledger_*."""
-        return self._static[name][1]
+        """Output column -> [(upstream asset name, upstream column)], landing mapped to ledger_*.
+
+        sqlglot lineage costs ~50 ms a model, too slow for every definitions load: it is computed
+        on first use (the first materialization) and cached for the life of the process.
+        """
+        if name not in self._lineage:
+            schema, typed = self._typed
+            tree = typed[name][1]
+            try:
+                self._lineage[name] = {} if tree is None else _column_lineage(tree, schema)
+            except (SqlglotError, KeyError, ValueError) as e:
+                log.warning("column lineage of model %s not available: %s", name, e)
+                self._lineage[name] = {}
+        return self._lineage[name]
 
 
-def _static_columns(
-    model: Model, schema: Mapping[str, Mapping[str, Mapping[str, str]]]
-) -> tuple[list[ColumnInfo], dict[str, list[tuple[str, str]]]]:
-    from sqlglot.lineage import lineage
+def _typed_columns(model: Model, schema: Any) -> tuple[list[ColumnInfo], exp.Query]:
     from sqlglot.optimizer.annotate_types import annotate_types
     from sqlglot.optimizer.qualify import qualify
 
-    known = {(LANDING_SCHEMA, t) for t in schema[LANDING_SCHEMA]} | {
-        (MODEL_SCHEMA, t) for t in schema[MODEL_SCHEMA]
-    }
     tree = sqlglot.parse_one(model.sql, dialect=DIALECT)
     qualified = qualify(
         tree,
         dialect=DIALECT,
-        schema=dict(schema),
+        schema=schema,
         db=MODEL_SCHEMA,
         validate_qualify_columns=False,
         identify=False,
     )
-    typed = annotate_types(qualified, schema=dict(schema), dialect=DIALECT)
+    typed = annotate_types(qualified, schema=schema, dialect=DIALECT)
     columns: list[ColumnInfo] = []
     for select in typed.selects:
         name = select.alias_or_name
@@ -329,10 +343,14 @@ def _static_columns(
             else dtype.sql(DIALECT).replace("TEXT", "VARCHAR")
         )
         columns.append(ColumnInfo(name, type_text, model.column_descriptions.get(name, "")))
+    return columns, typed
 
-    nodes = lineage(
-        None, qualified, schema=dict(schema), dialect=DIALECT, copy=False, db=MODEL_SCHEMA
-    )
+
+def _column_lineage(tree: exp.Query, schema: Any) -> dict[str, list[tuple[str, str]]]:
+    from sqlglot.lineage import lineage
+    from sqlglot.optimizer.scope import build_scope
+
+    nodes = lineage(None, tree, schema=schema, dialect=DIALECT, scope=build_scope(tree), copy=False)
     deps: dict[str, list[tuple[str, str]]] = {}
     for name, node in nodes.items():
         found: list[tuple[str, str]] = []
@@ -341,14 +359,17 @@ def _static_columns(
                 continue
             table = leaf.expression
             db = table.db or MODEL_SCHEMA
-            if (db, table.name) not in known:
+            if (
+                db not in (LANDING_SCHEMA, MODEL_SCHEMA)
+                or schema.find(table, raise_on_missing=False) is None
+            ):
                 continue  # lookup tables from the field rules: not assets
             asset = landing_asset_name(table.name) if db == LANDING_SCHEMA else table.name
             dep = (asset, leaf.name.split(".")[-1])
             if dep not in found:
                 found.append(dep)
         deps[name] = found
-    return columns, deps
+    return deps
 
 
 def load_project(models_dir: Path) -> ModelProject:
