@@ -1,0 +1,112 @@
+"""Benchmark: build every SQL model over a demo warehouse (default ~1M invoices, 2M payments).
+
+Runs the framework's own `run_models` (plain DuckDB, no Dagster run), so the figures are the SQL
+and the framework's writes, not Dagster's per-step process overhead. Landing is copied straight
+from the warehouse's `ledger.*` into `landing.*` with ATTACH (the extract step is not measured).
+Prints wall time per model and in total, and the peak RSS of this process; asserts nothing.
+
+    ./.venv/bin/python -m benchmarks.models [--scale 333.34] [--keep DIR] [--partition 2024-03-01]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import psutil
+
+from chaser_pipeline.demo_data import generate_demo_warehouse
+from chaser_pipeline.ledger import LEDGER_TABLES
+from chaser_pipeline.modelling import ModelProject, build_model, register_field_rules_if_available
+from chaser_pipeline.paths import models_dir
+
+
+class PeakRSS:
+    """Samples this process's RSS after each step (DuckDB's memory is in-process)."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.peak = 0
+
+    def sample(self) -> int:
+        rss = self.process.memory_info().rss
+        self.peak = max(self.peak, rss)
+        return rss
+
+
+def land(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
+    con.execute("attach $path as warehouse (read_only)", {"path": str(warehouse)})
+    con.execute("create schema if not exists landing")
+    for name in LEDGER_TABLES:
+        con.execute(
+            f"create or replace table landing.{name} as select * from warehouse.ledger.{name}"
+        )
+    con.execute("detach warehouse")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=333.34)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", type=Path, help="folder to keep the warehouse and pipeline DB in")
+    parser.add_argument(
+        "--partition", help="also time one month's partition write of the partitioned marts"
+    )
+    args = parser.parse_args()
+    rss = PeakRSS()
+
+    with tempfile.TemporaryDirectory(prefix="chaser-bench-") as tmp:
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        warehouse, pipeline = folder / "warehouse.duckdb", folder / "pipeline.duckdb"
+        pipeline.unlink(missing_ok=True)
+
+        started = time.perf_counter()
+        summary = generate_demo_warehouse(warehouse, scale=args.scale, seed=args.seed)
+        print(f"demo warehouse: {summary.rows} in {time.perf_counter() - started:.1f} s")
+
+        con = duckdb.connect(str(pipeline))
+        try:
+            started = time.perf_counter()
+            land(con, warehouse)
+            print(f"landing (ATTACH copy): {time.perf_counter() - started:.1f} s")
+            rss.sample()
+
+            started = time.perf_counter()
+            project = ModelProject(models_dir())
+            print(
+                f"model definitions: {len(project.models)} models in {time.perf_counter() - started:.2f} s"
+            )
+            register_field_rules_if_available(con)
+
+            print(f"\n{'model':28s} {'rows':>11s} {'seconds':>8s} {'rss MB':>8s}")
+            total_started = time.perf_counter()
+            for model in project.models.values():
+                build = build_model(con, model)
+                print(
+                    f"{model.name:28s} {build.row_count:>11,d} {build.seconds:>8.2f} "
+                    f"{rss.sample() / 2**20:>8.0f}"
+                )
+            print(
+                f"{'total (all models)':28s} {'':>11s} {time.perf_counter() - total_started:>8.2f}"
+            )
+
+            if args.partition:
+                start = date.fromisoformat(args.partition)
+                end = date(start.year + start.month // 12, start.month % 12 + 1, 1)
+                print(f"\npartition write [{start}, {end}):")
+                for model in project.models.values():
+                    if model.partitioned_by:
+                        build = build_model(con, model, (start, end))
+                        print(f"{model.name:28s} {build.row_count:>11,d} {build.seconds:>8.2f}")
+        finally:
+            con.close()
+        print(f"\npeak RSS: {rss.peak / 2**20:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
