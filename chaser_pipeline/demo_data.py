@@ -68,9 +68,9 @@ SCENARIOS: dict[str, dict[str, str]] = {
     },
     "invoices": {
         "unknown_customer": "buckets 0-9: customer_id beyond the last customer (C-<n+1..n+1000>)",
-        "bad_currency": "buckets 10-19: currency_code 'ZZZ', 'EURO', '' or 'XXY'",
+        "bad_currency": "buckets 10-19: currency_code ['ZZZ', 'EURO', '', 'XXY'][1 + bucket % 4]",
         "negative_total": "buckets 20-24: sub_total and total < 0, no payments",
-        "missing_number": "buckets 25-29: invoice_number NULL (or '' for some)",
+        "missing_number": "buckets 25-26: invoice_number ''; buckets 27-29: NULL",
         "missing_issue_date": "buckets 30-34: issue_date NULL (due_date kept)",
         "duplicate_key": "buckets 35-44: invoice_id twice; older row is a DRAFT with a lower total",
         "zero_total": "buckets 45-54: sub_total = total = 0.00, no payments",
@@ -405,7 +405,7 @@ select
     scenario,
     format('INV-{:07d}', i) as invoice_id,
     case
-        when scenario = 'missing_number' then case when i % 3 = 0 then '' else null end
+        when scenario = 'missing_number' then case when cb < 27 then '' else null end
         -- Invoice numbers are not unique: some reuse a recent invoice's number.
         when i > 50 and u('i.numreuse', i) < 0.02 then
             format('SI-{:06d}', 100000 + i - 1 - ui('i.numfrom', i, 50))
@@ -417,7 +417,7 @@ select
         else format('C-{:06d}', customer_ix)
     end as customer_id,
     case
-        when scenario = 'bad_currency' then pick(['ZZZ', 'EURO', '', 'XXY'], 'i.badcur', i)
+        when scenario = 'bad_currency' then ['ZZZ', 'EURO', '', 'XXY'][1 + cb % 4]
         -- A customer is billed in one currency, mostly GBP.
         else pick(['GBP', 'GBP', 'GBP', 'GBP', 'GBP', 'GBP', 'GBP', 'GBP', 'GBP', 'GBP', 'GBP',
                    'GBP', 'GBP', 'GBP', 'EUR', 'EUR', 'EUR', 'USD', 'USD', 'AUD', 'CAD'],
