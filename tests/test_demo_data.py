@@ -151,7 +151,7 @@ CASES: dict[str, str] = {
     "due in 30 days": "from ledger.invoices where due_date - issue_date = 30",
     "due in 60 days": "from ledger.invoices where due_date - issue_date = 60",
     "invoice_number reused": """from (select invoice_number from ledger.invoices
-        group by all having count(distinct invoice_id) > 1)""",
+        where invoice_number <> '' group by all having count(distinct invoice_id) > 1)""",
     "invoice unknown customer": """from ledger.invoices
         where customer_id not in (select customer_id from ledger.customers)""",
     "invoice of a customer without company name": """from ledger.invoices where customer_id in
@@ -173,7 +173,7 @@ CASES: dict[str, str] = {
     "several payments on one invoice": """from (select invoice_id from ledger.payments
         group by all having count(*) >= 3)""",
     "reversed payment": "from ledger.payments where is_reversed",
-    "overpaid": "from invoice_applied where applied > total",
+    "overpaid": "from invoice_applied where applied > total and total > 0",
     "PAID in the source with money due": """from invoice_applied
         where upper(status) = 'PAID' and applied < total""",
     "0.10 + 0.20 on a 0.30 invoice": """from invoice_applied i where total = 0.30 and applied = 0.30
