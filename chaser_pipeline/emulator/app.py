@@ -409,26 +409,29 @@ class EmulatorApp:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        status = 500
         dropped = False
+        logged = False
+        scope = {**scope, "state": {**scope.get("state", {})}}
 
         async def respond(message: dict[str, Any]) -> None:
-            nonlocal status, dropped
+            nonlocal dropped, logged
             if message["type"] == "http.response.start":
                 status = message["status"]
                 dropped = is_write and status < 300 and self.faults.drop_after_commit(signature)
+                # Logged before the answer leaves, so whoever got the answer also sees the log row.
+                log(status, scope["state"].get("entries"), "drop" if dropped else None)
+                logged = True
                 # The status line and headers go out; the promised body never does.
                 await send(message)
                 return
             if not dropped:
                 await send(message)
 
-        scope = {**scope, "state": {**scope.get("state", {})}}
         try:
             await self.router(scope, replay, respond)
         except Exception:
-            log(500, scope["state"].get("entries"), "error")
+            if not logged:
+                log(500, scope["state"].get("entries"), "error")
             raise
-        log(status, scope["state"].get("entries"), "drop" if dropped else None)
         if dropped:
             raise DroppedConnection(f"{method} {path}: connection dropped after commit (injected)")
