@@ -8,6 +8,7 @@ check blocks exactly the assets downstream of its model.
 `build_model_definitions` does not need the project's settings or partitions).
 """
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -75,20 +76,26 @@ def model_asset(
     if partitioned:
         metadata["partitioned_by"] = model.partitioned_by
 
-    @dg.asset(
-        name=model.name,
-        group_name=GROUP,
-        description=model.description,
-        kinds=KINDS,
-        deps=deps,
-        partitions_def=partitions_def if partitioned else None,
-        backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
-        code_version=model.code_version,
-        metadata=metadata,
-    )
+    # BackfillPolicy is beta in Dagster 1.13; a warning per model at every load helps nobody.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        asset_decorator = dg.asset(
+            name=model.name,
+            group_name=GROUP,
+            description=model.description,
+            kinds=KINDS,
+            deps=deps,
+            partitions_def=partitions_def if partitioned else None,
+            backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
+            code_version=model.code_version,
+            metadata=metadata,
+        )
+
+    @asset_decorator
     def _model(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
         window = None
-        if partitioned:
+        # A run without partitions (possible in tests and ad-hoc runs) rebuilds the whole table.
+        if partitioned and (context.has_partition_key or context.has_partition_key_range):
             # Works for one partition and for a range run (single-run backfill policy).
             time_window = context.partition_time_window
             window = (time_window.start.date(), time_window.end.date())
