@@ -17,6 +17,7 @@ from chaser_pipeline.ledger import LEDGER_TABLES
 from chaser_pipeline.modelling import (
     ModelError,
     ModelProject,
+    build_model,
     find_violations,
     run_models,
 )
@@ -416,8 +417,6 @@ def test_ledger_checks_find_each_broken_rule() -> None:
 def test_partitioned_write_binds_only_the_window(models: Path, database: Path) -> None:
     """The partition write filters by text on the declared column, with bound values."""
     project = ModelProject(models)
-    from chaser_pipeline.modelling import build_model
-
     with duckdb.connect(str(database)) as con:
         run_models(con, models, only=["stg_invoices", "stg_payments"])
         build = build_model(
@@ -425,3 +424,15 @@ def test_partitioned_write_binds_only_the_window(models: Path, database: Path) -
         )
         assert build.row_count == 10
         assert con.execute("select count(*) from chaser_invoices").fetchall() == [(10,)]
+
+
+def test_a_partition_write_refuses_a_table_with_other_columns(models: Path, database: Path) -> None:
+    project = ModelProject(models)
+    window = (date(2024, 1, 1), date(2024, 2, 1))
+    with duckdb.connect(str(database)) as con:
+        run_models(con, models, only=["stg_invoices", "stg_payments"])
+        con.execute("create table chaser_invoices as select 1 as invoice_id")
+        with pytest.raises(ModelError, match=r"drop table main\.chaser_invoices"):
+            build_model(con, project.models["chaser_invoices"], window)
+        # The failed write rolled back: the old table is untouched.
+        assert con.execute("select * from chaser_invoices").fetchall() == [(1,)]
