@@ -185,6 +185,7 @@ class Handlers:
 
     async def create(self, request: Request) -> Response:
         spec = _resource_rules(request)
+        request.state.entries = 1
         entry = await _body(request)
         self._check(spec, entry)
         key = spec.key_of(entry)
@@ -194,11 +195,11 @@ class Handlers:
                 chaser_id = self.store.insert(spec.resource, key, entry, spec.id_prefix)
             except KeyExists:
                 raise ApiError(rules.STATUS_EXISTS, rules.exists_message(spec, key)) from None
-        request.state.entries = 1
         return _json({"data": {**entry, "id": chaser_id}}, status=201)
 
     async def update(self, request: Request) -> Response:
         spec = _resource_rules(request)
+        request.state.entries = 1
         changes = await _body(request)
         if not isinstance(changes, dict):
             raise ApiError(rules.STATUS_INVALID, f"a {spec.noun} must be a JSON object")
@@ -213,7 +214,6 @@ class Handlers:
                 self.store.replace(spec.resource, chaser_id, key, merged)
             except KeyExists:
                 raise ApiError(rules.STATUS_EXISTS, rules.exists_message(spec, key)) from None
-        request.state.entries = 1
         return _json({"data": {**merged, "id": chaser_id}})
 
     async def bulk(self, request: Request) -> Response:
