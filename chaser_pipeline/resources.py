@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
 from chaser_pipeline.config import Settings, load_settings
+from chaser_pipeline.paths import data_dir
 from chaser_pipeline.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from chaser_pipeline.chaser.client import ChaserClient
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -25,6 +31,65 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def get(self) -> Warehouse:
         return Warehouse.from_url(self.url or None)
+
+
+@dataclass(frozen=True)
+class ChaserTarget:
+    """Where a sync sends: the real Chaser API or the built-in emulator, ready for requests."""
+
+    url: str
+    is_emulator: bool
+    display: str  # for logs and metadata; never holds a secret
+    make_client: Callable[[], ChaserClient]
+
+
+class ChaserResource(dg.ConfigurableResource):
+    """Chaser API access; with no API key, a built-in Chaser emulator started for the run."""
+
+    api_url: str = ""
+    api_key: str = ""
+    api_secret: str = ""
+    max_in_flight: int = 4
+    """Requests in flight at once from one step."""
+    requests_per_second: float = 20.0
+    """Client-side rate limit, shared by every request of one step."""
+    max_retries: int = 6
+    emulator_state_path: str = ""
+    """State file of the built-in emulator; default: the project's data folder."""
+
+    @contextlib.contextmanager
+    def open_target(self) -> Iterator[ChaserTarget]:
+        from chaser_pipeline.chaser.client import ChaserClient
+
+        def factory(url: str, key: str, secret: str) -> Callable[[], ChaserClient]:
+            return lambda: ChaserClient(
+                url,
+                key,
+                secret,
+                max_in_flight=self.max_in_flight,
+                requests_per_second=self.requests_per_second,
+                max_retries=self.max_retries,
+            )
+
+        if self.api_key:
+            yield ChaserTarget(
+                self.api_url,
+                False,
+                f"Chaser API at {self.api_url}",
+                factory(self.api_url, self.api_key, self.api_secret),
+            )
+            return
+        from chaser_pipeline.emulator import run_emulator_in_thread
+        from chaser_pipeline.emulator.server import DEFAULT_API_KEY, DEFAULT_API_SECRET
+
+        state = self.emulator_state_path or str(data_dir() / "chaser_emulator.sqlite3")
+        with run_emulator_in_thread(state) as handle:
+            yield ChaserTarget(
+                handle.url,
+                True,
+                f"built-in Chaser emulator at {handle.url} (no CHASER_API_KEY set; state in {state})",
+                factory(handle.url, DEFAULT_API_KEY, DEFAULT_API_SECRET),
+            )
 
 
 @contextlib.contextmanager
@@ -42,8 +107,6 @@ def duckdb_connection(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConne
 
 def build_resources(settings: Settings | None = None) -> dict[str, object]:
     """Resources for Definitions; config errors surface at load time, before any data moves."""
-    from chaser_pipeline.sync_resource import ChaserResource
-
     settings = settings or load_settings()
     warehouse = (
         WarehouseResource(url=dg.EnvVar("CHASER_WAREHOUSE_URL"))
@@ -52,7 +115,10 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
     )
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     if settings.uses_emulator:
-        chaser = ChaserResource()
+        # The emulator's "Chaser" lives beside the sync state that describes it.
+        chaser = ChaserResource(
+            emulator_state_path=str(settings.duckdb_path.with_name("chaser_emulator.sqlite3"))
+        )
     else:
         chaser = ChaserResource(
             api_url=settings.api_url or "",

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from chaser_pipeline.freshness import sync_freshness
 from chaser_pipeline.landing import fetch_since, land, stored_cursor
 from chaser_pipeline.ledger import LEDGER_TABLES, LedgerTable
 from chaser_pipeline.resources import WarehouseResource, duckdb_connection
@@ -32,6 +33,7 @@ def _build_extract_asset(table: LedgerTable) -> dg.AssetsDefinition:
         group_name="extract",
         kinds={"duckdb", "sql"},
         description=table.description,
+        freshness_policy=sync_freshness(),
         metadata={
             "dagster/column_schema": column_schema(table),
             "dagster/table_name": f"landing.{table.name}",

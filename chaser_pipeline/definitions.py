@@ -1,0 +1,21 @@
+"""The chaser-pipeline code location: assembles Definitions, nothing else."""
+
+import dagster as dg
+
+from chaser_pipeline.assets.extract import extract_assets
+from chaser_pipeline.assets.models import model_assets, model_checks
+from chaser_pipeline.assets.sync import chaser_data_lag, sync_assets
+from chaser_pipeline.checks import ledger_checks
+from chaser_pipeline.jobs import incremental_sync_job, monthly_sync_job
+from chaser_pipeline.resources import build_resources
+from chaser_pipeline.schedules import daily_sync_schedule
+from chaser_pipeline.sensors import changed_months_sensor
+
+defs = dg.Definitions(
+    assets=[*extract_assets, *model_assets, *sync_assets],
+    asset_checks=[*model_checks, *ledger_checks, chaser_data_lag],
+    jobs=[incremental_sync_job, monthly_sync_job],
+    schedules=[daily_sync_schedule],
+    sensors=[changed_months_sensor],
+    resources=build_resources(),
+)

@@ -1,0 +1,28 @@
+"""Change-driven runs: each month whose ledger data changed is re-synced, and only those months."""
+
+import dagster as dg
+
+from chaser_pipeline.assets.sync import changed_months_from_metadata
+from chaser_pipeline.jobs import monthly_sync_job
+from chaser_pipeline.partitions import monthly_partitions
+
+
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("chaser_pending_months"),
+    job=monthly_sync_job,
+    name="chaser_changed_months_sensor",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)
+def changed_months_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    """After each incremental run, request a monthly sync run for every month with changes."""
+    materialization = asset_event.asset_materialization
+    months = changed_months_from_metadata(dict(materialization.metadata)) if materialization else []
+    known = set(monthly_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
+    wanted = [m for m in months if m in known]
+    if not wanted:
+        return dg.SkipReason("No month has ledger changes waiting for Chaser.")
+    return [
+        dg.RunRequest(run_key=f"{asset_event.storage_id}:{month}", partition_key=month)
+        for month in wanted
+    ]

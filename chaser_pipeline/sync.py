@@ -1,0 +1,581 @@
+"""Sending the marts to Chaser: only what changed, in bulk, with per-row state committed per batch.
+
+Nothing here knows Dagster. The plan is one SQL statement in DuckDB: each mart row's payload hash
+is compared with the hash Chaser last confirmed (schema `chaser_sync`). Rows go out in bulk
+batches of 100; each confirmed batch is committed to the state at once, so a run killed at any
+point loses at most the batches in flight, and the next run sends nothing already confirmed
+(a batch applied by Chaser but not yet recorded is sent again: bulk upsert is idempotent by key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from chaser_pipeline.chaser.client import BULK_LIMIT, BulkOutcome, ChaserClient
+from chaser_pipeline.chaser.encoding import dumps, encode_payload
+
+log = logging.getLogger(__name__)
+
+STATE = "chaser_sync.state"
+LOG = "chaser_sync.log"
+WATERMARKS = "chaser_sync.month_watermarks"
+FIRST_DAY = date(1, 1, 1)
+LAST_DAY = date(9999, 12, 31)
+
+INVISIBLE_INVOICE = ("DRAFT", "SUBMITTED", "VOIDED", "DELETED")
+
+
+@dataclass(frozen=True)
+class SyncSpec:
+    """How one mart maps onto one Chaser noun."""
+
+    resource: str  # Chaser noun: customers | invoices | credit_notes
+    mart: str
+    key: str
+    entity: str  # as in chaser_rejections
+    partitioned: bool
+    # SQL over the mart row `m`: true when Chaser would not show the document (never worth a
+    # first send); None for resources that are always sent.
+    invisible_sql: str | None = None
+    customer_column: str | None = None
+
+
+SPECS: dict[str, SyncSpec] = {
+    "customers": SyncSpec("customers", "chaser_customers", "external_id", "customer", False),
+    "invoices": SyncSpec(
+        "invoices",
+        "chaser_invoices",
+        "invoice_id",
+        "invoice",
+        True,
+        invisible_sql="m.status in ('DRAFT', 'SUBMITTED', 'VOIDED', 'DELETED')",
+        customer_column="customer_external_id",
+    ),
+    "credit_notes": SyncSpec(
+        "credit_notes",
+        "chaser_credit_notes",
+        "credit_note_id",
+        "credit_note",
+        True,
+        # Only ACTIVE credit notes appear on statements.
+        invisible_sql="m.status <> 'ACTIVE'",
+        customer_column="customer_external_id",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    dry_run: bool = False
+    confirm_mass_change: bool = False
+    mass_change_share: float = 0.5
+    mass_change_min_rows: int = 50
+    skip_invisible_unsent: bool = True
+    skip_paid_older_than_days: int | None = 183
+    sample_size: int = 3
+
+
+@dataclass
+class SyncReport:
+    resource: str
+    window: tuple[date, date]
+    planned: Counter[str] = field(default_factory=Counter)
+    confirmed: Counter[str] = field(default_factory=Counter)  # create / update
+    failed: int = 0
+    held_back_by_rules: int = 0
+    previously_synced: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    duration_seconds: float = 0.0
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (key, message), first few
+    dry_run: bool = False
+
+    @property
+    def attempted(self) -> int:
+        return self.planned["create"] + self.planned["update"]
+
+    @property
+    def rejection_share(self) -> float:
+        return self.failed / self.attempted if self.attempted else 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        sent = sum(self.confirmed.values()) + self.failed
+        return sent / self.duration_seconds if self.duration_seconds else 0.0
+
+
+class MassChangeError(RuntimeError):
+    """A run would update an unusual share of previously synced rows; nothing was sent."""
+
+
+def ensure_sync_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists chaser_sync")
+    con.execute(
+        f"""create table if not exists {STATE} (
+            resource varchar not null,
+            key varchar not null,
+            payload_hash varchar,        -- hash of the payload Chaser last confirmed
+            confirmed_at timestamp,
+            chaser_id varchar,
+            last_status varchar not null, -- confirmed | failed
+            last_error varchar,
+            last_attempt_at timestamp not null,
+            primary key (resource, key))"""
+    )
+    con.execute(
+        f"""create table if not exists {LOG} (
+            run_id varchar, resource varchar, key varchar, action varchar,
+            http_status integer, message varchar, logged_at timestamp)"""
+    )
+    con.execute(
+        f"""create table if not exists {WATERMARKS} (
+            resource varchar, month date, synced_through timestamp, synced_at timestamp,
+            primary key (resource, month))"""
+    )
+
+
+def _window_text(window: tuple[date, date]) -> tuple[str, str]:
+    return window[0].isoformat(), window[1].isoformat()
+
+
+def build_plan(
+    con: duckdb.DuckDBPyConnection,
+    spec: SyncSpec,
+    window: tuple[date, date],
+    options: SyncOptions,
+    now: datetime,
+) -> Counter[str]:
+    """Create temp table `sync_plan` (the mart rows in scope, their hash and action); return counts."""
+    ensure_sync_tables(con)
+    scope = "true"
+    params: dict[str, Any] = {"resource": spec.resource}
+    if spec.partitioned:
+        # Dates are ISO strings, so the month window compares correctly as text.
+        scope = "m.date >= $window_start and m.date < $window_end"
+        params["window_start"], params["window_end"] = _window_text(window)
+    customer_pending = "false"
+    if spec.customer_column:
+        customer_pending = f"""not exists (
+            select 1 from {STATE} c where c.resource = 'customers'
+            and c.key = m.{spec.customer_column} and c.payload_hash is not null)"""
+    skip_rules = []
+    if options.skip_invisible_unsent and spec.invisible_sql:
+        skip_rules.append(spec.invisible_sql)
+    if options.skip_paid_older_than_days is not None and spec.resource == "invoices":
+        # Chaser archives a PAID invoice 6 months after it was paid: not worth a first send.
+        params["paid_cutoff"] = (now - timedelta(days=options.skip_paid_older_than_days)).strftime(
+            "%Y-%m-%dT%H:%M:%S.000Z"
+        )
+        skip_rules.append("(m.status = 'PAID' and m.fully_paid_date < $paid_cutoff)")
+    skip = " or ".join(skip_rules) or "false"
+    con.execute(
+        f"""create or replace temp table sync_plan as
+        with scoped as (
+            select
+                m.*,
+                md5(to_json(m)::varchar) as sync_payload_hash
+            from {spec.mart} as m
+            where {scope}
+        ),
+        planned as (
+            select
+                m.*,
+                s.payload_hash as sync_confirmed_hash,
+                s.chaser_id as sync_chaser_id,
+                case
+                    -- a document waits for its customer to be accepted by Chaser first
+                    when {customer_pending} then 'held_back'
+                    -- once sent, every later change is sent; never sent and not worth it: skip
+                    when s.payload_hash is null and ({skip}) then 'skipped'
+                    when s.payload_hash is null then 'create'
+                    -- failed rows are retried every run until they succeed
+                    when s.last_status = 'failed' or s.payload_hash <> m.sync_payload_hash
+                        then 'update'
+                    else 'unchanged'
+                end as sync_action
+            from scoped as m
+            left join {STATE} as s
+                on s.resource = $resource
+                and s.key = m.{spec.key}
+        )
+        select * from planned""",
+        params,
+    )
+    return Counter(
+        dict(con.execute("select sync_action, count(*) from sync_plan group by 1").fetchall())
+    )
+
+
+def _payload_columns(con: duckdb.DuckDBPyConnection, spec: SyncSpec) -> list[str]:
+    return [r[0] for r in con.execute(f"describe {spec.mart}").fetchall()]
+
+
+def _batches(
+    con: duckdb.DuckDBPyConnection, columns: list[str], key: str, chunk_rows: int = 50 * BULK_LIMIT
+) -> Iterator[list[dict[str, Any]]]:
+    """The rows to send, in key order, 100 at a time. Read in fully drained chunks, so the
+    same connection can commit state between batches."""
+    con.execute(
+        f"""create or replace temp table sync_send as
+        select row_number() over (order by {key}) as sync_seq, *
+        from sync_plan where sync_action in ('create', 'update')
+        order by sync_seq"""
+    )
+    select = ", ".join(f'"{c}"' for c in [*columns, "sync_payload_hash", "sync_action"])
+    (total,) = con.execute("select count(*) from sync_send").fetchone()
+    for start in range(0, total, chunk_rows):
+        rows = (
+            con.execute(
+                f"select {select} from sync_send where sync_seq > ? and sync_seq <= ? order by sync_seq",
+                [start, start + chunk_rows],
+            )
+            .to_arrow_table()
+            .to_pylist()
+        )
+        for i in range(0, len(rows), BULK_LIMIT):
+            yield rows[i : i + BULK_LIMIT]
+
+
+_STATE_SCHEMA = pa.schema(
+    [
+        ("resource", pa.string()),
+        ("key", pa.string()),
+        ("payload_hash", pa.string()),
+        ("chaser_id", pa.string()),
+        ("last_status", pa.string()),
+        ("last_error", pa.string()),
+        ("action", pa.string()),
+        ("http_status", pa.int32()),
+    ]
+)
+
+
+def record_batch(
+    con: duckdb.DuckDBPyConnection,
+    spec: SyncSpec,
+    rows: list[dict[str, Any]],
+    outcome: BulkOutcome,
+    *,
+    run_id: str,
+    now: datetime,
+) -> None:
+    """Commit what Chaser confirmed (and refused) for one batch, state and log together."""
+    records = []
+    for s in outcome.succeeded:
+        row = rows[s.index]
+        records.append(
+            (
+                spec.resource,
+                row[spec.key],
+                row["sync_payload_hash"],
+                s.chaser_id,
+                "confirmed",
+                None,
+                row["sync_action"],
+                200,
+            )
+        )
+    for f in outcome.failed:
+        row = rows[f.index]
+        records.append(
+            (spec.resource, row[spec.key], None, None, "failed", f.message, "failed", f.status)
+        )
+    batch = pa.Table.from_pylist(
+        [dict(zip(_STATE_SCHEMA.names, r, strict=True)) for r in records], schema=_STATE_SCHEMA
+    )
+    con.register("sync_batch", batch)
+    try:
+        con.execute("begin transaction")
+        con.execute(
+            f"""insert into {STATE}
+            select resource, key, payload_hash, case when payload_hash is null then null else $now end,
+                   chaser_id, last_status, last_error, $now
+            from sync_batch
+            on conflict (resource, key) do update set
+                -- a failure keeps the last confirmed payload: the row exists in Chaser as it was
+                payload_hash = coalesce(excluded.payload_hash, {STATE}.payload_hash),
+                confirmed_at = coalesce(excluded.confirmed_at, {STATE}.confirmed_at),
+                chaser_id = coalesce(excluded.chaser_id, {STATE}.chaser_id),
+                last_status = excluded.last_status,
+                last_error = excluded.last_error,
+                last_attempt_at = excluded.last_attempt_at""",
+            {"now": now},
+        )
+        con.execute(
+            f"""insert into {LOG}
+            select $run_id, resource, key, action, http_status, last_error, $now from sync_batch""",
+            {"run_id": run_id, "now": now},
+        )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("sync_batch")
+
+
+def log_held_back(
+    con: duckdb.DuckDBPyConnection, spec: SyncSpec, *, run_id: str, now: datetime
+) -> None:
+    if not spec.customer_column:
+        return
+    con.execute(
+        f"""insert into {LOG}
+        select $run_id, $resource, {spec.key}, 'held_back', null,
+            'customer ' || {spec.customer_column} || ' has not been accepted by Chaser yet; '
+            || 'sent automatically once it is', $now
+        from sync_plan where sync_action = 'held_back'""",
+        {"run_id": run_id, "resource": spec.resource, "now": now},
+    )
+
+
+def record_watermarks(
+    con: duckdb.DuckDBPyConnection,
+    spec: SyncSpec,
+    window: tuple[date, date],
+    synced_through: datetime | None,
+    now: datetime,
+) -> None:
+    """Remember, per month, up to which ledger change time this resource is synced."""
+    if not spec.partitioned or synced_through is None:
+        return
+    con.execute(
+        f"""insert or replace into {WATERMARKS}
+        select $resource, month::date, $through, $now
+        from range($start::date, $end::date, interval 1 month) as t(month)""",
+        {
+            "resource": spec.resource,
+            "through": synced_through,
+            "now": now,
+            "start": max(window[0], date(1900, 1, 1)),
+            "end": min(window[1], date(2200, 1, 1)),
+        },
+    )
+
+
+def sample_payloads(con: duckdb.DuckDBPyConnection, columns: list[str], n: int) -> list[dict]:
+    select = ", ".join(f'"{c}"' for c in columns)
+    rows = con.execute(
+        f"select {select} from sync_plan where sync_action in ('create', 'update') limit {int(n)}"
+    ).to_arrow_table()
+    return [json.loads(dumps(encode_payload(r))) for r in rows.to_pylist()]
+
+
+def check_mass_change(report: SyncReport, options: SyncOptions) -> None:
+    updates, before = report.planned["update"], report.previously_synced
+    if options.confirm_mass_change or before == 0 or updates < options.mass_change_min_rows:
+        return
+    share = updates / before
+    if share > options.mass_change_share:
+        raise MassChangeError(
+            f"Stopped before sending: this run would update {updates} of {before} previously synced "
+            f"{report.resource} ({share:.0%}, above the {options.mass_change_share:.0%} guard). "
+            "If the ledger really changed that much (a re-mapped column, a currency fix), run again "
+            "with run config `confirm_mass_change: true`."
+        )
+
+
+async def _send(
+    con: duckdb.DuckDBPyConnection,
+    client: ChaserClient,
+    spec: SyncSpec,
+    columns: list[str],
+    report: SyncReport,
+    *,
+    run_id: str,
+    clock: Callable[[], datetime],
+    on_progress: Callable[[SyncReport], None] | None,
+) -> None:
+    noun = getattr(client, spec.resource)
+    in_flight: set[asyncio.Task] = set()
+
+    async def send(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], BulkOutcome]:
+        payloads = [{c: r[c] for c in columns} for r in rows]
+        return rows, await noun.bulk_upsert(payloads)
+
+    def settle(task: asyncio.Task) -> None:
+        rows, outcome = task.result()
+        record_batch(con, spec, rows, outcome, run_id=run_id, now=clock())
+        for s in outcome.succeeded:
+            report.confirmed[rows[s.index]["sync_action"]] += 1
+        report.failed += len(outcome.failed)
+        for f in outcome.failed:
+            if len(report.failures) < 10:
+                report.failures.append((str(f.key), f.message))
+        if on_progress:
+            on_progress(report)
+
+    try:
+        for rows in _batches(con, columns, spec.key):
+            in_flight.add(asyncio.create_task(send(rows)))
+            if len(in_flight) >= client.max_in_flight * 2:
+                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    settle(task)
+        while in_flight:
+            done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                settle(task)
+    except BaseException:
+        # One batch failed hard (credentials, Chaser down past all retries): let the batches
+        # already in flight finish and record what Chaser confirmed, so nothing is forgotten.
+        if in_flight:
+            await asyncio.wait(in_flight)
+            for task in in_flight:
+                if not task.cancelled() and task.exception() is None:
+                    settle(task)
+        raise
+
+
+def sync_resource(
+    con: duckdb.DuckDBPyConnection,
+    client_factory: Callable[[], ChaserClient] | None,
+    spec: SyncSpec,
+    *,
+    window: tuple[date, date] = (FIRST_DAY, LAST_DAY),
+    options: SyncOptions = SyncOptions(),
+    run_id: str = "",
+    clock: Callable[[], datetime] = datetime.utcnow,
+    on_progress: Callable[[SyncReport], None] | None = None,
+) -> SyncReport:
+    """Plan and (unless dry run) send one resource's rows in scope; return what happened."""
+    started = time.monotonic()
+    now = clock()
+    report = SyncReport(resource=spec.resource, window=window, dry_run=options.dry_run)
+    report.planned = build_plan(con, spec, window, options, now)
+    (report.previously_synced,) = con.execute(
+        "select count(*) from sync_plan where sync_confirmed_hash is not null"
+    ).fetchone()
+    report.held_back_by_rules = _held_back_by_rules(con, spec)
+    columns = _payload_columns(con, spec)
+    report.samples = sample_payloads(con, columns, options.sample_size)
+    synced_through = _ledger_cursor(con)
+    if options.dry_run:
+        report.duration_seconds = time.monotonic() - started
+        return report
+    check_mass_change(report, options)
+    log_held_back(con, spec, run_id=run_id, now=now)
+    if report.attempted:
+        assert client_factory is not None
+
+        async def run() -> None:
+            async with client_factory() as client:
+                try:
+                    await _send(
+                        con,
+                        client,
+                        spec,
+                        columns,
+                        report,
+                        run_id=run_id,
+                        clock=clock,
+                        on_progress=on_progress,
+                    )
+                finally:
+                    report.requests = client.stats.write_requests
+                    report.retries = client.stats.retries
+                    report.rate_limited = client.stats.rate_limited
+
+        asyncio.run(run())
+    if report.failed == 0 and report.planned["held_back"] == 0:
+        record_watermarks(con, spec, window, synced_through, clock())
+    report.duration_seconds = time.monotonic() - started
+    return report
+
+
+def _held_back_by_rules(con: duckdb.DuckDBPyConnection, spec: SyncSpec) -> int:
+    try:
+        (n,) = con.execute(
+            "select count(*) from chaser_rejections where entity = ? and severity = 'held_back'",
+            [spec.entity],
+        ).fetchone()
+    except duckdb.CatalogException:
+        return 0
+    return n
+
+
+def _ledger_cursor(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    try:
+        (cursor,) = con.execute("select max(cursor_at) from landing._extract_state").fetchone()
+    except duckdb.CatalogException:
+        return None
+    return cursor
+
+
+PENDING_CHANGES_SQL = f"""
+with documents as (
+    select 'invoices' as resource, invoice_id as document_id, issue_date, updated_at
+    from landing.invoices
+    union all
+    select 'credit_notes', credit_note_id, issue_date, updated_at
+    from landing.credit_notes
+),
+changes as (
+    -- a payment or allocation belongs to its document's month, whenever it was made
+    select resource, issue_date, updated_at from documents
+    union all
+    select d.resource, d.issue_date, p.updated_at
+    from landing.payments as p
+    join documents as d on d.resource = 'invoices' and d.document_id = p.invoice_id
+    union all
+    select d.resource, d.issue_date, a.updated_at
+    from landing.credit_allocations as a
+    join documents as d on d.resource = 'invoices' and d.document_id = a.invoice_id
+    union all
+    select d.resource, d.issue_date, a.updated_at
+    from landing.credit_allocations as a
+    join documents as d on d.resource = 'credit_notes' and d.document_id = a.credit_note_id
+),
+by_month as (
+    select resource, date_trunc('month', issue_date)::date as month, updated_at
+    from changes
+    where issue_date >= $history_start
+)
+select
+    c.month,
+    c.resource,
+    count(*) as changes,
+    min(c.updated_at) as oldest_change,
+    max(c.updated_at) as newest_change
+from by_month as c
+left join {WATERMARKS} as w
+    on w.resource = c.resource and w.month = c.month
+-- a change is pending until a sync of its month succeeded after the change was landed
+where w.synced_through is null or c.updated_at > w.synced_through
+group by all
+order by c.month, c.resource
+"""
+
+
+@dataclass(frozen=True)
+class PendingMonth:
+    month: date
+    resource: str
+    changes: int
+    oldest_change: datetime
+    newest_change: datetime
+
+
+def pending_changes(con: duckdb.DuckDBPyConnection, history_start: date) -> list[PendingMonth]:
+    """Months whose ledger changes Chaser has not confirmed yet, per resource."""
+    ensure_sync_tables(con)
+    from chaser_pipeline.landing import ensure_landing_table
+    from chaser_pipeline.ledger import LEDGER_TABLES
+
+    for table in LEDGER_TABLES.values():
+        ensure_landing_table(con, table)
+    rows = con.execute(PENDING_CHANGES_SQL, {"history_start": history_start}).fetchall()
+    return [PendingMonth(*row) for row in rows]
