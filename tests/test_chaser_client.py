@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -236,6 +237,23 @@ def test_write_dropped_after_commit_is_neither_lost_nor_duplicated(tmp_path):
     assert [record["invoice_id"] for record in invoices] == ["INV-000001"]
     assert created["id"] == invoices[0]["id"]
     assert stats.transport_errors == 2
+
+
+def test_rate_limit_and_concurrency_are_shared_by_all_nouns(tmp_path):
+    with running_emulator(tmp_path, FaultConfig(latency_ms=100)) as emulator:
+
+        async def scenario(**options):
+            async with client_for(emulator, **options) as client:
+                calls = [client.organisation.get() for _ in range(3)]
+                calls += [client.customers.get_by_external_id("C-00001") for _ in range(3)]
+                started = time.monotonic()
+                await asyncio.gather(*calls, return_exceptions=True)
+                return time.monotonic() - started
+
+        # Six requests of 100 ms, two at a time: at least three rounds.
+        assert run(scenario(max_in_flight=2)) >= 0.3
+        # Five a second, a bucket of five: the sixth waits about 0.2 s.
+        assert run(scenario(max_in_flight=6, requests_per_second=5.0)) >= 0.25
 
 
 def test_wrong_credentials_fail_once_with_a_clear_message(tmp_path):

@@ -191,7 +191,10 @@ class ChaserClient:
         )
         self._semaphore = asyncio.Semaphore(max_in_flight)
         # A one-second bucket of requests_per_second tokens: short bursts, steady average.
-        self._limiter = AsyncLimiter(requests_per_second, 1.0)
+        if requests_per_second >= 1:
+            self._limiter = AsyncLimiter(requests_per_second, 1.0)
+        else:  # a bucket must hold at least one request
+            self._limiter = AsyncLimiter(1, 1.0 / requests_per_second)
         # After a 429 with Retry-After, every request of this client holds back until then.
         self._paused_until = 0.0
         self._random = random.Random()
