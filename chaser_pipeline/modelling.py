@@ -372,10 +372,6 @@ def _column_lineage(tree: exp.Query, schema: Any) -> dict[str, list[tuple[str, s
     return deps
 
 
-def load_project(models_dir: Path) -> ModelProject:
-    return ModelProject(models_dir)
-
-
 # --- building models in DuckDB -------------------------------------------------------------------
 
 
