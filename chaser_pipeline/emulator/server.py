@@ -148,7 +148,8 @@ def serve(
     app = build_app(state_path, api_key=api_key, api_secret=api_secret, faults=faults)
     print(f"Chaser emulator on http://{host}:{port}  state: {state_path}", flush=True)
     print(
-        f"  CHASER_API_URL=http://{host}:{port} CHASER_API_KEY={api_key} CHASER_API_SECRET=<--api-secret>",
+        f"  use it with CHASER_API_URL=http://{host}:{port} CHASER_API_KEY={api_key} "
+        "and CHASER_API_SECRET set to the --api-secret value",
         flush=True,
     )
     try:
