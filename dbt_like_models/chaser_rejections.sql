@@ -11,8 +11,24 @@ credit_notes as (
     select * from int_credit_note_balances
 ),
 
-movements as (
-    select * from int_ledger_movements
+payments as (
+    select * from stg_payments
+),
+
+allocations as (
+    select * from stg_credit_allocations
+),
+
+known_invoices as (
+    select
+        invoice_id
+    from stg_invoices
+),
+
+known_credit_notes as (
+    select
+        credit_note_id
+    from stg_credit_notes
 ),
 
 customer_duplicates as (
@@ -202,10 +218,10 @@ invoice_reports as (
             || 'it was sent as PAID.',
             invoice_id,
             invoice_number,
-            total_amount,
+            total_amount::varchar,
             currency_code,
-            applied_amount,
-            applied_amount - total_amount
+            applied_amount::varchar,
+            (applied_amount - total_amount)::varchar
         ) as detail
     from invoices
     where hold_reason_code is null and applied_amount > total_amount
@@ -220,10 +236,10 @@ invoice_reports as (
             || 'it was sent as AUTHORISED with {} due.',
             invoice_id,
             invoice_number,
-            paid_amount,
-            total_amount,
+            paid_amount::varchar,
+            total_amount::varchar,
             currency_code,
-            due_amount
+            due_amount::varchar
         ) as detail
     from invoices
     where hold_reason_code is null and source_status = 'PAID' and invoice_status = 'AUTHORISED'
@@ -240,24 +256,58 @@ credit_note_reports as (
             || 'it was sent with no remaining credit.',
             credit_note_id,
             credit_note_number,
-            total_amount,
+            total_amount::varchar,
             currency_code,
-            allocated_amount,
-            allocated_amount - total_amount
+            allocated_amount::varchar,
+            (allocated_amount - total_amount)::varchar
         ) as detail
     from credit_notes
     where allocated_amount > total_amount
 ),
 
 orphans as (
-    -- payments and allocations pointing at unknown documents are ignored; a reversed one is moot
+    -- a payment pointing at no known invoice is ignored by int_invoice_balances; a reversed one
+    -- is moot
     select
-        movement_type as entity,
-        movement_id as document_key,
-        orphan_reason_code as reason_code,
-        orphan_detail as detail
-    from movements
-    where orphan_reason_code is not null and not is_reversed
+        'payment' as entity,
+        payments.payment_id as document_key,
+        'orphan_payment' as reason_code,
+        format(
+            'Payment {} of {} points at invoice {}, which is not in the ledger; it was ignored.',
+            coalesce(payments.payment_id, '(no id)'),
+            payments.payment_amount::varchar,
+            coalesce(payments.invoice_id, '(none)')
+        ) as detail
+    from payments
+    left join known_invoices
+        on payments.invoice_id = known_invoices.invoice_id
+    where known_invoices.invoice_id is null and not coalesce(payments.is_reversed, false)
+    union all
+    -- an allocation from no known credit note, or to no known invoice (NULL is a refund), is
+    -- ignored by both balances models
+    select
+        'allocation' as entity,
+        allocations.allocation_id as document_key,
+        'orphan_allocation' as reason_code,
+        format(
+            'Credit allocation {} of {} from credit note {} to invoice {} points at a document '
+            || 'that is not in the ledger; it was ignored.',
+            coalesce(allocations.allocation_id, '(no id)'),
+            allocations.allocation_amount::varchar,
+            coalesce(allocations.credit_note_id, '(none)'),
+            coalesce(allocations.invoice_id, '(refund)')
+        ) as detail
+    from allocations
+    left join known_credit_notes
+        on allocations.credit_note_id = known_credit_notes.credit_note_id
+    left join known_invoices
+        on allocations.invoice_id = known_invoices.invoice_id
+    where
+        not coalesce(allocations.is_reversed, false)
+        and (
+            known_credit_notes.credit_note_id is null
+            or (allocations.invoice_id is not null and known_invoices.invoice_id is null)
+        )
 ),
 
 rejections as (

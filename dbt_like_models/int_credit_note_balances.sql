@@ -10,14 +10,29 @@ customers as (
     from int_customers
 ),
 
+allocations as (
+    select * from stg_credit_allocations
+),
+
+invoices as (
+    select
+        invoice_id
+    from stg_invoices
+),
+
 allocated as (
     select
-        credit_note_id,
-        -- allocated = every non-reversed allocation, cash refunds included
-        sum(movement_amount) as allocated_amount
-    from int_ledger_movements
-    where counts_toward_credit_note
-    group by credit_note_id
+        allocations.credit_note_id,
+        -- allocated = every non-reversed allocation, cash refunds included (unknown flag counts)
+        sum(allocations.allocation_amount) as allocated_amount
+    from allocations
+    left join invoices
+        on allocations.invoice_id = invoices.invoice_id
+    where not coalesce(allocations.is_reversed, false)
+        -- an allocation to an unknown invoice is ignored (a NULL invoice_id is a refund);
+        -- chaser_rejections reports it
+        and (allocations.invoice_id is null or invoices.invoice_id is not null)
+    group by allocations.credit_note_id
 ),
 
 amounts as (

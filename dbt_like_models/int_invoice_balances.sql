@@ -10,14 +10,52 @@ customers as (
     from int_customers
 ),
 
-movements as (
+payments as (
+    select * from stg_payments
+),
+
+allocations as (
+    select * from stg_credit_allocations
+),
+
+credit_notes as (
+    select
+        credit_note_id,
+        source_status as credit_note_source_status
+    from stg_credit_notes
+),
+
+applied_payments as (
     select
         invoice_id,
-        movement_id,
-        movement_amount,
-        moved_at
-    from int_ledger_movements
-    where counts_toward_invoice
+        payment_id as movement_id,
+        payment_amount as movement_amount,
+        paid_at as moved_at
+    from payments
+    -- a reversed payment counts as never made; an unknown flag counts (never chase a payer)
+    where not coalesce(is_reversed, false)
+),
+
+applied_credit as (
+    select
+        allocations.invoice_id,
+        allocations.allocation_id as movement_id,
+        allocations.allocation_amount as movement_amount,
+        allocations.allocated_at as moved_at
+    -- an allocation from an unknown credit note is ignored (chaser_rejections reports it)
+    from allocations
+    inner join credit_notes
+        on allocations.credit_note_id = credit_notes.credit_note_id
+    -- a reversed allocation counts as never made; an unknown flag counts
+    where not coalesce(allocations.is_reversed, false)
+        -- credit from a VOIDED or DELETED credit note is not applied
+        and coalesce(credit_notes.credit_note_source_status, '') not in ('VOIDED', 'DELETED')
+),
+
+movements as (
+    select * from applied_payments
+    union all
+    select * from applied_credit
 ),
 
 running_applied as (
@@ -33,6 +71,8 @@ running_applied as (
             rows between unbounded preceding and current row
         ) as running_applied_amount
     from movements
+    -- money pointing at an unknown invoice (or a refund, invoice_id NULL) is applied to nothing;
+    -- chaser_rejections reports the orphans
     inner join invoices
         on movements.invoice_id = invoices.invoice_id
 ),
@@ -162,7 +202,7 @@ final as (
                 'Invoice {} ({}) has a negative total of {} {}; it was not sent.',
                 invoice_id,
                 invoice_number,
-                total_amount,
+                total_amount::varchar,
                 currency_code
             )
             when 'unknown_customer' then format(
