@@ -3,8 +3,10 @@
 `register_field_rules(con, default_country)` registers them on a DuckDB connection as vectorised
 Arrow UDFs, which the SQL models call by name:
 
-- `chaser_e164(value VARCHAR) -> VARCHAR`: the number in E.164 (`+447700900123`), read with the
-  default country when it has no country code; NULL when it cannot be a phone number.
+- `chaser_e164(value VARCHAR, country VARCHAR) -> VARCHAR`: the number in E.164 (`+447700900123`).
+  A number without a country code is read in `country` when that is an ISO 3166 alpha-2 code the
+  library knows (the customer's own address), else in the default country; NULL when it cannot be
+  a phone number.
 - `chaser_valid_email(value VARCHAR) -> VARCHAR`: the address in its normalised form when it is a
   valid e-mail address (syntax only, no DNS look-up); NULL otherwise.
 - `chaser_is_iso4217(value VARCHAR) -> BOOLEAN`: whether the value is an ISO 4217 currency code.
@@ -75,11 +77,35 @@ def _is_iso4217(values: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.is_in(values, value_set=iso4217_codes())
 
 
+def _e164_udf(default_country: str) -> Callable[[pa.ChunkedArray, pa.ChunkedArray], pa.Array]:
+    """chaser_e164(value, country): the library runs once per distinct (region, value) pair."""
+    regions = pa.array(sorted(phonenumbers.SUPPORTED_REGIONS), pa.string())
+
+    def apply(
+        values: pa.ChunkedArray | pa.Array, countries: pa.ChunkedArray | pa.Array
+    ) -> pa.Array:
+        code = pc.utf8_upper(pc.utf8_trim_whitespace(countries))
+        region = pc.if_else(pc.is_in(code, value_set=regions), code, default_country)
+        # one key per (region, number); NULL when the number is NULL
+        keys = pc.binary_join_element_wise(region, values, "\x1f")
+        if isinstance(keys, pa.ChunkedArray):
+            keys = keys.combine_chunks()
+        distinct = pc.unique(keys).drop_null()
+        results = [
+            e164_phone_number(number, country)
+            for country, number in (key.split("\x1f", 1) for key in distinct.to_pylist())
+        ]
+        return pc.take(pa.array(results, pa.string()), pc.index_in(keys, value_set=distinct))
+
+    return apply
+
+
 def register_field_rules(con: duckdb.DuckDBPyConnection, default_country: str) -> None:
     """Register the field-rule UDFs on `con`; call it on every connection before running models.
 
     `default_country` (CHASER_DEFAULT_COUNTRY, ISO 3166 alpha-2) is the country assumed for phone
-    numbers written without a country code. Registering twice on one connection is harmless.
+    numbers written without a country code when the customer's own country is not a known code.
+    Registering again on one connection replaces the functions.
     """
     country = default_country.strip().upper()
     if country not in phonenumbers.SUPPORTED_REGIONS:
@@ -88,19 +114,16 @@ def register_field_rules(con: duckdb.DuckDBPyConnection, default_country: str) -
             "that phone numbers can be read with (for example GB, US, FR)"
         )
 
-    def e164(value: str) -> str | None:
-        return e164_phone_number(value, country)
-
-    udfs: list[tuple[str, Callable[[pa.ChunkedArray], pa.Array], str]] = [
-        ("chaser_e164", _per_distinct_value(e164), "VARCHAR"),
-        ("chaser_valid_email", _per_distinct_value(valid_email_address), "VARCHAR"),
-        ("chaser_is_iso4217", _is_iso4217, "BOOLEAN"),
+    udfs: list[tuple[str, Callable[..., pa.Array], list[str], str]] = [
+        ("chaser_e164", _e164_udf(country), ["VARCHAR", "VARCHAR"], "VARCHAR"),
+        ("chaser_valid_email", _per_distinct_value(valid_email_address), ["VARCHAR"], "VARCHAR"),
+        ("chaser_is_iso4217", _is_iso4217, ["VARCHAR"], "BOOLEAN"),
     ]
-    for name, function, return_type in udfs:
+    for name, function, parameters, return_type in udfs:
         # Registering again (a new default country) replaces the earlier function.
         with contextlib.suppress(duckdb.InvalidInputException):
             con.remove_function(name)
         # "special": the UDF sees NULLs itself (NULL in gives NULL out) and may return NULL.
         con.create_function(
-            name, function, ["VARCHAR"], return_type, type="arrow", null_handling="special"
+            name, function, parameters, return_type, type="arrow", null_handling="special"
         )

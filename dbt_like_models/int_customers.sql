@@ -13,11 +13,12 @@ normalised as (
         -- an address is sent only when it is a valid one (syntax, no DNS); otherwise left out
         chaser_valid_email(email) as contact_email_address,
         phone,
-        -- phone numbers go out in E.164 when they can be read with the default country
-        chaser_e164(phone) as phone_e164,
+        -- phone numbers go out in E.164 when they can be read, in the customer's country when it is
+        -- an ISO 3166 code, else in the default country (CHASER_DEFAULT_COUNTRY)
+        chaser_e164(phone, country) as phone_e164,
         mobile,
         -- Chaser texts the mobile: E.164 or nothing
-        chaser_e164(mobile) as mobile_number,
+        chaser_e164(mobile, country) as mobile_number,
         address_line1,
         address_line2,
         city,

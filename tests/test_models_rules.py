@@ -414,6 +414,17 @@ CASES = [
         rejections={("customer", "C-3", "invalid_mobile_number", "reported")},
     ),
     Case(
+        "numbers without a country code are read in the customer's own country when known",
+        [
+            customer("C-1", mobile="415-555-0123", phone="(415) 555-0100", country="US"),
+            customer("C-2", mobile="07700 900123", country="United Kingdom"),
+        ],
+        customers={
+            "C-1": {"mobile_number": "+14155550123", "phone_number": "+14155550100"},
+            "C-2": {"mobile_number": "+447700900123"},
+        },
+    ),
+    Case(
         "phone normalised where it parses, else sent as given and reported",
         [customer("C-1", phone="020 7946 0018"), customer("C-2", phone="ext. 42")],
         customers={"C-1": {"phone_number": "+442079460018"}, "C-2": {"phone_number": "ext. 42"}},
@@ -634,7 +645,7 @@ def test_field_rules_udfs_are_vectorised_and_null_safe() -> None:
         register_field_rules(con, "gb")
         register_field_rules(con, "GB")  # again on the same connection: replaced, not an error
         rows = con.execute(
-            "select chaser_e164(v), chaser_valid_email(v), chaser_is_iso4217(v) "
+            "select chaser_e164(v, null), chaser_valid_email(v), chaser_is_iso4217(v) "
             "from (values ('07700 900123'), (null), ('GBP'), ('a@b.co')) as t(v)"
         ).fetchall()
         assert rows == [
