@@ -22,7 +22,9 @@ def changed_months_sensor(context: dg.SensorEvaluationContext, asset_event: dg.E
     wanted = [m for m in months if m in known]
     if not wanted:
         return dg.SkipReason("No month has ledger changes waiting for Chaser.")
+    # One materialization of chaser_pending_months per incremental run: its run id and the month
+    # make a run key that is unique per change set (EventLogEntry carries no storage id).
     return [
-        dg.RunRequest(run_key=f"{asset_event.storage_id}:{month}", partition_key=month)
+        dg.RunRequest(run_key=f"{asset_event.run_id}:{month}", partition_key=month)
         for month in wanted
     ]

@@ -1,0 +1,189 @@
+"""Automation contract: a ledger change triggers a sync of exactly its month, schedule and sensor
+start on, the data-lag check fails when the ledger moved and Chaser did not, and API calls share a pool."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from chaser_pipeline.assets.sync import CHASER_API_POOL, chaser_data_lag, chaser_pending_months
+from chaser_pipeline.jobs import MONTHLY_ASSETS
+from chaser_pipeline.schedules import daily_sync_schedule
+from chaser_pipeline.sensors import changed_months_sensor
+from tests.sync_fixtures import AS_OF, Pipeline, make_pipeline
+
+CHANGE_AT = "2026-11-20 10:00:00"
+LAG_CHECK_OP = "chaser_pending_months_chaser_data_lag"
+
+
+def sync_config(*syncs: str) -> dict:
+    return {name: {"config": {"as_of": AS_OF}} for name in syncs}
+
+
+def run_incremental(p: Pipeline, check_as_of: str = AS_OF) -> dg.ExecuteInProcessResult:
+    job = p.defs.resolve_job_def("chaser_incremental_sync")
+    result = job.execute_in_process(
+        instance=p.instance,
+        run_config={
+            "ops": {
+                **sync_config("sync_chaser_customers"),
+                LAG_CHECK_OP: {"config": {"as_of": check_as_of}},
+            }
+        },
+    )
+    assert result.success
+    return result
+
+
+def run_month(p: Pipeline, month: str, **kwargs) -> dg.ExecuteInProcessResult:
+    result = p.defs.resolve_job_def("chaser_monthly_sync").execute_in_process(
+        instance=p.instance,
+        partition_key=month,
+        run_config={"ops": sync_config("sync_chaser_invoices", "sync_chaser_credit_notes")},
+        **kwargs,
+    )
+    assert result.success
+    return result
+
+
+def evaluate_sensor(p: Pipeline, cursor: str | None):
+    context = dg.build_sensor_context(instance=p.instance, definitions=p.defs, cursor=cursor)
+    data = changed_months_sensor.evaluate_tick(context)
+    return data, context.cursor
+
+
+def lag_check(p: Pipeline, as_of: str) -> dg.AssetCheckEvaluation:
+    """Evaluate the data-lag check alone (with the pending-months asset it is attached to)."""
+    result = dg.materialize(
+        [chaser_pending_months, chaser_data_lag],
+        resources=p.defs.resources,
+        instance=p.instance,
+        run_config={"ops": {LAG_CHECK_OP: {"config": {"as_of": as_of}}}},
+    )
+    assert result.success
+    [evaluation] = result.get_asset_check_evaluations()
+    return evaluation
+
+
+def old_open_invoice(p: Pipeline) -> tuple[str, str]:
+    [(invoice_id, month)] = p.query(
+        """select invoice_id, substr(date, 1, 7) || '-01' from chaser_invoices
+        where status = 'AUTHORISED' and amount_due > 1 and date < '2025-01'
+        order by invoice_id limit 1"""
+    )
+    return invoice_id, month
+
+
+def pay(p: Pipeline, invoice_id: str, at: str = CHANGE_AT) -> None:
+    p.ledger(
+        """insert into ledger.payments values
+        ('P-AUTO-1', ?, 1.00, ?::timestamp, false, ?::timestamp)""",
+        [invoice_id, at, at],
+    )
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    p = make_pipeline(tmp_path)
+    yield p
+    p.instance.dispose()
+    p.handle.stop()
+
+
+def test_schedule_and_sensor_start_running_and_target_the_right_jobs():
+    assert daily_sync_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert daily_sync_schedule.job_name == "chaser_incremental_sync"
+    assert changed_months_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert changed_months_sensor.job_name == "chaser_monthly_sync"
+
+
+def test_every_step_that_calls_chaser_declares_the_chaser_api_pool(tmp_path):
+    from dagster_duckdb import DuckDBResource
+
+    from chaser_pipeline.definitions import build_definitions
+    from chaser_pipeline.resources import ChaserResource, WarehouseResource
+
+    defs = build_definitions(
+        {
+            "warehouse": WarehouseResource(),
+            "duckdb": DuckDBResource(database=str(tmp_path / "pipeline.duckdb")),
+            "chaser": ChaserResource(),
+        }
+    )
+    callers = {"sync_chaser_customers", "sync_chaser_invoices", "sync_chaser_credit_notes"}
+    for asset in defs.assets:
+        names = {key.to_user_string() for key in asset.keys}
+        pool = asset.op.pool
+        if names & callers:
+            assert pool == CHASER_API_POOL, names
+            assert asset.required_resource_keys >= {"chaser"}
+        else:
+            # nothing else talks to Chaser, so nothing else needs the pool
+            assert "chaser" not in asset.required_resource_keys, names
+    monthly = defs.resolve_job_def("chaser_monthly_sync")
+    assert {node.name for node in monthly.graph.node_defs if node.pool == CHASER_API_POOL} == {
+        "sync_chaser_invoices",
+        "sync_chaser_credit_notes",
+    }
+    assert set(MONTHLY_ASSETS) >= {"sync_chaser_invoices", "sync_chaser_credit_notes"}
+
+
+@pytest.mark.slow
+def test_a_payment_on_an_old_invoice_syncs_exactly_that_month_and_that_invoice(pipeline, tmp_path):
+    p = pipeline
+    assert p.sync().success
+    # from here on a persistent instance: the sensor reads its event log (build_sensor_context
+    # refuses an ephemeral one); the full first sync stays in memory, which is much faster
+    p.instance.dispose()
+    (tmp_path / "dagster_home").mkdir()
+    p.instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home"))
+    nothing, _ = evaluate_sensor(p, None)
+    assert not nothing.run_requests
+
+    invoice_id, month = old_open_invoice(p)
+    pay(p, invoice_id)
+    run_incremental(p)
+    data, cursor = evaluate_sensor(p, None)
+    assert [r.partition_key for r in data.run_requests] == [month]
+    [request] = data.run_requests
+    assert request.run_key
+    # the materialization is consumed: the next tick with the new cursor requests nothing
+    again, _ = evaluate_sensor(p, cursor)
+    assert not again.run_requests
+
+    store = p.store()
+    seq = max((r.seq for r in store.request_log()), default=0)
+    store.close()
+    result = run_month(p, request.partition_key, tags=request.tags)
+    store = p.store()
+    writes = [(r.resource, r.entries) for r in store.request_log() if r.is_write and r.seq > seq]
+    store.close()
+    assert writes == [("invoices", 1)]
+    [materialization] = result.asset_materializations_for_node("sync_chaser_invoices")
+    assert materialization.partition == month
+    assert materialization.metadata["updated"].value == 1
+
+
+@pytest.mark.slow
+def test_data_lag_check_fails_when_the_ledger_moved_and_chaser_did_not(pipeline):
+    p = pipeline
+    assert p.sync().success
+    invoice_id, month = old_open_invoice(p)
+    pay(p, invoice_id)
+    # the change is landed, no monthly sync yet; the incremental run's own check is 1 h after it
+    result = run_incremental(p, check_as_of="2026-11-20T11:00:00")
+    [early] = [e for e in result.get_asset_check_evaluations() if e.check_name == "chaser_data_lag"]
+    assert early.passed
+    assert early.metadata["lag_hours"].value == 1
+    late = lag_check(p, "2026-11-21T06:00:00")  # 20 h: over warn_hours
+    assert not late.passed
+    assert late.severity == dg.AssetCheckSeverity.WARN
+    stale = lag_check(p, "2026-11-21T16:00:00")  # 30 h: over error_hours
+    assert not stale.passed
+    assert stale.severity == dg.AssetCheckSeverity.ERROR
+    assert stale.metadata["lag_hours"].value == 30
+    assert stale.metadata["months_behind"].value == [month]
+
+    run_month(p, month)
+    synced = lag_check(p, "2026-11-21T16:00:00")
+    assert synced.passed, synced.description
