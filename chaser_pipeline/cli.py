@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import sys
-from datetime import date
 from pathlib import Path
 
 from chaser_pipeline.config import ConfigError, load_settings
 from chaser_pipeline.paths import data_dir
-
-SYNC_ASSETS = ("sync_chaser_customers", "sync_chaser_invoices", "sync_chaser_credit_notes")
-EXTRACT_ASSETS = tuple(
-    f"ledger_{t}"
-    for t in ("customers", "invoices", "payments", "credit_notes", "credit_allocations")
-)
 
 
 def _dagster_home() -> Path:
@@ -33,61 +27,6 @@ def _dagster_home() -> Path:
     return path
 
 
-def contiguous_ranges(months: list[str]) -> list[tuple[str, str]]:
-    """Group sorted month keys (YYYY-MM-01) into runs of consecutive months."""
-    ranges: list[tuple[str, str]] = []
-    for key in sorted(months):
-        day = date.fromisoformat(key)
-        if ranges:
-            last = date.fromisoformat(ranges[-1][1])
-            following = date(last.year + last.month // 12, last.month % 12 + 1, 1)
-            if day == following:
-                ranges[-1] = (ranges[-1][0], key)
-                continue
-        ranges.append((key, key))
-    return ranges
-
-
-def _sync_run_config(args: argparse.Namespace, assets: tuple[str, ...]) -> dict:
-    ops: dict[str, dict] = {}
-    sync_config = {"dry_run": args.dry_run, "confirm_mass_change": args.confirm_mass_change}
-    for name in assets:
-        if name in SYNC_ASSETS:
-            ops[name] = {"config": sync_config}
-        if name in EXTRACT_ASSETS and args.full_refresh:
-            ops[name] = {"config": {"full_refresh": True}}
-    return {"ops": ops}
-
-
-def _print_sync(result, names: tuple[str, ...]) -> None:
-    for name in names:
-        materializations = result.asset_materializations_for_node(name)
-        if not materializations:
-            continue
-        # A range run attaches the same metadata to every month it covers: print it once.
-        mat = materializations[0]
-        meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
-        partitions = sorted(m.partition for m in materializations if m.partition)
-        where = f" [{partitions[0]} .. {partitions[-1]}]" if partitions else ""
-        line = (
-            f"  {name}{where}: {meta.get('created', 0)} created, {meta.get('updated', 0)} updated, "
-            f"{meta.get('unchanged', 0)} unchanged, "
-            f"{meta.get('held_back_waiting_for_customer', 0)} waiting for their customer, "
-            f"{meta.get('held_back_by_rules', 0)} held back by data rules, "
-            f"{meta.get('skipped_not_worth_sending', 0)} not worth sending, "
-            f"{meta.get('rejected_by_chaser', 0)} rejected by Chaser "
-            f"({meta.get('write_requests', 0)} write requests)"
-        )
-        if meta.get("dry_run"):
-            line += (
-                f"; dry run: would create {meta.get('planned_create')} and update "
-                f"{meta.get('planned_update')}"
-            )
-        print(line)
-        if name == "sync_chaser_customers":
-            print(f"  target: {meta.get('target')}")
-
-
 def cmd_sync(args: argparse.Namespace) -> int:
     """Run extract, models, checks and sync through Dagster, in-process; non-zero on failure."""
     try:
@@ -98,56 +37,46 @@ def cmd_sync(args: argparse.Namespace) -> int:
     home = _dagster_home()
     import dagster as dg
 
-    from chaser_pipeline.assets.sync import changed_months_from_metadata
-    from chaser_pipeline.definitions import defs
-    from chaser_pipeline.jobs import MONTHLY_ASSETS
+    from chaser_pipeline.headless import run_sync
 
-    instance = dg.DagsterInstance.get()
+    try:
+        from chaser_pipeline.definitions import defs
+    except ConfigError as exc:
+        print(f"chaser-pipeline: configuration error: {exc}", file=sys.stderr)
+        return 2
     print(f"chaser-pipeline sync: runs recorded in DAGSTER_HOME={home}")
     print(
         f"  warehouse: {settings.warehouse.display if settings.warehouse else 'bundled demo warehouse'}"
     )
     print(f"  pipeline DuckDB: {settings.duckdb_path}")
-    incremental = defs.resolve_job_def("chaser_incremental_sync")
-    names = tuple(k.to_user_string() for k in incremental.asset_layer.executable_asset_keys)
-    result = incremental.execute_in_process(
-        instance=instance, run_config=_sync_run_config(args, names), raise_on_error=False
-    )
-    _print_sync(result, ("sync_chaser_customers",))
-    if not result.success:
+    print(f"  Chaser: {settings.api_url or 'built-in emulator (no CHASER_API_KEY set)'}")
+    with open(home / "chaser-pipeline-sync.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(
+                f"chaser-pipeline: another `chaser-pipeline sync` is running on {home}",
+                file=sys.stderr,
+            )
+            return 1
+        run = run_sync(
+            defs,
+            dg.DagsterInstance.get(),
+            dry_run=args.dry_run,
+            full_refresh=args.full_refresh,
+            confirm_mass_change=args.confirm_mass_change,
+        )
+    if not run.success:
         print(
-            f"chaser-pipeline: run {result.run_id} failed; see `dagster dev` or the log above",
+            "chaser-pipeline sync: FAILED (see the run log above or in `dagster dev`)",
             file=sys.stderr,
         )
         return 1
-    [pending] = result.asset_materializations_for_node("chaser_pending_months")
-    months = changed_months_from_metadata(dict(pending.metadata))
+    note = " (dry run: nothing was sent)" if args.dry_run else ""
     print(
-        f"  months with changes: {len(months)}"
-        + (f" ({months[0]} .. {months[-1]})" if months else "")
+        f"chaser-pipeline sync: done{note}: {run.total('created')} created, "
+        f"{run.total('updated')} updated, {run.total('rejected_by_chaser')} rejected by Chaser"
     )
-    monthly = defs.resolve_job_def("chaser_monthly_sync")
-    failed = False
-    for start, end in contiguous_ranges(months):
-        tags = {
-            "dagster/asset_partition_range_start": start,
-            "dagster/asset_partition_range_end": end,
-        }
-        result = monthly.execute_in_process(
-            instance=instance,
-            run_config=_sync_run_config(args, tuple(MONTHLY_ASSETS)),
-            tags=tags,
-            raise_on_error=False,
-        )
-        _print_sync(result, ("sync_chaser_invoices", "sync_chaser_credit_notes"))
-        if not result.success:
-            print(
-                f"chaser-pipeline: run {result.run_id} for {start}..{end} failed", file=sys.stderr
-            )
-            failed = True
-    if failed:
-        return 1
-    print("chaser-pipeline sync: done" + (" (dry run: nothing was sent)" if args.dry_run else ""))
     return 0
 
 

@@ -11,11 +11,17 @@ from chaser_pipeline.resources import build_resources
 from chaser_pipeline.schedules import daily_sync_schedule
 from chaser_pipeline.sensors import changed_months_sensor
 
-defs = dg.Definitions(
-    assets=[*extract_assets, *model_assets, *sync_assets],
-    asset_checks=[*model_checks, *ledger_checks, chaser_data_lag],
-    jobs=[incremental_sync_job, monthly_sync_job],
-    schedules=[daily_sync_schedule],
-    sensors=[changed_months_sensor],
-    resources=build_resources(),
-)
+
+def build_definitions(resources: dict[str, object] | None = None) -> dg.Definitions:
+    """The code location; `resources` replaces the ones built from the environment."""
+    return dg.Definitions(
+        assets=[*extract_assets, *model_assets, *sync_assets],
+        asset_checks=[*model_checks, *ledger_checks, chaser_data_lag],
+        jobs=[incremental_sync_job, monthly_sync_job],
+        schedules=[daily_sync_schedule],
+        sensors=[changed_months_sensor],
+        resources=resources if resources is not None else build_resources(),
+    )
+
+
+defs = build_definitions()

@@ -171,6 +171,11 @@ def build_plan(
         customer_pending = f"""not exists (
             select 1 from {STATE} c where c.resource = 'customers'
             and c.key = m.{spec.customer_column} and c.payload_hash is not null)"""
+        if options.dry_run:
+            # A dry run sends no customer: plan as if those the customers mart holds had landed.
+            customer_pending += f""" and not exists (
+                select 1 from {SPECS["customers"].mart} c
+                where c.{SPECS["customers"].key} = m.{spec.customer_column})"""
     skip_rules = []
     if options.skip_invisible_unsent and spec.invisible_sql:
         skip_rules.append(spec.invisible_sql)
@@ -517,15 +522,25 @@ def _ledger_cursor(con: duckdb.DuckDBPyConnection) -> datetime | None:
 
 PENDING_CHANGES_SQL = f"""
 with documents as (
-    select 'invoices' as resource, invoice_id as document_id, issue_date, updated_at
+    select 'invoices' as resource, invoice_id as document_id, customer_id, issue_date, updated_at
     from landing.invoices
     union all
-    select 'credit_notes', credit_note_id, issue_date, updated_at
+    select 'credit_notes', credit_note_id, customer_id, issue_date, updated_at
     from landing.credit_notes
 ),
 changes as (
     -- a payment or allocation belongs to its document's month, whenever it was made
     select resource, issue_date, updated_at from documents
+    union all
+    -- a customer change (a fixed company name, say) can release documents held back for it:
+    -- the months of its documents Chaser does not hold yet are due again
+    select d.resource, d.issue_date, c.updated_at
+    from landing.customers as c
+    join documents as d on d.customer_id = c.customer_id
+    where not exists (
+        select 1 from {STATE} as s
+        where s.resource = d.resource and s.key = d.document_id and s.payload_hash is not null
+    )
     union all
     select d.resource, d.issue_date, p.updated_at
     from landing.payments as p

@@ -1,0 +1,167 @@
+"""Sync contract end to end (demo warehouse -> Dagster -> emulator over loopback): Chaser holds
+exactly the models' rows, and later runs send only what changed, never duplicating or losing a write."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.sync_fixtures import make_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    p = make_pipeline(tmp_path)
+    yield p
+    p.handle.stop()
+
+
+def last_seq(pipeline) -> int:
+    store = pipeline.store()
+    try:
+        log = store.request_log()
+        return log[-1].seq if log else 0
+    finally:
+        store.close()
+
+
+def test_first_run_lands_exactly_the_models_rows_and_a_second_run_sends_nothing(pipeline):
+    run = pipeline.sync()
+    assert run.success
+    for resource in ("customers", "invoices", "credit_notes"):
+        expected = pipeline.expected(resource)
+        assert expected, resource
+        assert pipeline.chaser(resource) == expected, resource
+    # every mart row is either in Chaser or accounted for (skipped as not worth a request)
+    [(customers,)] = pipeline.query("select count(*) from chaser_customers")
+    assert len(pipeline.chaser("customers")) == customers
+    [(invoices, skipped_or_held)] = pipeline.query(
+        """select count(*), count(*) filter (where s.key is null)
+        from chaser_invoices m left join chaser_sync.state s
+        on s.resource = 'invoices' and s.key = m.invoice_id"""
+    )
+    assert len(pipeline.chaser("invoices")) == invoices - skipped_or_held
+    # nothing vanished: each invoice not in Chaser was counted as skipped or held back
+    invoice_runs = run.metadata["sync_chaser_invoices"]
+    assert skipped_or_held == sum(
+        m["skipped_not_worth_sending"] + m["held_back_waiting_for_customer"] for m in invoice_runs
+    )
+    [(held_back_by_rules,)] = pipeline.query(
+        "select count(*) from chaser_rejections where entity = 'invoice' and severity = 'held_back'"
+    )
+    assert held_back_by_rules > 0
+    assert all(m["held_back_by_rules"] == held_back_by_rules for m in invoice_runs)
+    # bulk upsert: one write request per 100 rows, per resource
+    for resource, asset in (
+        ("customers", "sync_chaser_customers"),
+        ("invoices", "sync_chaser_invoices"),
+    ):
+        sent = run.total("created", (asset,))
+        assert pipeline.write_requests(resource) == -(-sent // 100)
+
+    before = pipeline.write_requests()
+    again = pipeline.sync()
+    assert again.success
+    assert pipeline.write_requests() == before
+    assert again.months == []
+    assert again.total("created") == again.total("updated") == 0
+
+
+def test_one_new_payment_resends_exactly_that_invoice(pipeline):
+    assert pipeline.sync().success
+    [(invoice_id, due)] = pipeline.query(
+        """select invoice_id, amount_due from chaser_invoices
+        where status = 'AUTHORISED' and amount_due > 1 order by invoice_id limit 1"""
+    )
+    pipeline.ledger(
+        """insert into ledger.payments values
+        ('P-NEW-1', ?, 1.00, timestamp '2026-11-20 10:00', false, timestamp '2026-11-20 10:00')""",
+        [invoice_id],
+    )
+    seq = last_seq(pipeline)
+    run = pipeline.sync()
+    assert run.success
+    assert len(run.months) == 1
+    store = pipeline.store()
+    writes = [r for r in store.request_log() if r.is_write and r.seq > seq]
+    store.close()
+    assert [(w.resource, w.entries) for w in writes] == [("invoices", 1)]
+    sent = pipeline.chaser("invoices")[invoice_id]
+    assert str(sent["amount_due"]) == str(due - 1)
+    assert run.total("updated") == 1
+
+
+def test_one_new_allocation_resends_that_invoice_and_that_credit_note(pipeline):
+    assert pipeline.sync().success
+    [(credit_note_id, customer, remaining)] = pipeline.query(
+        """select credit_note_id, customer_external_id, remaining_credit from chaser_credit_notes
+        where status = 'ACTIVE' and remaining_credit >= 2 order by credit_note_id limit 1"""
+    )
+    [(invoice_id,)] = pipeline.query(
+        """select invoice_id from chaser_invoices
+        where status = 'AUTHORISED' and amount_due >= 2 and customer_external_id = ?
+        order by invoice_id limit 1""",
+        [customer],
+    ) or pipeline.query(
+        """select invoice_id from chaser_invoices
+        where status = 'AUTHORISED' and amount_due >= 2 order by invoice_id limit 1"""
+    )
+    pipeline.ledger(
+        """insert into ledger.credit_allocations values
+        ('CA-NEW-1', ?, ?, 1.00, timestamp '2026-11-20 11:00', false, timestamp '2026-11-20 11:00')""",
+        [credit_note_id, invoice_id],
+    )
+    seq = last_seq(pipeline)
+    assert pipeline.sync().success
+    store = pipeline.store()
+    writes = sorted(
+        (r.resource, r.entries) for r in store.request_log() if r.is_write and r.seq > seq
+    )
+    store.close()
+    assert writes == [("credit_notes", 1), ("invoices", 1)]
+    assert str(pipeline.chaser("credit_notes")[credit_note_id]["remaining_credit"]) == str(
+        remaining - 1
+    )
+
+
+def test_a_customer_fixed_after_a_rejection_lands_and_then_its_held_back_invoices(pipeline):
+    assert pipeline.sync().success
+    [(customer_id, n_invoices)] = pipeline.query(
+        """select r.key, count(*) from chaser_rejections r
+        join chaser_rejections i on i.entity = 'invoice' and i.reason_code = 'customer_rejected'
+            and i.detail like '%' || r.key || '%'
+        where r.entity = 'customer' and r.severity = 'held_back' and r.reason_code = 'missing_company_name'
+        group by r.key order by r.key limit 1"""
+    )
+    assert customer_id not in pipeline.chaser("customers")
+    pipeline.ledger(
+        "update ledger.customers set company_name = 'Fixed Ltd', updated_at = timestamp '2026-11-20 12:00' "
+        "where customer_id = ?",
+        [customer_id],
+    )
+    run = pipeline.sync()
+    assert run.success
+    assert pipeline.chaser("customers")[customer_id]["company_name"] == "Fixed Ltd"
+    landed = [
+        i for i in pipeline.chaser("invoices").values() if i["customer_external_id"] == customer_id
+    ]
+    expected = {
+        k
+        for k, v in pipeline.expected("invoices").items()
+        if v["customer_external_id"] == customer_id
+    }
+    assert {i["invoice_id"] for i in landed} == expected
+    assert len(expected) >= 1 and n_invoices >= 1
+
+
+def test_dry_run_sends_nothing_and_changes_no_state(pipeline):
+    run = pipeline.sync(dry_run=True)
+    assert run.success
+    assert pipeline.write_requests() == 0
+    assert pipeline.query("select count(*) from chaser_sync.state") == [(0,)]
+    [customers] = run.metadata["sync_chaser_customers"]
+    assert customers["dry_run"] is True
+    assert customers["planned_create"] > 0
+    assert customers["sample_payloads"]
+    assert run.total("planned_create", ("sync_chaser_invoices",)) > 0
