@@ -165,3 +165,21 @@ def test_dry_run_sends_nothing_and_changes_no_state(pipeline):
     assert customers["planned_create"] > 0
     assert customers["sample_payloads"]
     assert run.total("planned_create", ("sync_chaser_invoices",)) > 0
+
+
+def test_the_api_secret_never_reaches_logs_metadata_or_the_event_log(pipeline, caplog):
+    from dagster._serdes import serialize_value
+
+    from tests.sync_fixtures import API_SECRET
+
+    caplog.set_level("DEBUG")
+    assert pipeline.sync().success
+    events = []
+    for run_id in pipeline.instance.get_run_ids():
+        events.extend(pipeline.instance.all_logs(run_id))
+        run = pipeline.instance.get_run_by_id(run_id)
+        assert API_SECRET not in serialize_value(run)
+    assert events
+    assert all(API_SECRET not in serialize_value(event) for event in events)
+    assert API_SECRET not in caplog.text
+    assert any("sync_chaser_customers" in serialize_value(e) for e in events)
