@@ -23,8 +23,8 @@ from chaser_pipeline.modelling import (
     ViolationQuery,
     contract_queries,
     find_violations,
-    open_connection,
 )
+from chaser_pipeline.resources import duckdb_connection
 
 EXAMPLES = 5
 
@@ -70,7 +70,7 @@ def violation_check(
         metadata={"severity": severity.value},
     )
     def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-        with open_connection(duckdb) as con:
+        with duckdb_connection(duckdb) as con:
             return violation_check_result(con, query, severity)
 
     return _check

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pyarrow as pa
 
+from chaser_pipeline.db import transaction
 from chaser_pipeline.ledger import LedgerTable, normalise_batches, validate_schema
 
 EPOCH = datetime(1900, 1, 1)
@@ -73,43 +74,41 @@ def land(
     key = table.key
     casts = ", ".join(f"cast({c} as {t}) as {c}" for c, t in table.columns)
     con.register("extract_stream", normalise_batches(reader))
-    con.execute("begin transaction")
     try:
-        con.execute(f"create or replace temp table incoming as select {casts} from extract_stream")
-        (fetched,) = con.execute("select count(*) from incoming").fetchone()
-        # Keys with at least one row not already landed verbatim: only these are rewritten.
-        con.execute(
-            f"create or replace temp table changed_keys as "
-            f"select distinct {key} from (select * from incoming except select * from {target})"
-        )
-        (inserted,) = con.execute(
-            f"select count(*) from changed_keys where {key} not in (select {key} from {target})"
-        ).fetchone()
-        (changed,) = con.execute("select count(*) from changed_keys").fetchone()
-        (fetched_keys,) = con.execute(f"select count(distinct {key}) from incoming").fetchone()
-        deleted = 0
-        if full_refresh:
-            (deleted,) = con.execute(
-                f"select count(*) from {target} where {key} not in (select {key} from incoming)"
+        with transaction(con):
+            con.execute(
+                f"create or replace temp table incoming as select {casts} from extract_stream"
+            )
+            (fetched,) = con.execute("select count(*) from incoming").fetchone()
+            # Keys with at least one row not already landed verbatim: only these are rewritten.
+            con.execute(
+                f"create or replace temp table changed_keys as "
+                f"select distinct {key} from (select * from incoming except select * from {target})"
+            )
+            (inserted,) = con.execute(
+                f"select count(*) from changed_keys where {key} not in (select {key} from {target})"
             ).fetchone()
-            con.execute(f"delete from {target} where {key} not in (select {key} from incoming)")
-        con.execute(f"delete from {target} where {key} in (select {key} from changed_keys)")
-        con.execute(
-            f"insert into {target} select * from incoming "
-            f"where {key} in (select {key} from changed_keys)"
-        )
-        row_count, cursor = con.execute(
-            f"select count(*), max(updated_at) from {target}"
-        ).fetchone()
-        con.execute(
-            f"insert or replace into {STATE_TABLE} values (?, ?, ?)", [table.name, cursor, now]
-        )
-        con.execute("drop table incoming")
-        con.execute("drop table changed_keys")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+            (changed,) = con.execute("select count(*) from changed_keys").fetchone()
+            (fetched_keys,) = con.execute(f"select count(distinct {key}) from incoming").fetchone()
+            deleted = 0
+            if full_refresh:
+                (deleted,) = con.execute(
+                    f"select count(*) from {target} where {key} not in (select {key} from incoming)"
+                ).fetchone()
+                con.execute(f"delete from {target} where {key} not in (select {key} from incoming)")
+            con.execute(f"delete from {target} where {key} in (select {key} from changed_keys)")
+            con.execute(
+                f"insert into {target} select * from incoming "
+                f"where {key} in (select {key} from changed_keys)"
+            )
+            row_count, cursor = con.execute(
+                f"select count(*), max(updated_at) from {target}"
+            ).fetchone()
+            con.execute(
+                f"insert or replace into {STATE_TABLE} values (?, ?, ?)", [table.name, cursor, now]
+            )
+            con.execute("drop table incoming")
+            con.execute("drop table changed_keys")
     finally:
         con.unregister("extract_stream")
     return LandingResult(

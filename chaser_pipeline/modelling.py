@@ -24,12 +24,11 @@ example lookup tables created by the field rules) are not dependencies.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -42,6 +41,7 @@ import yaml
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from chaser_pipeline.db import transaction
 from chaser_pipeline.ledger import LEDGER_TABLES
 
 log = logging.getLogger(__name__)
@@ -408,17 +408,6 @@ def _bind(model: Model, window: tuple[date, date]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in model.parameters}
 
 
-@contextlib.contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    con.execute("begin transaction")
-    try:
-        yield
-    except BaseException:
-        con.execute("rollback")
-        raise
-    con.execute("commit")
-
-
 def _column_names(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [
         r[0]
@@ -501,16 +490,6 @@ def run_models(
 def table_schema_rows(con: duckdb.DuckDBPyConnection, model: Model) -> list[tuple[str, str]]:
     """(column, DuckDB type) of the built table, from DESCRIBE."""
     return [(r[0], r[1]) for r in con.execute(f"describe {quote(model.name)}").fetchall()]
-
-
-@contextlib.contextmanager
-def open_connection(resource: Any) -> Iterator[duckdb.DuckDBPyConnection]:
-    """`resource.get_connection()` that also closes the connection when the body raises."""
-    with resource.get_connection() as con:
-        try:
-            yield con
-        finally:
-            con.close()
 
 
 # --- contract rules as violation queries ---------------------------------------------------------

@@ -96,13 +96,11 @@ class ChaserResource(dg.ConfigurableResource):
 def duckdb_connection(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
     """The resource's connection, closed even when the body raises (the resource's own is not),
     so a failed step never leaves the pipeline's DuckDB file locked."""
-    manager = resource.get_connection()
-    con = manager.__enter__()
-    try:
-        yield con
-    finally:
-        con.close()
-        manager.__exit__(None, None, None)
+    with resource.get_connection() as con:
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 def build_resources(settings: Settings | None = None) -> dict[str, object]:

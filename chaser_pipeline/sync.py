@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from chaser_pipeline.chaser.client import BULK_LIMIT, BulkOutcome, ChaserClient
 from chaser_pipeline.chaser.encoding import dumps, encode_payload
+from chaser_pipeline.db import transaction
 
 log = logging.getLogger(__name__)
 
@@ -303,31 +304,29 @@ def record_batch(
     )
     con.register("sync_batch", batch)
     try:
-        con.execute("begin transaction")
-        con.execute(
-            f"""insert into {STATE}
-            select resource, key, payload_hash, case when payload_hash is null then null else $now end,
-                   chaser_id, last_status, last_error, $now
-            from sync_batch
-            on conflict (resource, key) do update set
-                -- a failure keeps the last confirmed payload: the row exists in Chaser as it was
-                payload_hash = coalesce(excluded.payload_hash, {STATE}.payload_hash),
-                confirmed_at = coalesce(excluded.confirmed_at, {STATE}.confirmed_at),
-                chaser_id = coalesce(excluded.chaser_id, {STATE}.chaser_id),
-                last_status = excluded.last_status,
-                last_error = excluded.last_error,
-                last_attempt_at = excluded.last_attempt_at""",
-            {"now": now},
-        )
-        con.execute(
-            f"""insert into {LOG}
-            select $run_id, resource, key, action, http_status, last_error, $now from sync_batch""",
-            {"run_id": run_id, "now": now},
-        )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+        with transaction(con):
+            con.execute(
+                f"""insert into {STATE}
+                select resource, key, payload_hash,
+                    case when payload_hash is null then null else $now end,
+                    chaser_id, last_status, last_error, $now
+                from sync_batch
+                on conflict (resource, key) do update set
+                    -- a failure keeps the last confirmed payload: the row is in Chaser as it was
+                    payload_hash = coalesce(excluded.payload_hash, {STATE}.payload_hash),
+                    confirmed_at = coalesce(excluded.confirmed_at, {STATE}.confirmed_at),
+                    chaser_id = coalesce(excluded.chaser_id, {STATE}.chaser_id),
+                    last_status = excluded.last_status,
+                    last_error = excluded.last_error,
+                    last_attempt_at = excluded.last_attempt_at""",
+                {"now": now},
+            )
+            con.execute(
+                f"""insert into {LOG}
+                select $run_id, resource, key, action, http_status, last_error, $now
+                from sync_batch""",
+                {"run_id": run_id, "now": now},
+            )
     finally:
         con.unregister("sync_batch")
 

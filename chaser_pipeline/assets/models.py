@@ -21,10 +21,10 @@ from chaser_pipeline.modelling import (
     ModelProject,
     build_model,
     landing_asset_name,
-    open_connection,
     register_field_rules_if_available,
     table_schema_rows,
 )
+from chaser_pipeline.resources import duckdb_connection
 
 GROUP = "models"
 KINDS = {"duckdb", "sql"}
@@ -99,7 +99,7 @@ def model_asset(
             # Works for one partition and for a range run (single-run backfill policy).
             time_window = context.partition_time_window
             window = (time_window.start.date(), time_window.end.date())
-        with open_connection(duckdb) as con:
+        with duckdb_connection(duckdb) as con:
             register_field_rules_if_available(con)
             build = build_model(con, model, window)
             columns = table_schema_rows(con, model)
