@@ -3,8 +3,12 @@
 import dagster as dg
 
 from chaser_pipeline.assets.sync import changed_months_from_metadata
+from chaser_pipeline.headless import contiguous_ranges
 from chaser_pipeline.jobs import monthly_sync_job
 from chaser_pipeline.partitions import monthly_partitions
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 @dg.asset_sensor(
@@ -15,16 +19,27 @@ from chaser_pipeline.partitions import monthly_partitions
     minimum_interval_seconds=30,
 )
 def changed_months_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
-    """After each incremental run, request a monthly sync run for every month with changes."""
+    """After each incremental run, request a monthly sync of every month with changes:
+    one run per stretch of consecutive months (the monthly assets run a range in one run)."""
     materialization = asset_event.asset_materialization
     months = changed_months_from_metadata(dict(materialization.metadata)) if materialization else []
     known = set(monthly_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
     wanted = [m for m in months if m in known]
     if not wanted:
         return dg.SkipReason("No month has ledger changes waiting for Chaser.")
-    # One materialization of chaser_pending_months per incremental run: its run id and the month
-    # make a run key that is unique per change set (EventLogEntry carries no storage id).
-    return [
-        dg.RunRequest(run_key=f"{asset_event.run_id}:{month}", partition_key=month)
-        for month in wanted
-    ]
+    # One materialization of chaser_pending_months per incremental run: its run id and the
+    # months make a run key unique per change set (EventLogEntry carries no storage id).
+    requests = []
+    for start, end in contiguous_ranges(wanted):
+        if start == end:
+            requests.append(
+                dg.RunRequest(run_key=f"{asset_event.run_id}:{start}", partition_key=start)
+            )
+        else:
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"{asset_event.run_id}:{start}...{end}",
+                    tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
+                )
+            )
+    return requests

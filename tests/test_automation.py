@@ -165,6 +165,31 @@ def test_a_payment_on_an_old_invoice_syncs_exactly_that_month_and_that_invoice(p
 
 
 @pytest.mark.slow
+def test_first_run_requests_one_range_run_per_stretch_of_consecutive_months(pipeline, tmp_path):
+    """All history is pending after the first incremental run: a run per month would start
+    dozens of runs on one DuckDB file; consecutive months go in one range run instead."""
+    p = pipeline
+    (tmp_path / "dagster_home").mkdir()
+    p.instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home"))
+    result = run_incremental(p)
+    [pending] = result.asset_materializations_for_node("chaser_pending_months")
+    changed = pending.metadata["changed_months"].value
+    assert len(changed) > 24
+    data, _ = evaluate_sensor(p, None)
+    covered = []
+    for request in data.run_requests:
+        start = request.partition_key or request.tags["dagster/asset_partition_range_start"]
+        end = request.partition_key or request.tags["dagster/asset_partition_range_end"]
+        covered.extend(m for m in changed if start <= m <= end)
+    assert sorted(covered) == sorted(changed)
+    # the demo ledger has invoices in every month: one stretch, one run
+    [request] = data.run_requests
+    assert request.partition_key is None
+    assert request.tags["dagster/asset_partition_range_start"] == changed[0]
+    assert request.tags["dagster/asset_partition_range_end"] == changed[-1]
+
+
+@pytest.mark.slow
 def test_data_lag_check_fails_when_the_ledger_moved_and_chaser_did_not(pipeline):
     p = pipeline
     assert p.sync().success
