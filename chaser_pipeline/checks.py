@@ -153,18 +153,8 @@ def ledger_queries() -> list[tuple[str, ViolationQuery, dg.AssetCheckSeverity]]:
     ):
         noun = "invoice" if table == "chaser_invoices" else "credit note"
         checks += [
-            (
-                table,
-                ViolationQuery(
-                    "customer_known",
-                    f"Every {noun} belongs to a customer in chaser_customers.",
-                    f"select d.{key}, d.customer_external_id from {table} as d "
-                    "where not exists (select 1 from chaser_customers as c "
-                    "where c.external_id = d.customer_external_id)",
-                    reads=("chaser_customers",),
-                ),
-                error,
-            ),
+            # "references a customer being sent" is the YAML contract's relationship check
+            # (relationship_customer_external_id): declared once, beside the model.
             (
                 table,
                 ViolationQuery(
