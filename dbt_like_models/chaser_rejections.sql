@@ -215,13 +215,15 @@ invoice_reports as (
         'overpaid' as reason_code,
         format(
             'Invoice {} ({}) for {} {} has {} applied to it, {} more than its total; '
-            || 'it was sent as PAID.',
+            || 'it was sent as {} with nothing due.',
             invoice_id,
             invoice_number,
             total_amount::varchar,
             currency_code,
             applied_amount::varchar,
-            (applied_amount - total_amount)::varchar
+            (applied_amount - total_amount)::varchar,
+            -- PAID, unless a DRAFT/SUBMITTED/VOIDED/DELETED status passed through
+            invoice_status
         ) as detail
     from invoices
     where hold_reason_code is null and applied_amount > total_amount
@@ -243,6 +245,21 @@ invoice_reports as (
         ) as detail
     from invoices
     where hold_reason_code is null and source_status = 'PAID' and invoice_status = 'AUTHORISED'
+    union all
+    -- PAID, but the payment or allocation that settled it has no time (paid_at, allocated_at
+    -- NULL sorts last): sent PAID with no fully_paid_date, so Chaser cannot date its archiving
+    select
+        'invoice' as entity,
+        invoice_id as document_key,
+        'fully_paid_date_unknown' as reason_code,
+        format(
+            'Invoice {} ({}) is paid in full, but the payment or credit that settled it has no '
+            || 'time in the ledger; it was sent as PAID without a fully paid date.',
+            invoice_id,
+            invoice_number
+        ) as detail
+    from invoices
+    where hold_reason_code is null and invoice_status = 'PAID' and fully_paid_at is null
 ),
 
 credit_note_reports as (
@@ -282,6 +299,8 @@ orphans as (
     left join known_invoices
         on payments.invoice_id = known_invoices.invoice_id
     where known_invoices.invoice_id is null and not coalesce(payments.is_reversed, false)
+        -- a keyless payment is listed in missing_keys instead (one row per entity)
+        and payments.payment_id is not null
     union all
     -- an allocation from no known credit note, or to no known invoice (NULL is a refund), is
     -- ignored by both balances models
@@ -304,10 +323,66 @@ orphans as (
         on allocations.invoice_id = known_invoices.invoice_id
     where
         not coalesce(allocations.is_reversed, false)
+        -- a keyless allocation is listed in missing_keys instead (one row per entity)
+        and allocations.allocation_id is not null
         and (
             known_credit_notes.credit_note_id is null
             or (allocations.invoice_id is not null and known_invoices.invoice_id is null)
         )
+),
+
+missing_keys as (
+    -- payments and allocations without a key cannot be de-duplicated: each row was counted on
+    -- its own (when its documents are known), so a row landed twice counts twice; one report per
+    -- entity keeps (entity, key, reason_code) unique
+    select
+        'payment' as entity,
+        cast(null as varchar) as document_key,
+        'missing_key' as reason_code,
+        format(
+            '{} payment row(s) have no payment_id, so they cannot be told apart from duplicates; '
+            || 'each was counted toward its invoice when the invoice is in the ledger: {}.',
+            count(*),
+            string_agg(
+                format(
+                    '{} to invoice {} at {}{}',
+                    coalesce(payment_amount::varchar, '(no amount)'),
+                    coalesce(invoice_id, '(none)'),
+                    coalesce(strftime(paid_at, '%Y-%m-%d %H:%M:%S'), '(no time)'),
+                    case when coalesce(is_reversed, false) then ' (reversed)' else '' end
+                ),
+                '; '
+                order by invoice_id, paid_at, payment_amount
+            )
+        ) as detail
+    from payments
+    where payment_id is null
+    having count(*) > 0
+    union all
+    select
+        'allocation' as entity,
+        cast(null as varchar) as document_key,
+        'missing_key' as reason_code,
+        format(
+            '{} credit allocation row(s) have no allocation_id, so they cannot be told apart from '
+            || 'duplicates; each was counted when its documents are in the ledger: {}.',
+            count(*),
+            string_agg(
+                format(
+                    '{} from credit note {} to invoice {} at {}{}',
+                    coalesce(allocation_amount::varchar, '(no amount)'),
+                    coalesce(credit_note_id, '(none)'),
+                    coalesce(invoice_id, '(refund)'),
+                    coalesce(strftime(allocated_at, '%Y-%m-%d %H:%M:%S'), '(no time)'),
+                    case when coalesce(is_reversed, false) then ' (reversed)' else '' end
+                ),
+                '; '
+                order by credit_note_id, invoice_id, allocated_at, allocation_amount
+            )
+        ) as detail
+    from allocations
+    where allocation_id is null
+    having count(*) > 0
 ),
 
 rejections as (
@@ -360,6 +435,14 @@ rejections as (
         detail,
         'reported' as severity
     from orphans
+    union all
+    select
+        entity,
+        document_key,
+        reason_code,
+        detail,
+        'reported' as severity
+    from missing_keys
 ),
 
 final as (

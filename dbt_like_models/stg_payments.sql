@@ -18,8 +18,12 @@ cleaned as (
 ranked as (
     select
         *,
-        -- a key landed more than once is a source bug, reported by chaser_rejections
-        count(*) over (partition by payment_id) as duplicate_row_count,
+        -- a key landed more than once is a source bug, reported by chaser_rejections; rows without
+        -- a key share no key (NULL is not a value), so each counts as one row of its own
+        case
+            when payment_id is not null then count(*) over (partition by payment_id)
+            else 1
+        end as duplicate_row_count,
         -- the row with the latest updated_at wins; ties fall to the row's content so reruns agree
         row_number() over (
             partition by payment_id
@@ -38,7 +42,9 @@ final as (
         updated_at,
         duplicate_row_count
     from ranked
-    where key_rank = 1
+    -- money is never dropped unseen: a row without a key cannot be de-duplicated, so every one
+    -- is kept (and reported as missing_key), not only one of them
+    where key_rank = 1 or payment_id is null
 )
 
 select * from final

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from chaser_pipeline.field_rules import e164_phone_number, register_field_rules, valid_email_address
+from chaser_pipeline.modelling import ModelProject, build_model
 from chaser_pipeline.paths import models_dir
 from tests.model_fixtures import (
     allocation,
@@ -502,6 +504,251 @@ CASES = [
         },
         credit_notes={"CN-1": {"date": "2024-03-10T00:00:00.000Z"}},
     ),
+    Case(
+        "time orders before id: the running sum follows paid_at, not payment_id",
+        [
+            customer(),
+            invoice(total="100.00"),
+            payment("P-1", "50.00", at(12)),
+            payment("P-2", "50.00", at(11)),
+            payment("P-3", "50.00", at(13)),
+        ],
+        # by time: P-2 (50), P-1 (100 reached, 12th), P-3; by id it would be the 11th
+        invoices={"INV-1": {"status": "PAID", "fully_paid_date": "2024-03-12T09:00:00.000Z"}},
+        rejections={("invoice", "INV-1", "overpaid", "reported")},
+    ),
+    Case(
+        "ties on time are broken by id: a negative movement at the same time sorts by its id",
+        [
+            customer(),
+            invoice(total="100.00"),
+            # same instant: P-1 (-100) sorts before P-2 (+100), so the sum is 0 at the 10th, not 100
+            payment("P-2", "100.00", at(10)),
+            payment("P-1", "-100.00", at(10)),
+            payment("P-3", "100.00", at(14)),
+        ],
+        invoices={
+            "INV-1": {
+                "status": "PAID",
+                "amount_paid": D("100.00"),
+                "fully_paid_date": "2024-03-14T09:00:00.000Z",
+            }
+        },
+    ),
+    Case(
+        "a payment and an allocation at the same time are ordered by id across both kinds",
+        [
+            customer(),
+            invoice(total="100.00"),
+            credit_note(total="100.00"),
+            # ids compare as text across kinds: "A-1" < "P-1"; the sum reaches 100 at P-1, same time
+            payment("P-1", "60.00", at(10, 12)),
+            allocation("A-1", "40.00", at(10, 12)),
+        ],
+        invoices={"INV-1": {"status": "PAID", "fully_paid_date": "2024-03-10T12:00:00.000Z"}},
+        credit_notes={"CN-1": {"status": "ACTIVE", "remaining_credit": D("60.00")}},
+    ),
+    Case(
+        "a reversed allocation is left out of the running sum",
+        [
+            customer(),
+            invoice(total="100.00"),
+            credit_note(total="100.00"),
+            allocation("A-1", "100.00", at(10), is_reversed=True),
+            payment("P-1", "100.00", at(12)),
+        ],
+        invoices={
+            "INV-1": {
+                "status": "PAID",
+                "amount_paid": D("100.00"),
+                "fully_paid_date": "2024-03-12T09:00:00.000Z",
+            }
+        },
+        credit_notes={"CN-1": {"status": "ACTIVE", "remaining_credit": D("100.00")}},
+    ),
+    Case(
+        "an allocation from a VOIDED credit note is left out of the running sum",
+        [
+            customer(),
+            invoice(total="100.00"),
+            credit_note(total="100.00", status="voided"),
+            allocation("A-1", "100.00", at(10)),
+            payment("P-1", "100.00", at(12)),
+        ],
+        invoices={
+            "INV-1": {
+                "status": "PAID",
+                "amount_paid": D("100.00"),
+                "fully_paid_date": "2024-03-12T09:00:00.000Z",
+            }
+        },
+        credit_notes={"CN-1": {"status": "VOIDED", "remaining_credit": D("0.00")}},
+    ),
+    Case(
+        "allocation from a DELETED credit note (any case) is not applied",
+        [
+            customer(),
+            invoice(total="100.00"),
+            credit_note(total="100.00", status=" Deleted "),
+            allocation("A-1", "100.00", at(12)),
+        ],
+        invoices={
+            "INV-1": {
+                "status": "AUTHORISED",
+                "amount_paid": D("0.00"),
+                "amount_due": D("100.00"),
+                "fully_paid_date": None,
+            }
+        },
+        credit_notes={"CN-1": {"status": "DELETED", "remaining_credit": D("0.00")}},
+    ),
+    Case(
+        "allocations from DRAFT and SUBMITTED credit notes are applied (only VOIDED/DELETED are not)",
+        [
+            customer(),
+            invoice(total="100.00"),
+            credit_note("CN-D", total="30.00", status="draft"),
+            credit_note("CN-S", total="70.00", status="SUBMITTED"),
+            allocation("A-1", "30.00", at(11), credit_note_id="CN-D"),
+            allocation("A-2", "70.00", at(12), credit_note_id="CN-S"),
+        ],
+        invoices={
+            "INV-1": {
+                "status": "PAID",
+                "amount_paid": D("100.00"),
+                "fully_paid_date": "2024-03-12T09:00:00.000Z",
+            }
+        },
+        # DRAFT and SUBMITTED pass through even when fully used
+        credit_notes={
+            "CN-D": {"status": "DRAFT", "remaining_credit": D("0.00")},
+            "CN-S": {"status": "SUBMITTED", "remaining_credit": D("0.00")},
+        },
+    ),
+    Case(
+        "payment reversed after the invoice reached PAID: AUTHORISED again, no fully_paid_date",
+        [
+            customer(),
+            invoice(total="100.00", status="PAID"),
+            payment("P-1", "60.00", at(10)),
+            payment("P-2", "40.00", at(11)),
+            # the bank bounced P-2 later: the ledger re-sent the row with a later updated_at
+            payment("P-2", "40.00", at(11), is_reversed=True, updated_at=datetime(2024, 6, 3)),
+        ],
+        invoices={
+            "INV-1": {
+                "status": "AUTHORISED",
+                "amount_paid": D("60.00"),
+                "amount_due": D("40.00"),
+                "fully_paid_date": None,
+            }
+        },
+        rejections={
+            ("payment", "P-2", "duplicate_key", "held_back"),
+            ("invoice", "INV-1", "paid_with_amount_due", "reported"),
+        },
+    ),
+    Case(
+        "an older reversed row does not undo a later un-reversed one (latest updated_at wins)",
+        [
+            customer(),
+            invoice(total="100.00"),
+            payment("P-1", "100.00", at(10), is_reversed=True, updated_at=datetime(2024, 5, 1)),
+            payment("P-1", "100.00", at(10), updated_at=datetime(2024, 6, 3)),
+        ],
+        invoices={"INV-1": {"status": "PAID", "fully_paid_date": "2024-03-10T09:00:00.000Z"}},
+        rejections={("payment", "P-1", "duplicate_key", "held_back")},
+    ),
+    Case(
+        "duplicate payment and allocation rows count once",
+        [
+            customer(),
+            invoice(total="100.00"),
+            credit_note(total="50.00"),
+            payment("P-1", "30.00", at(10)),
+            payment("P-1", "30.00", at(10)),
+            payment("P-1", "30.00", at(10), updated_at=datetime(2024, 1, 1)),
+            allocation("A-1", "20.00", at(11)),
+            allocation("A-1", "20.00", at(11)),
+        ],
+        invoices={"INV-1": {"amount_paid": D("50.00"), "amount_due": D("50.00")}},
+        credit_notes={"CN-1": {"remaining_credit": D("30.00")}},
+        rejections={
+            ("payment", "P-1", "duplicate_key", "held_back"),
+            ("allocation", "A-1", "duplicate_key", "held_back"),
+        },
+    ),
+    Case(
+        "payments and allocations without a key are each counted and reported once per kind",
+        [
+            customer(),
+            invoice(total="100.00"),
+            credit_note(total="50.00"),
+            payment(None, "40.00", at(10)),
+            payment("  ", "30.00", at(11)),
+            payment(None, "5.00", at(11), invoice_id="INV-404"),
+            allocation(None, "30.00", at(12)),
+        ],
+        invoices={
+            "INV-1": {
+                "status": "PAID",
+                "amount_paid": D("100.00"),
+                "fully_paid_date": "2024-03-12T09:00:00.000Z",
+            }
+        },
+        credit_notes={"CN-1": {"remaining_credit": D("20.00")}},
+        rejections={
+            ("payment", "(missing)", "missing_key", "reported"),
+            ("allocation", "(missing)", "missing_key", "reported"),
+        },
+    ),
+    Case(
+        "a settling payment without a time: PAID, no fully_paid_date, reported",
+        [
+            customer(),
+            invoice(total="100.00"),
+            payment("P-1", "40.00", at(10)),
+            payment("P-2", "60.00", None),
+        ],
+        invoices={"INV-1": {"status": "PAID", "fully_paid_date": None}},
+        rejections={("invoice", "INV-1", "fully_paid_date_unknown", "reported")},
+    ),
+    Case(
+        "source PAID and fully paid stays PAID and is not reported",
+        [customer(), invoice(total="100.00", status="Paid"), payment("P-1", "100.00", at(10))],
+        invoices={"INV-1": {"status": "PAID", "fully_paid_date": "2024-03-10T09:00:00.000Z"}},
+    ),
+    Case(
+        "overpaid VOIDED invoice passes through with nothing due and is reported",
+        [customer(), invoice(total="100.00", status="voided"), payment("P-1", "150.00", at(10))],
+        invoices={
+            "INV-1": {
+                "status": "VOIDED",
+                "amount_paid": D("100.00"),
+                "amount_due": D("0.00"),
+                "fully_paid_date": None,
+            }
+        },
+        rejections={("invoice", "INV-1", "overpaid", "reported")},
+    ),
+    Case(
+        "credit note statuses: any case; PAID at 0 remaining, ACTIVE while credit remains",
+        [
+            customer(),
+            invoice(total="100.00"),
+            credit_note("CN-1", total="40.00", status=" paid "),
+            credit_note("CN-2", total="40.00", status="authorised"),
+            credit_note("CN-3", total="40.00", status="Paid"),
+            allocation("A-1", "40.00", at(11), credit_note_id="CN-1"),
+            allocation("A-2", "10.00", at(11), credit_note_id="CN-2"),
+        ],
+        credit_notes={
+            "CN-1": {"status": "PAID", "remaining_credit": D("0.00")},
+            "CN-2": {"status": "ACTIVE", "remaining_credit": D("30.00")},
+            # the ledger says PAID, but nothing was used: ACTIVE with the whole credit
+            "CN-3": {"status": "ACTIVE", "remaining_credit": D("40.00")},
+        },
+    ),
 ]
 
 
@@ -542,11 +789,13 @@ def test_ledger_rule(case: Case, build) -> None:
                 continue
             assert key in by_key, f"{mart} must send {key}"
             assert {c: by_key[key][c] for c in columns} == columns, f"{mart} {key}"
-    rejections = {
-        (r["entity"], r["key"], r["reason_code"], r["severity"])
-        for r in _rows(con, "chaser_rejections")
-    }
+    rows = _rows(con, "chaser_rejections")
+    rejections = {(r["entity"], r["key"], r["reason_code"], r["severity"]) for r in rows}
     assert rejections == case.rejections
+    for r in rows:
+        # a reader can act on it: a sentence naming the row (keyless rows are listed by content)
+        assert r["detail"].endswith("."), r
+        assert r["key"] == "(missing)" or r["key"] in r["detail"], r
 
 
 def test_marts_have_exactly_the_payload_columns_and_types(build) -> None:
@@ -593,6 +842,59 @@ def test_march_window_builds_march_invoices_counting_later_payments(build) -> No
     assert [r["credit_note_id"] for r in _rows(con, "chaser_credit_notes")] == ["CN-MAR"]
     # unpartitioned models keep the whole history
     assert con.execute("select count(*) from int_invoice_balances").fetchone()[0] == 4
+
+
+MONTHS_LEDGER = [
+    customer(),
+    customer("C-2", company_name=""),
+    invoice("INV-JAN", issue_date=date(2024, 1, 31), total="100.00"),
+    invoice("INV-FEB-1", issue_date=date(2024, 2, 1), total="50.00"),
+    invoice("INV-FEB-2", issue_date=date(2024, 2, 29), total="0.00", status="paid"),
+    invoice("INV-MAR", issue_date=date(2024, 3, 1), total="80.00"),
+    invoice("INV-MAR-HELD", issue_date=date(2024, 3, 15), customer_id="C-2"),
+    invoice("INV-APR", issue_date=date(2024, 4, 30), total="10.00", status="draft"),
+    # money arrives in later months than the invoice was issued
+    payment("P-1", "60.00", datetime(2024, 2, 3, 8), invoice_id="INV-JAN"),
+    payment("P-2", "40.00", datetime(2024, 5, 3, 8), invoice_id="INV-JAN"),
+    payment("P-3", "80.00", datetime(2024, 3, 2, 8), invoice_id="INV-MAR", is_reversed=True),
+    credit_note("CN-FEB", total="30.00", issue_date=date(2024, 2, 10)),
+    credit_note("CN-APR", total="30.00", issue_date=date(2024, 4, 1)),
+    allocation(
+        "A-1", "30.00", datetime(2024, 6, 1, 8), invoice_id="INV-FEB-1", credit_note_id="CN-FEB"
+    ),
+    allocation(
+        "A-2", "5.00", datetime(2024, 4, 2, 8), invoice_id="INV-MAR", credit_note_id="CN-APR"
+    ),
+]
+
+
+@pytest.mark.parametrize("mart", ["chaser_invoices", "chaser_credit_notes"])
+def test_whole_history_build_equals_the_union_of_monthly_partition_writes(build, mart) -> None:
+    con = build(MONTHS_LEDGER)
+    whole = sorted(con.execute(f"select * from {mart}").fetchall())
+    assert len(whole) >= 2, "the fixture must spread rows over several months"
+    model = ModelProject(models_dir()).models[mart]
+    con.execute(f"drop table {mart}")
+    for month in range(1, 7):  # Jan..Jun 2024, through the framework's partition write
+        build_model(con, model, (date(2024, month, 1), date(2024, month + 1, 1)))
+    assert sorted(con.execute(f"select * from {mart}").fetchall()) == whole
+
+
+def test_money_is_decimal_in_every_model(build) -> None:
+    con = build(MONTHS_LEDGER)
+    for sql_path in sorted(models_dir().glob("*.sql")):
+        # the code, not its comments: no binary float, no average, no division on money
+        sql = re.sub(r"--[^\n]*", "", sql_path.read_text().lower())
+        for word in ("double", "float", "real", "avg(", " / "):
+            assert word not in sql, f"{sql_path.name} uses {word!r} in a money model"
+        types = con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_name = $t and (column_name like '%amount' or column_name in "
+            "('total', 'sub_total', 'amount_paid', 'amount_due', 'remaining_credit'))",
+            {"t": sql_path.stem},
+        ).fetchall()
+        for column, type_ in types:
+            assert type_.startswith("DECIMAL(") and type_.endswith(",2)"), (sql_path.stem, column)
 
 
 def test_every_model_has_a_contract_describing_its_columns(build) -> None:
