@@ -64,7 +64,10 @@ running_applied as (
         movements.movement_amount,
         movements.moved_at,
         invoices.total_amount,
-        -- the running applied sum, in the order money arrived (time, then id)
+        -- the running applied sum, in the order money arrived (time, then id); payments and
+        -- allocations share one order, ids compared as text across both kinds ('A-1' < 'P-1'),
+        -- and a movement without a time sorts last (chaser_rejections reports a PAID invoice
+        -- left without a fully paid date)
         sum(movements.movement_amount) over (
             partition by movements.invoice_id
             order by movements.moved_at, movements.movement_id

@@ -844,6 +844,23 @@ def test_march_window_builds_march_invoices_counting_later_payments(build) -> No
     assert con.execute("select count(*) from int_invoice_balances").fetchone()[0] == 4
 
 
+def test_mobile_without_country_code_is_read_in_the_configured_default_country(tmp_path) -> None:
+    con = landed_ledger(
+        tmp_path / "pipeline.duckdb",
+        [
+            customer("C-1", mobile="06 12 34 56 78"),
+            customer("C-2", mobile="07700 900123", country="GB"),
+        ],
+    )
+    try:
+        build_models(con, models_dir(), default_country="FR")
+        assert con.execute(
+            "select external_id, mobile_number from chaser_customers order by 1"
+        ).fetchall() == [("C-1", "+33612345678"), ("C-2", "+447700900123")]
+    finally:
+        con.close()
+
+
 MONTHS_LEDGER = [
     customer(),
     customer("C-2", company_name=""),
