@@ -151,6 +151,7 @@ def test_backfill_launched_over_graphql_lands_the_months_in_chaser(tmp_path):
             start_new_session=True,
         )
     instance = None
+    gql = None
     try:
         base = f"http://127.0.0.1:{port}"
 
@@ -226,6 +227,8 @@ def test_backfill_launched_over_graphql_lands_the_months_in_chaser(tmp_path):
             MONTHS
         )
     finally:
+        if gql is not None:
+            gql.client.close()
         if instance is not None:
             instance.dispose()
         stop_session(proc)
