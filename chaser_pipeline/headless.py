@@ -166,4 +166,14 @@ def run_sync(
         if not result.success:
             echo(f"  run {result.run_id} for {start} .. {end} failed")
             run.success = False
+    if not dry_run:
+        lag = defs.resolve_job_def("chaser_data_lag_check").execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False
+        )
+        run.run_ids.append(lag.run_id)
+        for evaluation in lag.get_asset_check_evaluations():
+            description = evaluation.description or ""
+            echo(
+                f"  data lag: {description} ({'ok' if evaluation.passed else evaluation.severity.value})"
+            )
     return run

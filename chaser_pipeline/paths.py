@@ -31,13 +31,10 @@ def models_dir() -> Path:
 
 
 def data_dir() -> Path:
-    """The project's data folder: the repo's `data/` when run from a checkout, else a user folder."""
+    """The project's data folder: the repo's `data/` when run from a checkout, else a user folder.
+    Not created here: whatever writes a file there creates it."""
     if (_REPO_ROOT / "pyproject.toml").is_file():
-        path = _REPO_ROOT / "data"
-    else:
-        path = (
-            Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-            / "chaser-pipeline"
-        )
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+        return _REPO_ROOT / "data"
+    return (
+        Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "chaser-pipeline"
+    )

@@ -10,6 +10,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -96,6 +97,7 @@ class ChaserResource(dg.ConfigurableResource):
 def duckdb_connection(resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
     """The resource's connection, closed even when the body raises (the resource's own is not),
     so a failed step never leaves the pipeline's DuckDB file locked."""
+    Path(resource.database).parent.mkdir(parents=True, exist_ok=True)
     with resource.get_connection() as con:
         try:
             yield con
@@ -111,7 +113,6 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
         if os.environ.get("CHASER_WAREHOUSE_URL", "").strip()
         else WarehouseResource()
     )
-    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     if settings.uses_emulator:
         # The emulator's "Chaser" lives beside the sync state that describes it.
         chaser = ChaserResource(

@@ -512,8 +512,20 @@ def _held_back_by_rules(con: duckdb.DuckDBPyConnection, spec: SyncSpec) -> int:
 
 
 def _ledger_cursor(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The newest ledger change the models were built from (not what is landed now: an extract
+    may have landed more since, and those changes must stay pending until a sync sees them)."""
+    staged = " union all ".join(
+        f"select max(updated_at) as m from {t}"
+        for t in (
+            "stg_invoices",
+            "stg_payments",
+            "stg_credit_notes",
+            "stg_credit_allocations",
+            "stg_customers",
+        )
+    )
     try:
-        (cursor,) = con.execute("select max(cursor_at) from landing._extract_state").fetchone()
+        (cursor,) = con.execute(f"select max(m) from ({staged})").fetchone()
     except duckdb.CatalogException:
         return None
     return cursor
