@@ -411,9 +411,7 @@ def main() -> None:
     timers = Timers()
     timers.wrap(sync_module, "build_plan", "plan (build_plan)")
     timers.wrap_generator(sync_module, "_batches", "read batches (_batches)")
-    timers.wrap(sync_module, "record_batch", "record state (record_batch)")
-    if hasattr(sync_module, "record_batches"):  # a grouped state writer, if the engine has one
-        timers.wrap(sync_module, "record_batches", "record state (record_batches)")
+    timers.wrap(sync_module, "record_batches", "record state (record_batches, writer thread)")
     timers.wrap(client_module, "encode_payload", "encode rows (encode_payload)")
     timers.wrap(client_module, "dumps", "write JSON (dumps)")
 

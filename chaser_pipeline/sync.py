@@ -2,19 +2,22 @@
 
 Nothing here knows Dagster. The plan is one SQL statement in DuckDB: each mart row's payload hash
 is compared with the hash Chaser last confirmed (schema `chaser_sync`). Rows go out in bulk
-batches of 100; each confirmed batch is committed to the state at once, so a run killed at any
-point loses at most the batches in flight, and the next run sends nothing already confirmed
-(a batch applied by Chaser but not yet recorded is sent again: bulk upsert is idempotent by key).
+batches of 100; each batch Chaser answers is committed to the state as soon as the writer is free
+(never held back to gather more), so a run killed at any point loses at most the few batches
+sent but not yet recorded, and the next run sends nothing already confirmed (a batch applied by
+Chaser but not yet recorded is sent again: bulk upsert is idempotent by key).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -23,7 +26,7 @@ import duckdb
 import pyarrow as pa
 
 from chaser_pipeline.chaser.client import BULK_LIMIT, BulkOutcome, ChaserClient
-from chaser_pipeline.chaser.encoding import dumps, encode_payload
+from chaser_pipeline.chaser.encoding import RawJSON, dumps, encode_payload
 from chaser_pipeline.db import transaction
 
 log = logging.getLogger(__name__)
@@ -232,20 +235,26 @@ def _payload_columns(con: duckdb.DuckDBPyConnection, spec: SyncSpec) -> list[str
 def _batches(
     con: duckdb.DuckDBPyConnection, columns: list[str], key: str, chunk_rows: int = 50 * BULK_LIMIT
 ) -> Iterator[list[dict[str, Any]]]:
-    """The rows to send, in key order, 100 at a time. Read in fully drained chunks, so the
-    same connection can commit state between batches."""
+    """The rows to send, in key order, 100 at a time, each with its payload as JSON text.
+
+    DuckDB writes the JSON (`to_json` of the mart columns): it is byte for byte what
+    `dumps(encode_payload(row))` writes for these columns (money DECIMAL(18,2) as 10.50, dates
+    already Chaser text), which tests/test_payload_encoding.py proves on every resource; doing it
+    in SQL keeps a million rows from passing through Python objects. Read in fully drained
+    chunks, so the same connection stays free between batches."""
     con.execute(
         f"""create or replace temp table sync_send as
         select row_number() over (order by {key}) as sync_seq, *
         from sync_plan where sync_action in ('create', 'update')
         order by sync_seq"""
     )
-    select = ", ".join(f'"{c}"' for c in [*columns, "sync_payload_hash", "sync_action"])
     (total,) = con.execute("select count(*) from sync_send").fetchone()
+    select = f'"{key}", sync_payload_hash, sync_action, {payload_json_sql(columns)} as sync_payload'
     for start in range(0, total, chunk_rows):
         rows = (
             con.execute(
-                f"select {select} from sync_send where sync_seq > ? and sync_seq <= ? order by sync_seq",
+                f"select {select} from sync_send where sync_seq > ? and sync_seq <= ? "
+                "order by sync_seq",
                 [start, start + chunk_rows],
             )
             .to_arrow_table()
@@ -253,6 +262,12 @@ def _batches(
         )
         for i in range(0, len(rows), BULK_LIMIT):
             yield rows[i : i + BULK_LIMIT]
+
+
+def payload_json_sql(columns: list[str]) -> str:
+    """SQL rendering one mart row as its Chaser payload JSON text."""
+    fields = ", ".join(f'"{c}" := "{c}"' for c in columns)
+    return f"to_json(struct_pack({fields}))::varchar"
 
 
 _STATE_SCHEMA = pa.schema(
@@ -269,38 +284,44 @@ _STATE_SCHEMA = pa.schema(
 )
 
 
-def record_batch(
+def record_batches(
     con: duckdb.DuckDBPyConnection,
     spec: SyncSpec,
-    rows: list[dict[str, Any]],
-    outcome: BulkOutcome,
+    batches: list[tuple[list[dict[str, Any]], BulkOutcome]],
     *,
     run_id: str,
     now: datetime,
 ) -> None:
-    """Commit what Chaser confirmed (and refused) for one batch, state and log together."""
+    """Commit what Chaser confirmed (and refused) for settled batches: state and log together."""
     records = []
-    for s in outcome.succeeded:
-        row = rows[s.index]
-        records.append(
-            (
-                spec.resource,
-                row[spec.key],
-                row["sync_payload_hash"],
-                s.chaser_id,
-                "confirmed",
-                None,
-                row["sync_action"],
-                200,
+    for rows, outcome in batches:
+        for s in outcome.succeeded:
+            row = rows[s.index]
+            records.append(
+                (
+                    spec.resource,
+                    row[spec.key],
+                    row["sync_payload_hash"],
+                    s.chaser_id,
+                    "confirmed",
+                    None,
+                    row["sync_action"],
+                    200,
+                )
             )
-        )
-    for f in outcome.failed:
-        row = rows[f.index]
-        records.append(
-            (spec.resource, row[spec.key], None, None, "failed", f.message, "failed", f.status)
-        )
-    batch = pa.Table.from_pylist(
-        [dict(zip(_STATE_SCHEMA.names, r, strict=True)) for r in records], schema=_STATE_SCHEMA
+        for f in outcome.failed:
+            row = rows[f.index]
+            records.append(
+                (spec.resource, row[spec.key], None, None, "failed", f.message, "failed", f.status)
+            )
+    if not records:
+        return
+    batch = pa.Table.from_arrays(
+        [
+            pa.array(column, type=f.type)
+            for column, f in zip(zip(*records, strict=True), _STATE_SCHEMA, strict=True)
+        ],
+        schema=_STATE_SCHEMA,
     )
     con.register("sync_batch", batch)
     try:
@@ -392,6 +413,11 @@ def check_mass_change(report: SyncReport, options: SyncOptions) -> None:
         )
 
 
+# Batches sent but not yet recorded in the state (in flight, or settled and waiting for the
+# commit under way): what a killed run may have to send again.
+MAX_UNRECORDED_BATCHES = 16
+
+
 async def _send(
     con: duckdb.DuckDBPyConnection,
     client: ChaserClient,
@@ -403,45 +429,88 @@ async def _send(
     clock: Callable[[], datetime],
     on_progress: Callable[[SyncReport], None] | None,
 ) -> None:
+    """Send the planned rows; record each batch Chaser answered as soon as it can be committed.
+
+    State is written by one thread on its own connection, so requests keep flowing while DuckDB
+    commits (it releases the GIL). The writer never waits to gather batches: it commits whatever
+    has settled the moment the previous commit ends (a commit costs about the same for one batch
+    or ten). At most MAX_UNRECORDED_BATCHES are ever sent but unrecorded; a killed run sends just
+    those again, harmlessly (bulk upsert is idempotent by key).
+    """
     noun = getattr(client, spec.resource)
-    in_flight: set[asyncio.Task] = set()
+    loop = asyncio.get_running_loop()
+    window = asyncio.Semaphore(max(MAX_UNRECORDED_BATCHES, client.max_in_flight * 2))
+    settled: asyncio.Queue[tuple[list[dict[str, Any]], BulkOutcome] | None] = asyncio.Queue()
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaser-sync-state")
+    state_con = con.cursor()
+    failures: list[BaseException] = []
 
-    async def send(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], BulkOutcome]:
-        payloads = [{c: r[c] for c in columns} for r in rows]
-        return rows, await noun.bulk_upsert(payloads)
-
-    def settle(task: asyncio.Task) -> None:
-        rows, outcome = task.result()
-        record_batch(con, spec, rows, outcome, run_id=run_id, now=clock())
-        for s in outcome.succeeded:
-            report.confirmed[rows[s.index]["sync_action"]] += 1
-        report.failed += len(outcome.failed)
-        for f in outcome.failed:
-            if len(report.failures) < 10:
-                report.failures.append((str(f.key), f.message))
+    def count(batches: list[tuple[list[dict[str, Any]], BulkOutcome]]) -> None:
+        for rows, outcome in batches:
+            for s in outcome.succeeded:
+                report.confirmed[rows[s.index]["sync_action"]] += 1
+            report.failed += len(outcome.failed)
+            for f in outcome.failed:
+                if len(report.failures) < 10:
+                    report.failures.append((str(f.key), f.message))
         if on_progress:
             on_progress(report)
 
+    async def record_settled() -> None:
+        while True:
+            batches = [await settled.get()]
+            while not settled.empty():
+                batches.append(settled.get_nowait())
+            done = [b for b in batches if b is not None]
+            try:
+                if done and not failures:
+                    await loop.run_in_executor(
+                        writer,
+                        functools.partial(
+                            record_batches, state_con, spec, done, run_id=run_id, now=clock()
+                        ),
+                    )
+                    count(done)
+            except BaseException as exc:  # surfaced by the sending loop, which stops
+                failures.append(exc)
+            for _ in done:
+                window.release()
+            if len(done) < len(batches):
+                return
+
+    async def send(rows: list[dict[str, Any]]) -> None:
+        try:
+            payloads = [RawJSON(r["sync_payload"], r[spec.key]) for r in rows]
+            outcome = await noun.bulk_upsert(payloads)
+        except BaseException:
+            window.release()
+            raise
+        settled.put_nowait((rows, outcome))
+
+    recorder = asyncio.create_task(record_settled())
+    sending: set[asyncio.Task] = set()
     try:
         for rows in _batches(con, columns, spec.key):
-            in_flight.add(asyncio.create_task(send(rows)))
-            if len(in_flight) >= client.max_in_flight * 2:
-                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    settle(task)
-        while in_flight:
-            done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                settle(task)
-    except BaseException:
-        # One batch failed hard (credentials, Chaser down past all retries): let the batches
-        # already in flight finish and record what Chaser confirmed, so nothing is forgotten.
-        if in_flight:
-            await asyncio.wait(in_flight)
-            for task in in_flight:
-                if not task.cancelled() and task.exception() is None:
-                    settle(task)
-        raise
+            await window.acquire()
+            if failures:
+                raise failures[0]
+            for task in [t for t in sending if t.done()]:
+                sending.discard(task)
+                task.result()  # a batch that failed hard (credentials, Chaser down) stops the run
+            sending.add(asyncio.create_task(send(rows)))
+        for task in asyncio.as_completed(sending):
+            await task
+    finally:
+        # Whatever happened, let the batches already sent finish and record what Chaser
+        # confirmed, so nothing it holds is forgotten.
+        if sending:
+            await asyncio.wait(sending)
+        settled.put_nowait(None)
+        await recorder
+        writer.shutdown(wait=True)
+        state_con.close()
+    if failures:
+        raise failures[0]
 
 
 def sync_resource(

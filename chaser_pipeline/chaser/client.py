@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx
 from aiolimiter import AsyncLimiter
 
-from chaser_pipeline.chaser.encoding import dumps, encode_payload, loads
+from chaser_pipeline.chaser.encoding import RawJSON, dumps, encode_payload, loads
 from chaser_pipeline.chaser.errors import (
     AuthenticationError,
     ChaserError,
@@ -472,11 +472,14 @@ class _Resource:
         outcome = BulkOutcome()
         if not entries:
             return outcome
-        encoded = [encode_payload(entry) for entry in entries]
+        encoded = [e if isinstance(e, RawJSON) else encode_payload(e) for e in entries]
         await self._bulk(encoded, list(range(len(encoded))), outcome)
         outcome.succeeded.sort(key=lambda s: s.index)
         outcome.failed.sort(key=lambda f: f.index)
         return outcome
+
+    def _key(self, entry: Any) -> str | None:
+        return entry.key if isinstance(entry, RawJSON) else entry.get(self.key_field)
 
     async def _bulk(
         self, encoded: list[dict[str, Any]], indexes: list[int], outcome: BulkOutcome
@@ -497,7 +500,7 @@ class _Resource:
                 inserted[item["index"]] = item.get("id")
         for position, index in enumerate(indexes):
             outcome.succeeded.append(
-                EntrySuccess(index, encoded[index].get(self.key_field), inserted.get(position))
+                EntrySuccess(index, self._key(encoded[index]), inserted.get(position))
             )
 
     async def _isolate(
@@ -519,7 +522,7 @@ class _Resource:
             for position, message in named.items():
                 index = indexes[position]
                 outcome.failed.append(
-                    EntryFailure(index, encoded[index].get(self.key_field), status, message)
+                    EntryFailure(index, self._key(encoded[index]), status, message)
                 )
             rest = [index for position, index in enumerate(indexes) if position not in named]
             if rest:
@@ -528,9 +531,7 @@ class _Resource:
         if len(indexes) == 1:
             index = indexes[0]
             outcome.failed.append(
-                EntryFailure(
-                    index, encoded[index].get(self.key_field), status, error_message(exc.body)
-                )
+                EntryFailure(index, self._key(encoded[index]), status, error_message(exc.body))
             )
             return
         # No entry named: halve until each bad entry stands alone.

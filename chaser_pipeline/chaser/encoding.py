@@ -76,11 +76,26 @@ def encode_payload(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+class RawJSON(str):
+    """JSON text already encoded (DuckDB's `to_json` of a mart row): `dumps` writes it as is.
+
+    `key` is the entry's key (its external id), so a bulk outcome can name the entry."""
+
+    key: str | None
+
+    def __new__(cls, text: str, key: str | None = None) -> RawJSON:
+        raw = super().__new__(cls, text)
+        raw.key = key
+        return raw
+
+
 _encode_str = json.encoder.encode_basestring_ascii  # C-accelerated; ASCII output is always valid
 
 
 def _write(obj: Any, out: list[str]) -> None:
-    if isinstance(obj, str):
+    if type(obj) is RawJSON:
+        out.append(obj)
+    elif isinstance(obj, str):
         out.append(_encode_str(obj))
     elif obj is None:
         out.append("null")
@@ -124,7 +139,8 @@ def dumps(obj: Any) -> bytes:
     """Compact JSON bytes in which a Decimal is written digit for digit (10.50 stays 10.50)."""
     out: list[str] = []
     _write(obj, out)
-    return "".join(out).encode("ascii")
+    # UTF-8: RawJSON text from DuckDB keeps non-ASCII characters as they are (valid JSON)
+    return "".join(out).encode("utf-8")
 
 
 def loads(data: bytes | str) -> Any:
