@@ -112,24 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", type=Path, default=None, help="default: data/demo_warehouse.duckdb")
     demo.set_defaults(func=cmd_demo_data)
 
-    from chaser_pipeline.emulator.server import build_parser, faults_from_args, serve
+    from chaser_pipeline.emulator.server import build_parser
+    from chaser_pipeline.emulator.server import main as emulator_main
 
     emulator = sub.add_parser("emulator", help="serve the local Chaser emulator over HTTP")
     build_parser(emulator)
-
-    def cmd_emulator(args: argparse.Namespace) -> int:
-        serve(
-            args.state,
-            host=args.host,
-            port=args.port,
-            api_key=args.api_key,
-            api_secret=args.api_secret,
-            faults=faults_from_args(args),
-            log_level=args.log_level,
-        )
-        return 0
-
-    emulator.set_defaults(func=cmd_emulator)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    # the emulator parses its own options (the same ones as `python -m chaser_pipeline.emulator`)
+    emulator.set_defaults(func=lambda _args: emulator_main(raw[raw.index("emulator") + 1 :]))
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import duckdb
 
+from chaser_pipeline.ledger import LEDGER_TABLES
+
 # Rows per unit of scale; payments (~2 per invoice) and allocations (~2 per credit note) follow.
 CUSTOMERS_PER_SCALE = 300
 INVOICES_PER_SCALE = 3_000
@@ -29,27 +31,13 @@ FIRST_ISSUE_DATE = "2023-01-01"
 LAST_ISSUE_DATE = "2026-11-15"
 LAST_EVENT_DATE = "2026-11-19"  # no payment, allocation or update after this day
 
-# The contract's columns, names, order and types (LEDGER_CONTRACT.md).
+# The contract's columns, names, order and types, from the one place the package keeps them.
 LEDGER_DDL: dict[str, str] = {
-    "customers": """
-        customer_id VARCHAR, company_name VARCHAR, contact_first_name VARCHAR,
-        contact_last_name VARCHAR, email VARCHAR, phone VARCHAR, mobile VARCHAR,
-        address_line1 VARCHAR, address_line2 VARCHAR, city VARCHAR, region VARCHAR,
-        postal_code VARCHAR, country VARCHAR, is_archived BOOLEAN, updated_at TIMESTAMP NOT NULL""",
-    "invoices": """
-        invoice_id VARCHAR, invoice_number VARCHAR, customer_id VARCHAR, status VARCHAR,
-        currency_code VARCHAR, sub_total DECIMAL(18,2), total DECIMAL(18,2), issue_date DATE,
-        due_date DATE, updated_at TIMESTAMP NOT NULL""",
-    "payments": """
-        payment_id VARCHAR, invoice_id VARCHAR, amount DECIMAL(18,2), paid_at TIMESTAMP,
-        is_reversed BOOLEAN, updated_at TIMESTAMP NOT NULL""",
-    "credit_notes": """
-        credit_note_id VARCHAR, credit_note_number VARCHAR, customer_id VARCHAR, status VARCHAR,
-        currency_code VARCHAR, total DECIMAL(18,2), issue_date DATE,
-        updated_at TIMESTAMP NOT NULL""",
-    "credit_allocations": """
-        allocation_id VARCHAR, credit_note_id VARCHAR, invoice_id VARCHAR, amount DECIMAL(18,2),
-        allocated_at TIMESTAMP, is_reversed BOOLEAN, updated_at TIMESTAMP NOT NULL""",
+    name: ", ".join(
+        f"{column} {kind}" + (" NOT NULL" if column == "updated_at" else "")
+        for column, kind in table.columns
+    )
+    for name, table in LEDGER_TABLES.items()
 }
 
 # Scenario buckets: invoices use (i * 7919 + offset) % 1000, customers and credit notes % 100.

@@ -237,6 +237,12 @@ def _content_hash(path: Path) -> dict[str, str]:
         con.close()
 
 
+def test_the_package_contract_matches_the_document():
+    from chaser_pipeline.ledger import LEDGER_TABLES
+
+    assert {n: list(t.columns) for n, t in LEDGER_TABLES.items()} == CONTRACT_COLUMNS
+
+
 @pytest.mark.parametrize("table", list(CONTRACT_COLUMNS))
 def test_columns_names_order_and_types_are_the_contracts(warehouse, table):
     _, con = warehouse

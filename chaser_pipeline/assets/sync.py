@@ -177,62 +177,48 @@ def _rejection_spec(asset: str) -> dg.AssetCheckSpec:
     )
 
 
-@dg.asset(
-    group_name="sync",
-    deps=["chaser_customers"],
-    kinds={"chaser"},
-    pool=CHASER_API_POOL,
-    freshness_policy=sync_freshness(),
-    check_specs=[_rejection_spec("sync_chaser_customers")],
+def _sync_asset(spec: SyncSpec, description: str, deps: list) -> dg.AssetsDefinition:
+    """The asset that upserts one mart into Chaser (monthly partitions for documents)."""
+    name = f"sync_chaser_{spec.resource}"
+
+    @dg.asset(
+        name=name,
+        description=description,
+        group_name="sync",
+        deps=[spec.mart, *deps],
+        kinds={"chaser"},
+        pool=CHASER_API_POOL,
+        partitions_def=monthly_partitions if spec.partitioned else None,
+        backfill_policy=dg.BackfillPolicy.single_run() if spec.partitioned else None,
+        freshness_policy=sync_freshness(),
+        check_specs=[_rejection_spec(name)],
+    )
+    def _sync(
+        context: dg.AssetExecutionContext,
+        config: SyncConfig,
+        duckdb: DuckDBResource,
+        chaser: ChaserResource,
+    ) -> dg.MaterializeResult:
+        return _run_sync(context, spec, config, duckdb, chaser)
+
+    return _sync
+
+
+sync_chaser_customers = _sync_asset(
+    SPECS["customers"],
+    "Customers upserted into Chaser: only new or changed ones, before any invoice naming them.",
+    deps=[],
 )
-def sync_chaser_customers(
-    context: dg.AssetExecutionContext,
-    config: SyncConfig,
-    duckdb: DuckDBResource,
-    chaser: ChaserResource,
-) -> dg.MaterializeResult:
-    """Customers upserted into Chaser: only new or changed ones, before any invoice naming them."""
-    return _run_sync(context, SPECS["customers"], config, duckdb, chaser)
-
-
-@dg.asset(
-    group_name="sync",
-    deps=["chaser_invoices", sync_chaser_customers],
-    kinds={"chaser"},
-    pool=CHASER_API_POOL,
-    partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    freshness_policy=sync_freshness(),
-    check_specs=[_rejection_spec("sync_chaser_invoices")],
+sync_chaser_invoices = _sync_asset(
+    SPECS["invoices"],
+    "Invoices of the month upserted into Chaser: amounts due, paid dates and statuses it chases by.",
+    deps=[sync_chaser_customers],
 )
-def sync_chaser_invoices(
-    context: dg.AssetExecutionContext,
-    config: SyncConfig,
-    duckdb: DuckDBResource,
-    chaser: ChaserResource,
-) -> dg.MaterializeResult:
-    """Invoices of the month upserted into Chaser: amounts due, paid dates and statuses it chases by."""
-    return _run_sync(context, SPECS["invoices"], config, duckdb, chaser)
-
-
-@dg.asset(
-    group_name="sync",
-    deps=["chaser_credit_notes", sync_chaser_customers],
-    kinds={"chaser"},
-    pool=CHASER_API_POOL,
-    partitions_def=monthly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    freshness_policy=sync_freshness(),
-    check_specs=[_rejection_spec("sync_chaser_credit_notes")],
+sync_chaser_credit_notes = _sync_asset(
+    SPECS["credit_notes"],
+    "Credit notes of the month upserted into Chaser: the credit left that statements subtract.",
+    deps=[sync_chaser_customers],
 )
-def sync_chaser_credit_notes(
-    context: dg.AssetExecutionContext,
-    config: SyncConfig,
-    duckdb: DuckDBResource,
-    chaser: ChaserResource,
-) -> dg.MaterializeResult:
-    """Credit notes of the month upserted into Chaser: the credit left that statements subtract."""
-    return _run_sync(context, SPECS["credit_notes"], config, duckdb, chaser)
 
 
 @dg.asset(

@@ -33,6 +33,7 @@ from chaser_pipeline.chaser.errors import (
     ValidationError,
     error_message,
 )
+from chaser_pipeline.config import Secret
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +42,6 @@ PAGE_LIMIT = 100
 FILTER_OPS = frozenset({"eq", "ne", "gt", "lt", "gte", "lte", "in", "nin"})
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _RETRYABLE_STATUS = frozenset({408}) | frozenset(range(500, 600))
-
-
-class _Secret:
-    """Holds the API secret; its repr and str never show it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "'**********'"
-
-    __str__ = __repr__
 
 
 def _reveal(value: Any) -> str:
@@ -168,8 +152,8 @@ class ChaserClient:
         if requests_per_second <= 0:
             raise ValueError("requests_per_second must be positive")
         self.base_url = base_url.rstrip("/")
-        self._api_key = _Secret(_reveal(api_key))
-        self._api_secret = _Secret(_reveal(api_secret))
+        self._api_key = Secret(_reveal(api_key))
+        self._api_secret = Secret(_reveal(api_secret))
         self.max_in_flight = max_in_flight
         self.requests_per_second = requests_per_second
         self.max_retries = max_retries
