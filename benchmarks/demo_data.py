@@ -1,6 +1,6 @@
 """Time the demo warehouse generator: rows per table, wall time and peak memory.
 
-    python benchmarks/demo_data.py [--scale 333.34] [--seed 42]
+    .venv/bin/python -m benchmarks.demo_data [--scale 333.34] [--seed 42]
 
 Writes into a temporary folder that is removed afterwards. Prints figures; asserts nothing about time.
 """
@@ -17,11 +17,7 @@ from pathlib import Path
 
 import psutil
 
-try:
-    from chaser_pipeline.demo_data import generate_demo_warehouse
-except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from chaser_pipeline.demo_data import generate_demo_warehouse
+from chaser_pipeline.demo_data import generate_demo_warehouse
 
 
 def main(argv: list[str] | None = None) -> int:
