@@ -415,7 +415,7 @@ def check_mass_change(report: SyncReport, options: SyncOptions) -> None:
 
 # Batches sent but not yet recorded in the state (in flight, or settled and waiting for the
 # commit under way): what a killed run may have to send again.
-MAX_UNRECORDED_BATCHES = 16
+MAX_UNRECORDED_BATCHES = 48
 
 
 async def _send(
