@@ -22,7 +22,7 @@ import duckdb
 
 from chaser_pipeline.demo_data import generate_demo_warehouse
 from chaser_pipeline.ledger import LEDGER_TABLES
-from chaser_pipeline.modelling import ModelProject, build_model, register_field_rules_if_available
+from chaser_pipeline.modelling import ModelProject, build_model, register_configured_field_rules
 from chaser_pipeline.paths import models_dir
 
 
@@ -76,7 +76,7 @@ def main() -> None:
             print(
                 f"model definitions: {len(project.models)} models in {time.perf_counter() - started:.2f} s"
             )
-            register_field_rules_if_available(con)
+            register_configured_field_rules(con)
 
             print(f"\n{'model':28s} {'rows':>11s} {'seconds':>8s} {'peak MB':>8s}")
             total_started = time.perf_counter()

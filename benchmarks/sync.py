@@ -56,7 +56,7 @@ from chaser_pipeline.chaser.encoding import dumps, encode_payload
 from chaser_pipeline.demo_data import generate_demo_warehouse
 from chaser_pipeline.emulator.store import EmulatorStore
 from chaser_pipeline.ledger import LEDGER_TABLES
-from chaser_pipeline.modelling import ModelProject, build_model, register_field_rules_if_available
+from chaser_pipeline.modelling import ModelProject, build_model, register_configured_field_rules
 from chaser_pipeline.paths import models_dir
 from chaser_pipeline.sync import FIRST_DAY, LAST_DAY, SPECS, SyncOptions, SyncReport
 
@@ -274,7 +274,7 @@ def land(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
 
 def build_models(con: duckdb.DuckDBPyConnection) -> None:
     project = ModelProject(models_dir())
-    register_field_rules_if_available(con)
+    register_configured_field_rules(con)
     for model in project.models.values():
         try:
             build = build_model(con, model)

@@ -385,18 +385,12 @@ class ModelBuild:
     window: tuple[date, date] | None
 
 
-def register_field_rules_if_available(con: duckdb.DuckDBPyConnection) -> bool:
-    """Register the field-rule UDFs and lookup tables the SQL needs, when that module exists."""
-    try:
-        from chaser_pipeline.field_rules import register_field_rules
-    except ModuleNotFoundError as e:
-        if e.name != "chaser_pipeline.field_rules":
-            raise
-        return False
+def register_configured_field_rules(con: duckdb.DuckDBPyConnection) -> None:
+    """Register the field-rule UDFs the SQL models call, with the configured default country."""
     from chaser_pipeline.config import load_settings
+    from chaser_pipeline.field_rules import register_field_rules
 
     register_field_rules(con, load_settings().default_country)
-    return True
 
 
 def _bind(model: Model, window: tuple[date, date]) -> dict[str, Any]:
@@ -479,7 +473,7 @@ def run_models(
     `window` applies to partitioned models only (None: rebuild them over the whole history).
     """
     project = ModelProject(models_dir)
-    register_field_rules_if_available(con)
+    register_configured_field_rules(con)
     builds: dict[str, ModelBuild] = {}
     for name, model in project.models.items():
         if only is None or name in only:

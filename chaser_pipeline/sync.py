@@ -253,7 +253,7 @@ def _batches(
     for start in range(0, total, chunk_rows):
         rows = (
             con.execute(
-                f"select {select} from sync_send where sync_seq > ? and sync_seq <= ? "
+                f"select {select} from sync_send where sync_seq > $1 and sync_seq <= $2 "
                 "order by sync_seq",
                 [start, start + chunk_rows],
             )
@@ -394,7 +394,8 @@ def record_watermarks(
 def sample_payloads(con: duckdb.DuckDBPyConnection, columns: list[str], n: int) -> list[dict]:
     select = ", ".join(f'"{c}"' for c in columns)
     rows = con.execute(
-        f"select {select} from sync_plan where sync_action in ('create', 'update') limit {int(n)}"
+        f"select {select} from sync_plan where sync_action in ('create', 'update') limit $1",
+        [n],
     ).to_arrow_table()
     return [json.loads(dumps(encode_payload(r))) for r in rows.to_pylist()]
 

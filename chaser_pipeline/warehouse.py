@@ -108,7 +108,7 @@ class Warehouse:
             path = self.url.duckdb_path if self.url else ensure_demo_warehouse()
             con = duckdb.connect(str(path), read_only=True)
             try:
-                yield con.execute(sql, [since]).to_arrow_reader(BATCH_ROWS)
+                yield con.sql(sql, params=[since]).to_arrow_reader(BATCH_ROWS)
             finally:
                 con.close()
         else:

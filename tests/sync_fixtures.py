@@ -78,11 +78,11 @@ class Pipeline:
         spec = SPECS[resource]
         con = duckdb.connect(str(self.duckdb_path), read_only=True)
         try:
-            table = con.execute(
+            table = con.sql(
                 f"""select m.* from {spec.mart} m
-                join chaser_sync.state s on s.resource = ? and s.key = m.{spec.key}
+                join chaser_sync.state s on s.resource = $1 and s.key = m.{spec.key}
                 where s.payload_hash is not null""",
-                [resource],
+                params=[resource],
             ).to_arrow_table()
         finally:
             con.close()

@@ -43,7 +43,7 @@ def test_sql_rendered_payloads_equal_the_encoding_function(marts, resource):
     spec = SPECS[resource]
     columns = [r[0] for r in marts.execute(f"describe {spec.mart}").fetchall()]
     rows = (
-        marts.execute(
+        marts.sql(
             f"select *, {payload_json_sql(columns)} as rendered from {spec.mart} order by {spec.key}"
         )
         .to_arrow_table()

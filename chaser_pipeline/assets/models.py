@@ -21,7 +21,7 @@ from chaser_pipeline.modelling import (
     ModelProject,
     build_model,
     landing_asset_name,
-    register_field_rules_if_available,
+    register_configured_field_rules,
     table_schema_rows,
 )
 from chaser_pipeline.resources import duckdb_connection
@@ -100,7 +100,7 @@ def model_asset(
             time_window = context.partition_time_window
             window = (time_window.start.date(), time_window.end.date())
         with duckdb_connection(duckdb) as con:
-            register_field_rules_if_available(con)
+            register_configured_field_rules(con)
             build = build_model(con, model, window)
             columns = table_schema_rows(con, model)
         result: dict[str, Any] = {
