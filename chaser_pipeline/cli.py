@@ -6,6 +6,7 @@ import argparse
 import fcntl
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from chaser_pipeline.config import ConfigError, load_settings
@@ -35,6 +36,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print(f"chaser-pipeline: configuration error: {exc}", file=sys.stderr)
         return 2
     home = _dagster_home()
+    if not args.verbose:
+        # Library notices (beta APIs, DuckDB's Arrow copies) are for developers, not this summary.
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
     import dagster as dg
 
     from chaser_pipeline.headless import run_sync
@@ -65,6 +70,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             full_refresh=args.full_refresh,
             confirm_mass_change=args.confirm_mass_change,
+            log_level="DEBUG" if args.verbose else "INFO",
         )
     if not run.success:
         print(
@@ -102,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument(
         "--confirm-mass-change", action="store_true", help="send even past the mass-change guard"
     )
+    sync.add_argument("--verbose", action="store_true", help="print every Dagster event")
     sync.set_defaults(func=cmd_sync)
 
     demo = sub.add_parser("demo-data", help="write a demo ledger warehouse (DuckDB)")

@@ -50,14 +50,16 @@ def contiguous_ranges(months: list[str]) -> list[tuple[str, str]]:
     return ranges
 
 
-def _run_config(assets: list[str], sync_config: dict[str, Any], full_refresh: bool) -> dict:
+def _run_config(
+    assets: list[str], sync_config: dict[str, Any], full_refresh: bool, log_level: str
+) -> dict:
     ops: dict[str, dict] = {}
     for name in assets:
         if name in SYNC_ASSETS and sync_config:
             ops[name] = {"config": sync_config}
         if name.startswith("ledger_") and full_refresh:
             ops[name] = {"config": {"full_refresh": True}}
-    return {"ops": ops}
+    return {"ops": ops, "loggers": {"console": {"config": {"log_level": log_level}}}}
 
 
 def _collect(result: dg.ExecuteInProcessResult, run: SyncRun, echo: Callable[[str], None]) -> None:
@@ -116,6 +118,7 @@ def run_sync(
     full_refresh: bool = False,
     confirm_mass_change: bool = False,
     as_of: str = "",
+    log_level: str = "INFO",
     echo: Callable[[str], None] = print,
 ) -> SyncRun:
     sync_config: dict[str, Any] = {}
@@ -133,7 +136,7 @@ def run_sync(
     names = [k.to_user_string() for k in incremental.asset_layer.executable_asset_keys]
     result = incremental.execute_in_process(
         instance=instance,
-        run_config=_run_config(names, sync_config, full_refresh),
+        run_config=_run_config(names, sync_config, full_refresh, log_level),
         tags=tags,
         raise_on_error=False,
     )
@@ -154,7 +157,7 @@ def run_sync(
     for start, end in contiguous_ranges(run.months):
         result = monthly.execute_in_process(
             instance=instance,
-            run_config=_run_config(list(MONTHLY_ASSETS), sync_config, False),
+            run_config=_run_config(list(MONTHLY_ASSETS), sync_config, False, log_level),
             tags={
                 **tags,
                 "dagster/asset_partition_range_start": start,
@@ -168,7 +171,10 @@ def run_sync(
             run.success = False
     if not dry_run:
         lag = defs.resolve_job_def("chaser_data_lag_check").execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False
+            instance=instance,
+            run_config=_run_config([], {}, False, log_level),
+            tags=tags,
+            raise_on_error=False,
         )
         run.run_ids.append(lag.run_id)
         for evaluation in lag.get_asset_check_evaluations():
