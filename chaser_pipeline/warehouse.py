@@ -108,6 +108,10 @@ class Warehouse:
             path = self.url.duckdb_path if self.url else ensure_demo_warehouse()
             con = duckdb.connect(str(path), read_only=True)
             try:
+                # The cursor is naive UTC; a TIMESTAMPTZ column compared with `$1::timestamp`
+                # reads it in the session time zone (the process's, by default), so pin UTC.
+                # ICU, which provides the setting, is built into the duckdb Python wheel.
+                con.execute("set TimeZone = 'UTC'")
                 yield con.sql(sql, params=[since]).to_arrow_reader(BATCH_ROWS)
             finally:
                 con.close()
@@ -123,6 +127,9 @@ class Warehouse:
                 ) from None
             try:
                 cur = conn.cursor()
+                # As for DuckDB: the naive UTC cursor against a timestamptz column is read in the
+                # session time zone (the server's or database's default), so pin UTC.
+                cur.execute("set time zone 'UTC'")
                 cur.execute(sql, parameters=[since.isoformat(sep=" ")])
                 yield cur.fetch_record_batch()
             finally:

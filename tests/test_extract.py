@@ -3,6 +3,8 @@ from a DuckDB or PostgreSQL warehouse; a contract violation fails naming the SQL
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import datetime
 from decimal import Decimal
 
@@ -15,6 +17,7 @@ from dagster_duckdb import DuckDBResource
 from chaser_pipeline.assets.extract import extract_assets
 from chaser_pipeline.ledger import LEDGER_TABLES, ContractViolation, validate_schema
 from chaser_pipeline.resources import WarehouseResource
+from chaser_pipeline.warehouse import Warehouse
 from tests.ledger_fixtures import customer, invoice, write_duckdb_ledger, write_postgres_ledger
 
 LEDGER = {
@@ -236,3 +239,54 @@ def test_postgres_password_never_appears_in_metadata_or_errors(tmp_path, postgre
         run_extract(tmp_path / "x", bad) if (tmp_path / "x").mkdir() is None else None
     assert "s3cr3t-pw" not in str(failure.value)
     assert "CHASER_WAREHOUSE_URL" in str(failure.value)
+
+
+# The cursor is naive UTC; a warehouse whose updated_at is timestamptz must still be read in UTC,
+# whatever the session's time zone (here one behind UTC), or hours of changes are skipped.
+TZ_QUERY = "select id from t where updated_at > $1::timestamp order by id"
+TZ_SINCE = datetime(2026, 11, 18, 15, 0)  # rows at 16:00 and 20:00 UTC are both newer
+
+
+@pytest.fixture
+def process_behind_utc():
+    """The process (so DuckDB's default session) runs in America/New_York; restored after."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+def test_duckdb_timestamptz_cursor_is_read_in_utc(tmp_path, process_behind_utc):
+    path = tmp_path / "wh.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create table t (id int, updated_at timestamptz)")
+    con.execute("insert into t values (1, '2026-11-18 16:00:00+00'), (2, '2026-11-18 20:00:00+00')")
+    con.close()
+    with Warehouse.from_url(f"duckdb:///{path}").stream(TZ_QUERY, TZ_SINCE) as reader:
+        assert reader.read_all().column("id").to_pylist() == [1, 2]
+
+
+@pytest.mark.postgres
+def test_postgres_timestamptz_cursor_is_read_in_utc(postgres_url):
+    import adbc_driver_postgresql.dbapi as pg
+
+    database = postgres_url.rsplit("/", 1)[1]
+    conn = pg.connect(postgres_url, autocommit=True)
+    try:
+        cur = conn.cursor()
+        cur.execute(f"alter database \"{database}\" set timezone to 'America/New_York'")
+        cur.execute("create table t (id int, updated_at timestamptz)")
+        cur.execute(
+            "insert into t values (1, '2026-11-18 16:00:00+00'), (2, '2026-11-18 20:00:00+00')"
+        )
+    finally:
+        conn.close()
+    with Warehouse.from_url(postgres_url).stream(TZ_QUERY, TZ_SINCE) as reader:
+        assert reader.read_all().column("id").to_pylist() == [1, 2]
