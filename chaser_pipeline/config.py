@@ -75,13 +75,20 @@ class WarehouseURL:
         return mask_url(self.raw.get())
 
 
+# A query parameter whose name holds "password" (libpq's password, sslpassword, ...) is a secret.
+_SECRET_QUERY_PARAM = re.compile(r"(?i)(^|[&;])([^&;=]*password[^&;=]*)=([^&;]*)")
+
+
 def mask_url(url: str) -> str:
-    """Replace the password of a URL with ***, so it can be logged."""
+    """Replace the passwords of a URL (user info and query string) with ***, so it can be logged."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    masked = parts
+    if parts.password is not None:
+        masked = masked._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
+    if parts.query:
+        masked = masked._replace(query=_SECRET_QUERY_PARAM.sub(r"\1\2=***", parts.query))
+    # geturl() can reshape a URL (duckdb:///x becomes duckdb:/x): keep it as given when clean
+    return url if masked == parts else masked.geturl()
 
 
 def parse_warehouse_url(url: str, *, base_dir: Path | None = None) -> WarehouseURL:

@@ -74,6 +74,33 @@ def test_warehouse_passwords_are_masked():
     assert repr(Secret("x")) == "Secret('**********')"
 
 
+@pytest.mark.parametrize(
+    "url, masked",
+    [
+        (
+            "postgresql://finance@db.internal/ledger?sslmode=require&password=pa55word",
+            "postgresql://finance@db.internal/ledger?sslmode=require&password=***",
+        ),
+        (
+            "postgresql://db.internal/ledger?user=finance&PASSWORD=pa55word&connect_timeout=5",
+            "postgresql://db.internal/ledger?user=finance&PASSWORD=***&connect_timeout=5",
+        ),
+        (
+            "postgresql://finance:pa55word@db.internal/ledger?sslpassword=pa55word&sslmode=verify-full",
+            "postgresql://finance:***@db.internal/ledger?sslpassword=***&sslmode=verify-full",
+        ),
+        (
+            "postgresql://finance@db.internal/ledger?password=",
+            "postgresql://finance@db.internal/ledger?password=***",
+        ),
+        ("duckdb:///wh/ledger.duckdb", "duckdb:///wh/ledger.duckdb"),
+    ],
+)
+def test_passwords_in_the_query_string_are_masked(url, masked):
+    assert mask_url(url) == masked
+    assert "pa55word" not in parse_warehouse_url(url).display
+
+
 def test_relative_duckdb_urls_resolve_against_the_given_folder(tmp_path):
     parsed = parse_warehouse_url("duckdb:///wh/ledger.duckdb", base_dir=tmp_path)
     assert parsed.duckdb_path == tmp_path / "wh" / "ledger.duckdb"
