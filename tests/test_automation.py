@@ -7,6 +7,7 @@ import dagster as dg
 import pytest
 
 from chaser_pipeline.assets.sync import CHASER_API_POOL
+from chaser_pipeline.headless import HEADLESS_TAG
 from chaser_pipeline.jobs import MONTHLY_ASSETS
 from chaser_pipeline.schedules import daily_sync_schedule
 from chaser_pipeline.sensors import changed_months_sensor
@@ -20,11 +21,12 @@ def sync_config(*syncs: str) -> dict:
     return {name: {"config": {"as_of": AS_OF}} for name in syncs}
 
 
-def run_incremental(p: Pipeline) -> dg.ExecuteInProcessResult:
+def run_incremental(p: Pipeline, *, dry_run: bool = False, **kwargs) -> dg.ExecuteInProcessResult:
+    ops = sync_config("sync_chaser_customers")
+    if dry_run:
+        ops["sync_chaser_customers"]["config"]["dry_run"] = True
     job = p.defs.resolve_job_def("chaser_incremental_sync")
-    result = job.execute_in_process(
-        instance=p.instance, run_config={"ops": sync_config("sync_chaser_customers")}
-    )
+    result = job.execute_in_process(instance=p.instance, run_config={"ops": ops}, **kwargs)
     assert result.success
     return result
 
@@ -178,6 +180,30 @@ def test_first_run_requests_one_range_run_per_stretch_of_consecutive_months(pipe
     assert request.partition_key is None
     assert request.tags["dagster/asset_partition_range_start"] == changed[0]
     assert request.tags["dagster/asset_partition_range_end"] == changed[-1]
+
+
+@pytest.mark.slow
+def test_sensor_skips_pending_months_of_headless_syncs_and_dry_runs(pipeline, tmp_path):
+    """`chaser-pipeline sync` runs its own monthly syncs, and a dry run must never lead to
+    real sends: neither run's pending months may start monthly runs."""
+    p = pipeline
+    (tmp_path / "dagster_home").mkdir()
+    p.instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home"))
+
+    run_incremental(p, dry_run=True)
+    data, cursor = evaluate_sensor(p, None)
+    assert not data.run_requests
+    assert "dry run" in data.skip_message
+
+    run_incremental(p, tags={HEADLESS_TAG: "true"})
+    data, cursor = evaluate_sensor(p, cursor)
+    assert not data.run_requests
+    assert "chaser-pipeline sync" in data.skip_message
+
+    # the same change set from a scheduled (non-headless, real) run is requested
+    run_incremental(p)
+    data, _ = evaluate_sensor(p, cursor)
+    assert data.run_requests
 
 
 @pytest.mark.slow
