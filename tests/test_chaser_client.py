@@ -17,6 +17,8 @@ import pytest
 from chaser_pipeline.chaser import (
     AuthenticationError,
     ChaserClient,
+    ConflictError,
+    NotFoundError,
     TransportError,
     ValidationError,
     dumps,
@@ -326,6 +328,96 @@ def test_bulk_isolation_by_halving_when_errors_are_not_indexed():
         e["invoice_id"] for e in entries if "bad" not in e["invoice_id"]
     )
     assert [s.index for s in outcome.succeeded] == [i for i in range(50) if i not in (5, 6, 40)]
+
+
+def mocked_bulk(handler, count: int):
+    """Bulk-upsert invoices I0..I<count-1> against a fake Chaser answering with `handler`;
+    returns the outcome and the invoice ids of every request sent."""
+    sent: list[list[str]] = []
+
+    def recording(request: httpx.Request) -> httpx.Response:
+        entries = json.loads(request.content)["entries"]
+        sent.append([entry["invoice_id"] for entry in entries])
+        return handler(entries)
+
+    async def scenario():
+        transport = httpx.MockTransport(recording)
+        async with ChaserClient("http://chaser.test", "k", "s", transport=transport) as client:
+            return await client.invoices.bulk_upsert(
+                [{"invoice_id": f"I{i}", "total": 1} for i in range(count)]
+            )
+
+    return run(scenario()), sent
+
+
+def test_bulk_2xx_answer_naming_bad_entries_records_them_failed():
+    """A 200 that lists errors by index saved only the others: those are not confirmed."""
+
+    def handler(entries):
+        return httpx.Response(
+            200,
+            json={
+                "data": {"inserted_count": 2, "inserted_ids": [{"index": 2, "id": "c2"}]},
+                "errors": [{"index": 1, "message": "bad date"}, {"index": 3, "message": "bad"}],
+            },
+        )
+
+    outcome, sent = mocked_bulk(handler, 4)
+    assert [(s.key, s.chaser_id) for s in outcome.succeeded] == [("I0", None), ("I2", "c2")]
+    assert [(f.key, f.status, f.message) for f in outcome.failed] == [
+        ("I1", 200, "bad date"),
+        ("I3", 200, "bad"),
+    ]
+    assert len(sent) == 1  # the others were saved: nothing is sent again
+
+
+def test_bulk_409_is_raised_not_halved_into_row_failures():
+    """409 is not a row rejection: one request, then the error; no entry recorded failed."""
+    sent: list[int] = []
+
+    def handler(entries):
+        sent.append(len(entries))
+        return httpx.Response(409, json={"message": "conflict, retry"})
+
+    with pytest.raises(ConflictError) as failure:
+        mocked_bulk(handler, 4)
+    assert failure.value.status == 409
+    assert sent == [4]
+
+
+def test_bulk_404_naming_an_entry_isolates_it_and_resends_the_rest():
+    """An unknown customer answered 404 with the entry's index is a row rejection."""
+
+    def handler(entries):
+        ids = [entry["invoice_id"] for entry in entries]
+        if "I1" in ids:
+            return httpx.Response(
+                404,
+                json={
+                    "message": "customer not found",
+                    "errors": [{"index": ids.index("I1"), "message": "customer not found"}],
+                },
+            )
+        return httpx.Response(200, json={"data": {"modified_count": len(entries)}})
+
+    outcome, sent = mocked_bulk(handler, 4)
+    assert [s.key for s in outcome.succeeded] == ["I0", "I2", "I3"]
+    assert [(f.key, f.status, f.message) for f in outcome.failed] == [
+        ("I1", 404, "customer not found")
+    ]
+    assert sent == [["I0", "I1", "I2", "I3"], ["I0", "I2", "I3"]]
+
+
+def test_bulk_404_naming_no_entry_still_raises():
+    sent: list[int] = []
+
+    def handler(entries):
+        sent.append(len(entries))
+        return httpx.Response(404, json={"message": "no such endpoint"})
+
+    with pytest.raises(NotFoundError):
+        mocked_bulk(handler, 4)
+    assert sent == [4]
 
 
 def test_bulk_upsert_refuses_more_than_100_entries():

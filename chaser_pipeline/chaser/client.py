@@ -239,7 +239,7 @@ class ChaserClient:
         json: Any = None,
     ) -> Any:
         """Send one request with retries; return the parsed JSON body of a 2xx answer."""
-        response, _ = await self._request(method, path, params=params, json=json)
+        response, _, _ = await self._request(method, path, params=params, json=json)
         return response
 
     async def _request(
@@ -249,8 +249,9 @@ class ChaserClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
-    ) -> tuple[Any, bool]:
-        """Like `request`; also says whether a transport error came before the answer."""
+    ) -> tuple[Any, bool, int]:
+        """Like `request`; also says whether a transport error came before the answer, and
+        the answer's status."""
         body = dumps(json) if json is not None else None
         failures = 0
         rate_limited_waits = 0
@@ -281,8 +282,8 @@ class ChaserClient:
             self.stats.by_status[status] += 1
             if status < 300:
                 if not response.content:
-                    return None, after_transport_error
-                return loads(response.content), after_transport_error
+                    return None, after_transport_error, status
+                return loads(response.content), after_transport_error, status
 
             parsed = _parse_body(response)
             retry_after = _retry_after_seconds(response.headers.get("retry-after"))
@@ -369,6 +370,17 @@ def _client_error(
     return ValidationError(message, method=method, path=path, status=status, body=body)
 
 
+def _named_errors(body: Any, count: int) -> dict[int, str]:
+    """The entries (positions in a bulk request of `count`) an answer's `errors` list names."""
+    named: dict[int, str] = {}
+    errors = body.get("errors") if isinstance(body, dict) else None
+    for item in errors if isinstance(errors, list) else []:
+        position = item.get("index") if isinstance(item, dict) else None
+        if isinstance(position, int) and not isinstance(position, bool) and 0 <= position < count:
+            named.setdefault(position, error_message(item))
+    return named
+
+
 def _quote(value: str) -> str:
     return quote(str(value), safe="")
 
@@ -430,7 +442,7 @@ class _Resource:
         """Create one record; if a retry after a lost answer finds it exists, return that record."""
         encoded = encode_payload(payload)
         try:
-            body, _ = await self._client._request("POST", self.path, json=encoded)
+            body, _, _ = await self._client._request("POST", self.path, json=encoded)
         except ConflictError as exc:
             # The first attempt landed but its answer was lost: the record is ours, not a duplicate.
             if exc.after_transport_error and encoded.get(self.key_field):
@@ -471,36 +483,53 @@ class _Resource:
         path = f"/v1/bulk{self.path.removeprefix('/v1')}"
         outcome.requests += 1
         try:
-            body = await self._client.request(
+            body, _, status = await self._client._request(
                 "PUT", path, json={"entries": [encoded[i] for i in indexes]}
             )
-        except ValidationError as exc:
-            await self._isolate(encoded, indexes, outcome, exc)
+        except ConflictError:
+            # 409 is not a row rejection (a key clash or a concurrent write): halving would
+            # record good rows as failed, so the caller decides.
+            raise
+        except NotFoundError as exc:
+            # A 404 that names entries (e.g. an unknown customer) is a row rejection; one that
+            # names none means the endpoint itself is missing.
+            if not _named_errors(exc.body, len(indexes)):
+                raise
+            await self._isolate(encoded, indexes, outcome, 404, exc.body)
             return
+        except ValidationError as exc:
+            await self._isolate(encoded, indexes, outcome, exc.status or 400, exc.body)
+            return
+        errors = body.get("errors") if isinstance(body, dict) else None
+        named = _named_errors(body, len(indexes))
+        if isinstance(errors, list) and errors and not named:
+            # A 2xx that reports errors without saying which entries: find them as for a 4xx
+            # (upserts by key, so sending the saved entries again is harmless).
+            await self._isolate(encoded, indexes, outcome, status, body)
+            return
+        for position, message in named.items():
+            index = indexes[position]
+            outcome.failed.append(EntryFailure(index, self._key(encoded[index]), status, message))
         inserted: dict[int, str] = {}
         data = (body or {}).get("data") or {}
         for item in data.get("inserted_ids") or []:
             if isinstance(item, dict) and isinstance(item.get("index"), int):
                 inserted[item["index"]] = item.get("id")
         for position, index in enumerate(indexes):
-            outcome.succeeded.append(
-                EntrySuccess(index, self._key(encoded[index]), inserted.get(position))
-            )
+            if position not in named:
+                outcome.succeeded.append(
+                    EntrySuccess(index, self._key(encoded[index]), inserted.get(position))
+                )
 
     async def _isolate(
         self,
         encoded: list[dict[str, Any]],
         indexes: list[int],
         outcome: BulkOutcome,
-        exc: ValidationError,
+        status: int,
+        body: Any,
     ) -> None:
-        status = exc.status or 400
-        named: dict[int, str] = {}
-        errors = exc.body.get("errors") if isinstance(exc.body, dict) else None
-        for item in errors or []:
-            position = item.get("index") if isinstance(item, dict) else None
-            if isinstance(position, int) and 0 <= position < len(indexes):
-                named.setdefault(position, error_message(item))
+        named = _named_errors(body, len(indexes))
         if named:
             # Chaser named the bad entries: record them, send the rest again in one request.
             for position, message in named.items():
@@ -515,7 +544,7 @@ class _Resource:
         if len(indexes) == 1:
             index = indexes[0]
             outcome.failed.append(
-                EntryFailure(index, self._key(encoded[index]), status, error_message(exc.body))
+                EntryFailure(index, self._key(encoded[index]), status, error_message(body))
             )
             return
         # No entry named: halve until each bad entry stands alone.
