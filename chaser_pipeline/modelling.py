@@ -402,6 +402,13 @@ def _bind(model: Model, window: tuple[date, date]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in model.parameters}
 
 
+def model_query(
+    model: Model, window: tuple[date, date] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """A model's SQL and its bound parameters (the whole history unless a window is given)."""
+    return model.sql, _bind(model, window or WHOLE_HISTORY)
+
+
 def _column_names(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [
         r[0]

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 STATE = "chaser_sync.state"
 LOG = "chaser_sync.log"
-WATERMARKS = "chaser_sync.month_watermarks"
 FIRST_DAY = date(1, 1, 1)
 LAST_DAY = date(9999, 12, 31)
 
@@ -134,7 +133,7 @@ def ensure_sync_tables(con: duckdb.DuckDBPyConnection) -> None:
             payload_hash varchar,        -- hash of the payload Chaser last confirmed
             confirmed_at timestamp,
             chaser_id varchar,
-            last_status varchar not null, -- confirmed | failed
+            last_status varchar not null, -- confirmed | failed | sending (no answer recorded)
             last_error varchar,
             last_attempt_at timestamp not null,
             primary key (resource, key))"""
@@ -143,11 +142,6 @@ def ensure_sync_tables(con: duckdb.DuckDBPyConnection) -> None:
         f"""create table if not exists {LOG} (
             run_id varchar, resource varchar, key varchar, action varchar,
             http_status integer, message varchar, logged_at timestamp)"""
-    )
-    con.execute(
-        f"""create table if not exists {WATERMARKS} (
-            resource varchar, month date, synced_through timestamp, synced_at timestamp,
-            primary key (resource, month))"""
     )
 
 
@@ -161,8 +155,13 @@ def build_plan(
     window: tuple[date, date],
     options: SyncOptions,
     now: datetime,
+    *,
+    source: str | None = None,
 ) -> Counter[str]:
-    """Create temp table `sync_plan` (the mart rows in scope, their hash and action); return counts."""
+    """Create temp table `sync_plan` (the mart rows in scope, their hash and action); return counts.
+
+    `source` replaces the mart table by a relation with the same columns (the pending check plans
+    the payloads the models would produce now)."""
     ensure_sync_tables(con)
     scope = "true"
     params: dict[str, Any] = {"resource": spec.resource}
@@ -196,7 +195,7 @@ def build_plan(
             select
                 m.*,
                 md5(to_json(m)::varchar) as sync_payload_hash
-            from {spec.mart} as m
+            from {source or spec.mart} as m
             where {scope}
         ),
         planned as (
@@ -207,8 +206,9 @@ def build_plan(
                 case
                     -- a document waits for its customer to be accepted by Chaser first
                     when {customer_pending} then 'held_back'
-                    -- once sent, every later change is sent; never sent and not worth it: skip
-                    when s.payload_hash is null and ({skip}) then 'skipped'
+                    -- once sent (or sending was attempted: a killed run may have delivered
+                    -- it), every later change is sent; never sent and not worth it: skip
+                    when s.key is null and ({skip}) then 'skipped'
                     when s.payload_hash is null then 'create'
                     -- failed rows are retried every run until they succeed
                     when s.last_status = 'failed' or s.payload_hash <> m.sync_payload_hash
@@ -233,7 +233,13 @@ def _payload_columns(con: duckdb.DuckDBPyConnection, spec: SyncSpec) -> list[str
 
 
 def _batches(
-    con: duckdb.DuckDBPyConnection, columns: list[str], key: str, chunk_rows: int = 50 * BULK_LIMIT
+    con: duckdb.DuckDBPyConnection,
+    columns: list[str],
+    key: str,
+    *,
+    resource: str,
+    now: datetime,
+    chunk_rows: int = 50 * BULK_LIMIT,
 ) -> Iterator[list[dict[str, Any]]]:
     """The rows to send, in key order, 100 at a time, each with its payload as JSON text.
 
@@ -248,6 +254,16 @@ def _batches(
         from sync_plan where sync_action in ('create', 'update')
         order by sync_seq"""
     )
+    # Before anything goes out, every key about to be sent has a state row: a run killed after
+    # Chaser applied a batch but before it was recorded must still count those documents as
+    # sent (so a later change, even to a status not worth a first send, is sent too).
+    with transaction(con):
+        con.execute(
+            f"""insert into {STATE}
+            select $resource, {key}, null, null, null, 'sending', null, $now from sync_send
+            on conflict (resource, key) do nothing""",
+            {"resource": resource, "now": now},
+        )
     (total,) = con.execute("select count(*) from sync_send").fetchone()
     select = f'"{key}", sync_payload_hash, sync_action, {payload_json_sql(columns)} as sync_payload'
     for start in range(0, total, chunk_rows):
@@ -367,30 +383,6 @@ def log_held_back(
     )
 
 
-def record_watermarks(
-    con: duckdb.DuckDBPyConnection,
-    spec: SyncSpec,
-    window: tuple[date, date],
-    synced_through: datetime | None,
-    now: datetime,
-) -> None:
-    """Remember, per month, up to which ledger change time this resource is synced."""
-    if not spec.partitioned or synced_through is None:
-        return
-    con.execute(
-        f"""insert or replace into {WATERMARKS}
-        select $resource, month::date, $through, $now
-        from range($start::date, $end::date, interval 1 month) as t(month)""",
-        {
-            "resource": spec.resource,
-            "through": synced_through,
-            "now": now,
-            "start": max(window[0], date(1900, 1, 1)),
-            "end": min(window[1], date(2200, 1, 1)),
-        },
-    )
-
-
 def sample_payloads(con: duckdb.DuckDBPyConnection, columns: list[str], n: int) -> list[dict]:
     select = ", ".join(f'"{c}"' for c in columns)
     rows = con.execute(
@@ -491,7 +483,7 @@ async def _send(
     recorder = asyncio.create_task(record_settled())
     sending: set[asyncio.Task] = set()
     try:
-        for rows in _batches(con, columns, spec.key):
+        for rows in _batches(con, columns, spec.key, resource=spec.resource, now=clock()):
             await window.acquire()
             if failures:
                 raise failures[0]
@@ -536,7 +528,6 @@ def sync_resource(
     report.held_back_by_rules = _held_back_by_rules(con, spec)
     columns = _payload_columns(con, spec)
     report.samples = sample_payloads(con, columns, options.sample_size)
-    synced_through = _ledger_cursor(con)
     if options.dry_run:
         report.duration_seconds = time.monotonic() - started
         return report
@@ -564,8 +555,6 @@ def sync_resource(
                     report.rate_limited = client.stats.rate_limited
 
         asyncio.run(run())
-    if report.failed == 0 and report.planned["held_back"] == 0:
-        record_watermarks(con, spec, window, synced_through, clock())
     report.duration_seconds = time.monotonic() - started
     return report
 
@@ -579,99 +568,3 @@ def _held_back_by_rules(con: duckdb.DuckDBPyConnection, spec: SyncSpec) -> int:
     except duckdb.CatalogException:
         return 0
     return n
-
-
-def _ledger_cursor(con: duckdb.DuckDBPyConnection) -> datetime | None:
-    """The newest ledger change the models were built from (not what is landed now: an extract
-    may have landed more since, and those changes must stay pending until a sync sees them)."""
-    staged = " union all ".join(
-        f"select max(updated_at) as m from {t}"
-        for t in (
-            "stg_invoices",
-            "stg_payments",
-            "stg_credit_notes",
-            "stg_credit_allocations",
-            "stg_customers",
-        )
-    )
-    try:
-        (cursor,) = con.execute(f"select max(m) from ({staged})").fetchone()
-    except duckdb.CatalogException:
-        return None
-    return cursor
-
-
-PENDING_CHANGES_SQL = f"""
-with documents as (
-    select 'invoices' as resource, invoice_id as document_id, customer_id, issue_date, updated_at
-    from landing.invoices
-    union all
-    select 'credit_notes', credit_note_id, customer_id, issue_date, updated_at
-    from landing.credit_notes
-),
-changes as (
-    -- a payment or allocation belongs to its document's month, whenever it was made
-    select resource, issue_date, updated_at from documents
-    union all
-    -- a customer change (a fixed company name, say) can release documents held back for it:
-    -- the months of its documents Chaser does not hold yet are due again
-    select d.resource, d.issue_date, c.updated_at
-    from landing.customers as c
-    join documents as d on d.customer_id = c.customer_id
-    where not exists (
-        select 1 from {STATE} as s
-        where s.resource = d.resource and s.key = d.document_id and s.payload_hash is not null
-    )
-    union all
-    select d.resource, d.issue_date, p.updated_at
-    from landing.payments as p
-    join documents as d on d.resource = 'invoices' and d.document_id = p.invoice_id
-    union all
-    select d.resource, d.issue_date, a.updated_at
-    from landing.credit_allocations as a
-    join documents as d on d.resource = 'invoices' and d.document_id = a.invoice_id
-    union all
-    select d.resource, d.issue_date, a.updated_at
-    from landing.credit_allocations as a
-    join documents as d on d.resource = 'credit_notes' and d.document_id = a.credit_note_id
-),
-by_month as (
-    select resource, date_trunc('month', issue_date)::date as month, updated_at
-    from changes
-    where issue_date >= $history_start
-)
-select
-    c.month,
-    c.resource,
-    count(*) as changes,
-    min(c.updated_at) as oldest_change,
-    max(c.updated_at) as newest_change
-from by_month as c
-left join {WATERMARKS} as w
-    on w.resource = c.resource and w.month = c.month
--- a change is pending until a sync of its month succeeded after the change was landed
-where w.synced_through is null or c.updated_at > w.synced_through
-group by all
-order by c.month, c.resource
-"""
-
-
-@dataclass(frozen=True)
-class PendingMonth:
-    month: date
-    resource: str
-    changes: int
-    oldest_change: datetime
-    newest_change: datetime
-
-
-def pending_changes(con: duckdb.DuckDBPyConnection, history_start: date) -> list[PendingMonth]:
-    """Months whose ledger changes Chaser has not confirmed yet, per resource."""
-    ensure_sync_tables(con)
-    from chaser_pipeline.landing import ensure_landing_table
-    from chaser_pipeline.ledger import LEDGER_TABLES
-
-    for table in LEDGER_TABLES.values():
-        ensure_landing_table(con, table)
-    rows = con.execute(PENDING_CHANGES_SQL, {"history_start": history_start}).fetchall()
-    return [PendingMonth(*row) for row in rows]

@@ -10,6 +10,8 @@ from chaser_pipeline.chaser.errors import ChaserError
 from chaser_pipeline.config import load_settings
 from chaser_pipeline.freshness import sync_freshness
 from chaser_pipeline.partitions import monthly_partitions
+from chaser_pipeline.paths import models_dir
+from chaser_pipeline.pending import Pending, compute_pending
 from chaser_pipeline.resources import ChaserResource, duckdb_connection
 from chaser_pipeline.sync import (
     LOG,
@@ -19,7 +21,6 @@ from chaser_pipeline.sync import (
     SyncReport,
     SyncSpec,
     ensure_sync_tables,
-    pending_changes,
     sync_resource,
 )
 
@@ -261,6 +262,12 @@ def unpartitioned_model_keys() -> list[str]:
     return keys
 
 
+def _pending(duckdb: DuckDBResource, now: datetime) -> Pending:
+    history_start = date.fromisoformat(load_settings().history_start + "-01")
+    with duckdb_connection(duckdb) as con:
+        return compute_pending(con, models_dir(), history_start=history_start, now=now)
+
+
 @dg.asset(
     group_name="sync",
     deps=[*unpartitioned_model_keys(), sync_chaser_customers],
@@ -269,18 +276,19 @@ def unpartitioned_model_keys() -> list[str]:
 def chaser_pending_months(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Months with ledger changes (documents, payments, allocations) Chaser has not confirmed yet."""
-    history_start = date.fromisoformat(load_settings().history_start + "-01")
-    with duckdb_connection(duckdb) as con:
-        pending = pending_changes(con, history_start)
-    months = sorted({p.month.isoformat() for p in pending})
-    context.log.info("Months with changes to sync: %s", ", ".join(months) or "none")
+    """Months holding documents whose payload Chaser has not confirmed as the ledger now says."""
+    pending = _pending(duckdb, clock_from("")())
+    context.log.info(
+        "Documents Chaser does not hold as the ledger says: %s; months to sync: %s",
+        pending.documents or "none",
+        ", ".join(pending.months) or "none",
+    )
     return dg.MaterializeResult(
         metadata={
-            "changed_months": dg.MetadataValue.json(months),
-            "changed_month_count": len(months),
-            "pending_changes": sum(p.changes for p in pending),
-            "oldest_pending_change": str(min((p.oldest_change for p in pending), default="")),
+            "changed_months": dg.MetadataValue.json(pending.months),
+            "changed_month_count": len(pending.months),
+            "pending_documents": dg.MetadataValue.json(pending.documents),
+            "oldest_pending_change": str(pending.oldest_change or ""),
         }
     )
 
@@ -297,24 +305,19 @@ class DataLagConfig(dg.Config):
 @dg.asset_check(
     asset=chaser_pending_months,
     name="chaser_data_lag",
-    description="How far Chaser is behind the ledger: age of the oldest ledger change not yet "
-    "confirmed in Chaser (catches a sync that succeeds while skipping months).",
+    description="How far Chaser is behind the ledger: age of the oldest ledger change whose "
+    "payload Chaser has not confirmed (catches a sync that succeeds while skipping months).",
 )
 def chaser_data_lag(config: DataLagConfig, duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    history_start = date.fromisoformat(load_settings().history_start + "-01")
     now = clock_from(config.as_of)()
-    with duckdb_connection(duckdb) as con:
-        pending = pending_changes(con, history_start)
-    oldest = min((p.oldest_change for p in pending), default=None)
-    lag_hours = (now - oldest).total_seconds() / 3600 if oldest else 0.0
-    behind = sorted(
-        {
-            p.month.isoformat()
-            for p in pending
-            if p.oldest_change == oldest
-            or (now - p.oldest_change).total_seconds() / 3600 > config.warn_hours
-        }
-    )
+    pending = _pending(duckdb, now)
+    oldest = pending.oldest_change
+    lag_hours = max((now - oldest).total_seconds() / 3600, 0.0) if oldest else 0.0
+    behind = [
+        month
+        for month, changed_at in pending.oldest_change_by_month.items()
+        if (now - changed_at).total_seconds() / 3600 > config.warn_hours or changed_at == oldest
+    ]
     severity = (
         dg.AssetCheckSeverity.ERROR
         if lag_hours > config.error_hours
@@ -327,13 +330,13 @@ def chaser_data_lag(config: DataLagConfig, duckdb: DuckDBResource) -> dg.AssetCh
             "lag_hours": round(lag_hours, 2),
             "oldest_unsynced_change": str(oldest or ""),
             "months_behind": dg.MetadataValue.json(behind[:24]),
-            "pending_changes": sum(p.changes for p in pending),
+            "pending_documents": dg.MetadataValue.json(pending.documents),
             "warn_hours": config.warn_hours,
             "error_hours": config.error_hours,
         },
         description=(
-            f"Chaser is {lag_hours:.1f} h behind the ledger"
-            if oldest
+            f"Chaser is {lag_hours:.1f} h behind the ledger ({pending.total} documents)"
+            if pending.total
             else "Chaser holds every ledger change"
         ),
     )
