@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 STATE = "chaser_sync.state"
 LOG = "chaser_sync.log"
+ATTEMPTED = "chaser_sync.attempted"
 FIRST_DAY = date(1, 1, 1)
 LAST_DAY = date(9999, 12, 31)
 
@@ -133,11 +134,13 @@ def ensure_sync_tables(con: duckdb.DuckDBPyConnection) -> None:
             payload_hash varchar,        -- hash of the payload Chaser last confirmed
             confirmed_at timestamp,
             chaser_id varchar,
-            last_status varchar not null, -- confirmed | failed | sending (no answer recorded)
+            last_status varchar not null, -- confirmed | failed
             last_error varchar,
             last_attempt_at timestamp not null,
             primary key (resource, key))"""
     )
+    # Keys a run started to send: a killed run may have delivered them without recording it.
+    con.execute(f"create table if not exists {ATTEMPTED} (resource varchar, key varchar)")
     con.execute(
         f"""create table if not exists {LOG} (
             run_id varchar, resource varchar, key varchar, action varchar,
@@ -208,7 +211,7 @@ def build_plan(
                     when {customer_pending} then 'held_back'
                     -- once sent (or sending was attempted: a killed run may have delivered
                     -- it), every later change is sent; never sent and not worth it: skip
-                    when s.key is null and ({skip}) then 'skipped'
+                    when s.key is null and a.key is null and ({skip}) then 'skipped'
                     when s.payload_hash is null then 'create'
                     -- failed rows are retried every run until they succeed
                     when s.last_status = 'failed' or s.payload_hash <> m.sync_payload_hash
@@ -219,6 +222,8 @@ def build_plan(
             left join {STATE} as s
                 on s.resource = $resource
                 and s.key = m.{spec.key}
+            left join (select distinct key from {ATTEMPTED} where resource = $resource) as a
+                on a.key = m.{spec.key}
         )
         select * from planned""",
         params,
@@ -238,7 +243,6 @@ def _batches(
     key: str,
     *,
     resource: str,
-    now: datetime,
     chunk_rows: int = 50 * BULK_LIMIT,
 ) -> Iterator[list[dict[str, Any]]]:
     """The rows to send, in key order, 100 at a time, each with its payload as JSON text.
@@ -254,15 +258,19 @@ def _batches(
         from sync_plan where sync_action in ('create', 'update')
         order by sync_seq"""
     )
-    # Before anything goes out, every key about to be sent has a state row: a run killed after
-    # Chaser applied a batch but before it was recorded must still count those documents as
-    # sent (so a later change, even to a status not worth a first send, is sent too).
+    # Before anything goes out, remember every key about to be sent that Chaser has never
+    # answered for: a run killed after Chaser applied a batch but before it was recorded must
+    # still count those documents as sent (so a later change, even to a status not worth a
+    # first send, is sent too).
     with transaction(con):
         con.execute(
-            f"""insert into {STATE}
-            select $resource, {key}, null, null, null, 'sending', null, $now from sync_send
-            on conflict (resource, key) do nothing""",
-            {"resource": resource, "now": now},
+            f"""insert into {ATTEMPTED}
+            select $resource, t.{key} from sync_send as t
+            where not exists (
+                select 1 from {STATE} as s where s.resource = $resource and s.key = t.{key})
+            and not exists (
+                select 1 from {ATTEMPTED} as a where a.resource = $resource and a.key = t.{key})""",
+            {"resource": resource},
         )
     (total,) = con.execute("select count(*) from sync_send").fetchone()
     select = f'"{key}", sync_payload_hash, sync_action, {payload_json_sql(columns)} as sync_payload'
@@ -483,7 +491,7 @@ async def _send(
     recorder = asyncio.create_task(record_settled())
     sending: set[asyncio.Task] = set()
     try:
-        for rows in _batches(con, columns, spec.key, resource=spec.resource, now=clock()):
+        for rows in _batches(con, columns, spec.key, resource=spec.resource):
             await window.acquire()
             if failures:
                 raise failures[0]

@@ -217,3 +217,37 @@ def test_rejection_threshold_is_a_blocking_check_that_fails_the_sync(tmp_path):
         assert lenient.success
         [retry] = lenient.get_asset_check_evaluations()
         assert retry.passed and retry.metadata["attempted"].value == 2
+
+
+def test_a_document_chaser_may_hold_from_an_unrecorded_batch_is_never_skipped(tmp_path):
+    from chaser_pipeline.chaser.client import ChaserClient
+    from chaser_pipeline.chaser.errors import TransportError
+
+    # Every write is applied by Chaser, then its connection drops (once per distinct request).
+    faults = FaultConfig(rate_drop=1.0, first_attempt_only=True)
+    with run_emulator_in_thread(
+        tmp_path / "c.sqlite3", api_key=API_KEY, api_secret=API_SECRET, faults=faults
+    ) as emu:
+
+        def patient():
+            return ChaserClient(emu.url, API_KEY, API_SECRET, backoff_base=0.01)
+
+        def impatient():  # gives up on the dropped answer, as a killed run would
+            return ChaserClient(emu.url, API_KEY, API_SECRET, max_retries=0)
+
+        con = _mart_db(tmp_path / "p.duckdb", [("C-1", "Good Ltd")], [("I-1", "C-1")])
+        assert sync_resource(con, patient, SPECS["customers"], run_id="r1").confirmed["create"] == 1
+        with pytest.raises(TransportError):
+            sync_resource(con, impatient, SPECS["invoices"], run_id="r1")
+        store = EmulatorStore(tmp_path / "c.sqlite3")
+        assert [r["status"] for r in store.records("invoices")] == ["AUTHORISED"]
+        assert con.execute(
+            "select count(*) from chaser_sync.state where key = 'I-1'"
+        ).fetchone() == (0,)
+
+        # Voided since: never worth a first send, but Chaser may hold it, so it must be sent.
+        con.execute("update chaser_invoices set status = 'VOIDED' where invoice_id = 'I-1'")
+        report = sync_resource(con, patient, SPECS["invoices"], run_id="r2")
+        assert report.planned["skipped"] == 0 and report.confirmed["create"] == 1
+        assert [r["status"] for r in store.records("invoices")] == ["VOIDED"]
+        store.close()
