@@ -53,12 +53,13 @@ import chaser_pipeline.sync as sync_module
 from benchmarks.bare_httpx import BareResult, send_bare
 from chaser_pipeline.chaser.client import BULK_LIMIT, ChaserClient
 from chaser_pipeline.chaser.encoding import dumps, encode_payload
+from chaser_pipeline.db import WHOLE_HISTORY
 from chaser_pipeline.demo_data import generate_demo_warehouse
 from chaser_pipeline.emulator.store import EmulatorStore
 from chaser_pipeline.ledger import LEDGER_TABLES
 from chaser_pipeline.modelling import ModelProject, build_model, register_configured_field_rules
 from chaser_pipeline.paths import models_dir
-from chaser_pipeline.sync import FIRST_DAY, LAST_DAY, SPECS, SyncOptions, SyncReport
+from chaser_pipeline.sync import SPECS, SyncOptions, SyncReport
 
 RESOURCES = ("customers", "invoices", "credit_notes")
 API_KEY = "bench"
@@ -378,7 +379,7 @@ def run_engine(
             con,
             client_factory,
             SPECS[name],
-            window=(FIRST_DAY, LAST_DAY),
+            window=WHOLE_HISTORY,
             options=options,
             run_id=run_id,
             clock=clock,

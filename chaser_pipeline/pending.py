@@ -20,10 +20,9 @@ from pathlib import Path
 
 import duckdb
 
+from chaser_pipeline.db import WHOLE_HISTORY
 from chaser_pipeline.modelling import ModelProject, model_query
 from chaser_pipeline.sync import SPECS, SyncOptions, build_plan, ensure_sync_tables
-
-WHOLE_HISTORY = (date(1, 1, 1), date(9999, 12, 31))
 
 # The newest ledger change behind each document (its own row, its payments and allocations, and
 # the credit notes whose allocations count on it), from the de-duplicated staging models.

@@ -27,15 +27,13 @@ import pyarrow as pa
 
 from chaser_pipeline.chaser.client import BULK_LIMIT, BulkOutcome, ChaserClient
 from chaser_pipeline.chaser.encoding import RawJSON, dumps, encode_payload
-from chaser_pipeline.db import transaction
+from chaser_pipeline.db import WHOLE_HISTORY, transaction, utc_now
 
 log = logging.getLogger(__name__)
 
 STATE = "chaser_sync.state"
 LOG = "chaser_sync.log"
 ATTEMPTED = "chaser_sync.attempted"
-FIRST_DAY = date(1, 1, 1)
-LAST_DAY = date(9999, 12, 31)
 
 INVISIBLE_INVOICE = ("DRAFT", "SUBMITTED", "VOIDED", "DELETED")
 
@@ -519,10 +517,10 @@ def sync_resource(
     client_factory: Callable[[], ChaserClient] | None,
     spec: SyncSpec,
     *,
-    window: tuple[date, date] = (FIRST_DAY, LAST_DAY),
+    window: tuple[date, date] = WHOLE_HISTORY,
     options: SyncOptions = SyncOptions(),
     run_id: str = "",
-    clock: Callable[[], datetime] = datetime.utcnow,
+    clock: Callable[[], datetime] = utc_now,
     on_progress: Callable[[SyncReport], None] | None = None,
 ) -> SyncReport:
     """Plan and (unless dry run) send one resource's rows in scope; return what happened."""

@@ -1,11 +1,12 @@
 """Extract assets: one per ledger table, each running `sql/<table>.sql` against the warehouse."""
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from chaser_pipeline.db import utc_now
 from chaser_pipeline.freshness import sync_freshness
 from chaser_pipeline.landing import fetch_since, land, stored_cursor
 from chaser_pipeline.ledger import LEDGER_TABLES, LedgerTable
@@ -69,7 +70,7 @@ def _build_extract_asset(table: LedgerTable) -> dg.AssetsDefinition:
                     reader,
                     since=since,
                     full_refresh=config.full_refresh,
-                    now=datetime.now(UTC).replace(tzinfo=None),
+                    now=utc_now(),
                 )
         context.log.info(
             "Landed %s: %d fetched, %d new, %d updated, %d unchanged; cursor %s",

@@ -8,6 +8,7 @@ from dagster_duckdb import DuckDBResource
 
 from chaser_pipeline.chaser.errors import ChaserError
 from chaser_pipeline.config import load_settings
+from chaser_pipeline.db import WHOLE_HISTORY, utc_now
 from chaser_pipeline.freshness import sync_freshness
 from chaser_pipeline.partitions import monthly_partitions
 from chaser_pipeline.paths import models_dir
@@ -51,7 +52,7 @@ def clock_from(as_of: str):
     if as_of:
         fixed = datetime.fromisoformat(as_of).replace(tzinfo=None)
         return lambda: fixed
-    return lambda: datetime.utcnow()
+    return utc_now
 
 
 def _metadata(report: SyncReport, target: str) -> dict[str, object]:
@@ -84,7 +85,7 @@ def _metadata(report: SyncReport, target: str) -> dict[str, object]:
 
 def _window(context: dg.AssetExecutionContext, spec: SyncSpec) -> tuple[date, date]:
     if not spec.partitioned:
-        return (date(1, 1, 1), date(9999, 12, 31))
+        return WHOLE_HISTORY
     window = context.partition_time_window
     return (window.start.date(), window.end.date())
 
