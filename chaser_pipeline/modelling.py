@@ -41,7 +41,7 @@ import yaml
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from chaser_pipeline.db import transaction
+from chaser_pipeline.db import WHOLE_HISTORY, transaction
 from chaser_pipeline.ledger import LEDGER_TABLES
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,6 @@ DIALECT = "duckdb"
 LANDING_SCHEMA = "landing"
 MODEL_SCHEMA = "main"
 # The whole-history window an unpartitioned build binds to $window_start / $window_end.
-WHOLE_HISTORY = (date(1, 1, 1), date(9999, 12, 31))
 WINDOW_PARAMETERS = frozenset({"window_start", "window_end"})
 
 # Identifiers reach SQL text (file stems, YAML column names): only plain lowercase names pass.
@@ -385,12 +384,15 @@ class ModelBuild:
     window: tuple[date, date] | None
 
 
-def register_configured_field_rules(con: duckdb.DuckDBPyConnection) -> None:
-    """Register the field-rule UDFs the SQL models call, with the configured default country."""
+def register_configured_field_rules(
+    con: duckdb.DuckDBPyConnection, default_country: str | None = None
+) -> None:
+    """Register the field-rule UDFs the SQL models call, with the configured default country
+    (CHASER_DEFAULT_COUNTRY) unless one is given."""
     from chaser_pipeline.config import load_settings
     from chaser_pipeline.field_rules import register_field_rules
 
-    register_field_rules(con, load_settings().default_country)
+    register_field_rules(con, default_country or load_settings().default_country)
 
 
 def _bind(model: Model, window: tuple[date, date]) -> dict[str, Any]:
@@ -474,13 +476,14 @@ def run_models(
     window: tuple[date, date] | None = None,
     *,
     only: Sequence[str] | None = None,
+    default_country: str | None = None,
 ) -> dict[str, ModelBuild]:
     """Build every model of `models_dir` (or those in `only`) in dependency order, without Dagster.
 
     `window` applies to partitioned models only (None: rebuild them over the whole history).
     """
     project = ModelProject(models_dir)
-    register_configured_field_rules(con)
+    register_configured_field_rules(con, default_country)
     builds: dict[str, ModelBuild] = {}
     for name, model in project.models.items():
         if only is None or name in only:

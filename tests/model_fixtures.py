@@ -1,26 +1,21 @@
 """Tiny helpers to build the SQL models on a hand-made landed ledger, without Dagster.
 
 `landed_ledger(path, rows)` creates the `landing` schema with the contract's five tables in a DuckDB
-file and inserts the given rows; `build_models(con, models_dir, params)` runs every model in
-dependency order as `create or replace table <stem> as <sql>`. The row builders (`customer`,
+file and inserts the given rows; `build_models(con, models_dir, params)` runs every model through
+`chaser_pipeline.modelling.run_models`. The row builders (`customer`,
 `invoice`, ...) fill in a valid default for every column a test does not name.
 """
 
 from __future__ import annotations
 
-import graphlib
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import sqlglot
-from sqlglot import exp
 
-from chaser_pipeline.field_rules import register_field_rules
-
-WHOLE_HISTORY = {"window_start": date(1, 1, 1), "window_end": date(9999, 12, 31)}
+from chaser_pipeline.modelling import run_models
 
 LANDING_COLUMNS: dict[str, dict[str, str]] = {
     "customers": {
@@ -200,35 +195,15 @@ def landed_ledger(path: Path, rows: list[dict[str, Any]]) -> duckdb.DuckDBPyConn
     return con
 
 
-def _statement_facts(sql: str) -> tuple[set[str], set[str]]:
-    """(tables the statement reads, outside its own CTEs; named parameters it uses)."""
-    tree = sqlglot.parse_one(sql, dialect="duckdb")
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    tables = {
-        ".".join(part for part in (table.db, table.name) if part)
-        for table in tree.find_all(exp.Table)
-    }
-    parameters = {placeholder.name for placeholder in tree.find_all(exp.Placeholder)}
-    return tables - ctes, parameters
-
-
 def build_models(
     con: duckdb.DuckDBPyConnection,
     models_dir: Path,
     params: dict[str, Any] | None = None,
     default_country: str = "GB",
-) -> list[str]:
-    """Build every `<stem>.sql` of `models_dir` in dependency order; returns the order used.
+) -> None:
+    """Build every model with the framework's own runner (the one the assets use).
 
-    DuckDB refuses named parameters a statement does not use, so each model gets only its own.
+    `params` may bound the partitioned marts to a window: `window_start`, `window_end`.
     """
-    params = {**WHOLE_HISTORY, **(params or {})}
-    register_field_rules(con, default_country)
-    sources = {path.stem: path.read_text() for path in sorted(models_dir.glob("*.sql"))}
-    facts = {stem: _statement_facts(sql) for stem, sql in sources.items()}
-    graph = {stem: {t for t in tables if t in sources} for stem, (tables, _) in facts.items()}
-    order = list(graphlib.TopologicalSorter(graph).static_order())
-    for stem in order:
-        used = {name: params[name] for name in facts[stem][1]}
-        con.execute(f"create or replace table {stem} as\n{sources[stem]}", used)
-    return order
+    window = (params["window_start"], params["window_end"]) if params else None
+    run_models(con, models_dir, window, default_country=default_country)
