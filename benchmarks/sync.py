@@ -220,8 +220,7 @@ class EmulatorProcess:
                 str(state),
                 "--api-key",
                 API_KEY,
-                "--api-secret",
-                secret,
+                f"--api-secret={secret}",  # `=`: a token may start with "-"
                 "--log-level",
                 "warning",
             ],
