@@ -411,7 +411,8 @@ def main() -> None:
     timers = Timers()
     timers.wrap(sync_module, "build_plan", "plan (build_plan)")
     timers.wrap_generator(sync_module, "_batches", "read batches (_batches)")
-    timers.wrap(sync_module, "record_batches", "record state (record_batches, writer thread)")
+    timers.wrap(sync_module, "record_batches", "record answers (record_batches, writer thread)")
+    timers.wrap(sync_module, "fold_journal", "fold journal into state and log (fold_journal)")
     timers.wrap(client_module, "encode_payload", "encode rows (encode_payload)")
     timers.wrap(client_module, "dumps", "write JSON (dumps)")
 

@@ -2,10 +2,15 @@
 
 Nothing here knows Dagster. The plan is one SQL statement in DuckDB: each mart row's payload hash
 is compared with the hash Chaser last confirmed (schema `chaser_sync`). Rows go out in bulk
-batches of 100; each batch Chaser answers is committed to the state as soon as the writer is free
+batches of 100; what Chaser answers for each batch is committed as soon as the writer is free
 (never held back to gather more), so a run killed at any point loses at most the few batches
 sent but not yet recorded, and the next run sends nothing already confirmed (a batch applied by
 Chaser but not yet recorded is sent again: bulk upsert is idempotent by key).
+
+Each commit is one append to `chaser_sync.journal` (no index to maintain, so a commit costs a
+third of an upsert). The journal is folded into the keyed state and the log in one transaction
+at the end of every send and before anything reads the state (`ensure_sync_tables`), so a
+killed run's confirmations count before the next plan.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ log = logging.getLogger(__name__)
 STATE = "chaser_sync.state"
 LOG = "chaser_sync.log"
 ATTEMPTED = "chaser_sync.attempted"
+# Answers committed batch by batch during a send, not yet folded into STATE and LOG.
+JOURNAL = "chaser_sync.journal"
 
 INVISIBLE_INVOICE = ("DRAFT", "SUBMITTED", "VOIDED", "DELETED")
 
@@ -124,6 +131,7 @@ class MassChangeError(RuntimeError):
 
 
 def ensure_sync_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the sync tables if needed, and fold in what a killed run left in the journal."""
     con.execute("create schema if not exists chaser_sync")
     con.execute(
         f"""create table if not exists {STATE} (
@@ -144,6 +152,51 @@ def ensure_sync_tables(con: duckdb.DuckDBPyConnection) -> None:
             run_id varchar, resource varchar, key varchar, action varchar,
             http_status integer, message varchar, logged_at timestamp)"""
     )
+    con.execute(
+        f"""create table if not exists {JOURNAL} (
+            run_id varchar, resource varchar, key varchar, action varchar,
+            http_status integer, message varchar, logged_at timestamp,
+            payload_hash varchar, chaser_id varchar)"""
+    )
+    fold_journal(con)
+
+
+def fold_journal(con: duckdb.DuckDBPyConnection) -> int:
+    """Move the journal into the state (latest answer per key) and the log; return rows moved."""
+    (rows,) = con.execute(f"select count(*) from {JOURNAL}").fetchone()
+    if not rows:
+        return 0
+    with transaction(con):
+        con.execute(
+            f"""insert into {STATE}
+            select resource, key, payload_hash,
+                case when payload_hash is null then null else logged_at end,
+                chaser_id,
+                case when action = 'failed' then 'failed' else 'confirmed' end,
+                case when action = 'failed' then message end,
+                logged_at
+            from (
+                select *, row_number() over (
+                    partition by resource, key order by journal_row desc) as newest
+                from (select *, rowid as journal_row from {JOURNAL})
+            )
+            where newest = 1
+            on conflict (resource, key) do update set
+                -- a failure keeps the last confirmed payload: the row is in Chaser as it was
+                payload_hash = coalesce(excluded.payload_hash, {STATE}.payload_hash),
+                confirmed_at = coalesce(excluded.confirmed_at, {STATE}.confirmed_at),
+                chaser_id = coalesce(excluded.chaser_id, {STATE}.chaser_id),
+                last_status = excluded.last_status,
+                last_error = excluded.last_error,
+                last_attempt_at = excluded.last_attempt_at"""
+        )
+        con.execute(
+            f"""insert into {LOG}
+            select run_id, resource, key, action, http_status, message, logged_at
+            from {JOURNAL} order by rowid"""
+        )
+        con.execute(f"delete from {JOURNAL}")
+    return rows
 
 
 def _window_text(window: tuple[date, date]) -> tuple[str, str]:
@@ -292,16 +345,15 @@ def payload_json_sql(columns: list[str]) -> str:
     return f"to_json(struct_pack({fields}))::varchar"
 
 
-_STATE_SCHEMA = pa.schema(
+_JOURNAL_SCHEMA = pa.schema(
     [
         ("resource", pa.string()),
         ("key", pa.string()),
-        ("payload_hash", pa.string()),
-        ("chaser_id", pa.string()),
-        ("last_status", pa.string()),
-        ("last_error", pa.string()),
         ("action", pa.string()),
         ("http_status", pa.int32()),
+        ("message", pa.string()),
+        ("payload_hash", pa.string()),
+        ("chaser_id", pa.string()),
     ]
 )
 
@@ -314,7 +366,7 @@ def record_batches(
     run_id: str,
     now: datetime,
 ) -> None:
-    """Commit what Chaser confirmed (and refused) for settled batches: state and log together."""
+    """Commit what Chaser confirmed (and refused) for settled batches: one append to the journal."""
     records = []
     for rows, outcome in batches:
         for s in outcome.succeeded:
@@ -323,53 +375,36 @@ def record_batches(
                 (
                     spec.resource,
                     row[spec.key],
-                    row["sync_payload_hash"],
-                    s.chaser_id,
-                    "confirmed",
-                    None,
                     row["sync_action"],
                     200,
+                    None,
+                    row["sync_payload_hash"],
+                    s.chaser_id,
                 )
             )
         for f in outcome.failed:
             row = rows[f.index]
             records.append(
-                (spec.resource, row[spec.key], None, None, "failed", f.message, "failed", f.status)
+                (spec.resource, row[spec.key], "failed", f.status, f.message, None, None)
             )
     if not records:
         return
     batch = pa.Table.from_arrays(
         [
             pa.array(column, type=f.type)
-            for column, f in zip(zip(*records, strict=True), _STATE_SCHEMA, strict=True)
+            for column, f in zip(zip(*records, strict=True), _JOURNAL_SCHEMA, strict=True)
         ],
-        schema=_STATE_SCHEMA,
+        schema=_JOURNAL_SCHEMA,
     )
     con.register("sync_batch", batch)
     try:
-        with transaction(con):
-            con.execute(
-                f"""insert into {STATE}
-                select resource, key, payload_hash,
-                    case when payload_hash is null then null else $now end,
-                    chaser_id, last_status, last_error, $now
-                from sync_batch
-                on conflict (resource, key) do update set
-                    -- a failure keeps the last confirmed payload: the row is in Chaser as it was
-                    payload_hash = coalesce(excluded.payload_hash, {STATE}.payload_hash),
-                    confirmed_at = coalesce(excluded.confirmed_at, {STATE}.confirmed_at),
-                    chaser_id = coalesce(excluded.chaser_id, {STATE}.chaser_id),
-                    last_status = excluded.last_status,
-                    last_error = excluded.last_error,
-                    last_attempt_at = excluded.last_attempt_at""",
-                {"now": now},
-            )
-            con.execute(
-                f"""insert into {LOG}
-                select $run_id, resource, key, action, http_status, last_error, $now
-                from sync_batch""",
-                {"run_id": run_id, "now": now},
-            )
+        con.execute(
+            f"""insert into {JOURNAL}
+            select $run_id, resource, key, action, http_status, message, $now,
+                payload_hash, chaser_id
+            from sync_batch""",
+            {"run_id": run_id, "now": now},
+        )
     finally:
         con.unregister("sync_batch")
 
@@ -508,6 +543,7 @@ async def _send(
         await recorder
         writer.shutdown(wait=True)
         state_con.close()
+        fold_journal(con)
     if failures:
         raise failures[0]
 
