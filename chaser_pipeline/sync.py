@@ -2,15 +2,21 @@
 
 Nothing here knows Dagster. The plan is one SQL statement in DuckDB: each mart row's payload hash
 is compared with the hash Chaser last confirmed (schema `chaser_sync`). Rows go out in bulk
-batches of 100; what Chaser answers for each batch is committed as soon as the writer is free
-(never held back to gather more), so a run killed at any point loses at most the few batches
-sent but not yet recorded, and the next run sends nothing already confirmed (a batch applied by
+batches of 100; what Chaser answers for each batch is committed within a few tens of
+milliseconds (the writer gathers what settles meanwhile into one commit), so a run killed at
+any point loses at most the few batches sent but not yet recorded (never more than
+MAX_UNRECORDED_BATCHES), and the next run sends nothing already confirmed (a batch applied by
 Chaser but not yet recorded is sent again: bulk upsert is idempotent by key).
 
-Each commit is one append to `chaser_sync.journal` (no index to maintain, so a commit costs a
-third of an upsert). The journal is folded into the keyed state and the log in one transaction
+Each commit is one append to `chaser_sync.journal`, a table with no index. The journal is folded
+into the state (one row per resource and key, kept unique by the fold rather than by a primary
+key, whose index DuckDB would rewrite at every checkpoint) and into the log, in one transaction,
 at the end of every send and before anything reads the state (`ensure_sync_tables`), so a
 killed run's confirmations count before the next plan.
+
+The rows to send never become Python objects one by one: DuckDB writes each payload's JSON,
+Arrow joins a batch's payloads into the request's JSON array, and the journal is appended from
+Arrow columns.
 """
 
 from __future__ import annotations
@@ -29,9 +35,10 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from chaser_pipeline.chaser.client import BULK_LIMIT, BulkOutcome, ChaserClient
-from chaser_pipeline.chaser.encoding import RawJSON, dumps, encode_payload
+from chaser_pipeline.chaser.encoding import EncodedEntries, RawJSON, dumps, encode_payload
 from chaser_pipeline.db import WHOLE_HISTORY, transaction, utc_now
 
 log = logging.getLogger(__name__)
@@ -142,8 +149,7 @@ def ensure_sync_tables(con: duckdb.DuckDBPyConnection) -> None:
             chaser_id varchar,
             last_status varchar not null, -- confirmed | failed
             last_error varchar,
-            last_attempt_at timestamp not null,
-            primary key (resource, key))"""
+            last_attempt_at timestamp not null)"""
     )
     # Keys a run started to send: a killed run may have delivered them without recording it.
     con.execute(f"create table if not exists {ATTEMPTED} (resource varchar, key varchar)")
@@ -162,33 +168,48 @@ def ensure_sync_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def fold_journal(con: duckdb.DuckDBPyConnection) -> int:
-    """Move the journal into the state (latest answer per key) and the log; return rows moved."""
-    (rows,) = con.execute(f"select count(*) from {JOURNAL}").fetchone()
+    """Move the journal into the state (newest answer per key) and the log; return rows moved.
+
+    Keys new to the state are appended and known keys updated in place, which costs DuckDB far
+    less than an insert-or-update through the primary key."""
+    ((rows,),) = con.execute(f"select count(*) from {JOURNAL}").fetchall()
     if not rows:
         return 0
     with transaction(con):
         con.execute(
+            f"""create or replace temp table sync_fold as
+            select j.*, s.key is not null as sync_known
+            from (
+                select * from (
+                    select *, row_number() over (
+                        partition by resource, key order by journal_row desc) as newest
+                    from (select *, rowid as journal_row from {JOURNAL})
+                )
+                where newest = 1
+            ) as j
+            left join {STATE} as s on s.resource = j.resource and s.key = j.key"""
+        )
+        con.execute(
+            f"""update {STATE} as s set
+                -- a failure keeps the last confirmed payload: the row is in Chaser as it was
+                payload_hash = coalesce(f.payload_hash, s.payload_hash),
+                confirmed_at = if(f.payload_hash is null, s.confirmed_at, f.logged_at),
+                chaser_id = coalesce(f.chaser_id, s.chaser_id),
+                last_status = if(f.action = 'failed', 'failed', 'confirmed'),
+                last_error = if(f.action = 'failed', f.message, null),
+                last_attempt_at = f.logged_at
+            from sync_fold as f
+            where f.sync_known and s.resource = f.resource and s.key = f.key"""
+        )
+        con.execute(
             f"""insert into {STATE}
             select resource, key, payload_hash,
-                case when payload_hash is null then null else logged_at end,
+                if(payload_hash is null, null, logged_at),
                 chaser_id,
-                case when action = 'failed' then 'failed' else 'confirmed' end,
-                case when action = 'failed' then message end,
+                if(action = 'failed', 'failed', 'confirmed'),
+                if(action = 'failed', message, null),
                 logged_at
-            from (
-                select *, row_number() over (
-                    partition by resource, key order by journal_row desc) as newest
-                from (select *, rowid as journal_row from {JOURNAL})
-            )
-            where newest = 1
-            on conflict (resource, key) do update set
-                -- a failure keeps the last confirmed payload: the row is in Chaser as it was
-                payload_hash = coalesce(excluded.payload_hash, {STATE}.payload_hash),
-                confirmed_at = coalesce(excluded.confirmed_at, {STATE}.confirmed_at),
-                chaser_id = coalesce(excluded.chaser_id, {STATE}.chaser_id),
-                last_status = excluded.last_status,
-                last_error = excluded.last_error,
-                last_attempt_at = excluded.last_attempt_at"""
+            from sync_fold where not sync_known"""
         )
         con.execute(
             f"""insert into {LOG}
@@ -196,6 +217,7 @@ def fold_journal(con: duckdb.DuckDBPyConnection) -> int:
             from {JOURNAL} order by rowid"""
         )
         con.execute(f"delete from {JOURNAL}")
+    con.execute("drop table if exists sync_fold")
     return rows
 
 
@@ -268,7 +290,9 @@ def build_plan(
                     when s.last_status = 'failed' or s.payload_hash <> m.sync_payload_hash
                         then 'update'
                     else 'unchanged'
-                end as sync_action
+                end as sync_action,
+                -- Chaser has never answered for it, and no run has started to send it
+                s.key is null and a.key is null as sync_first_send
             from scoped as m
             left join {STATE} as s
                 on s.resource = $resource
@@ -288,6 +312,19 @@ def _payload_columns(con: duckdb.DuckDBPyConnection, spec: SyncSpec) -> list[str
     return [r[0] for r in con.execute(f"describe {spec.mart}").fetchall()]
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Up to 100 rows to send, in key order: `rows` (Arrow: sync_key, sync_payload_hash,
+    sync_action, sync_payload) and the same rows as one bulk request's encoded entries."""
+
+    rows: pa.Table
+    entries: EncodedEntries
+
+
+def _entry(rows: pa.Table, index: int) -> RawJSON:
+    return RawJSON(rows["sync_payload"][index].as_py(), rows["sync_key"][index].as_py())
+
+
 def _batches(
     con: duckdb.DuckDBPyConnection,
     columns: list[str],
@@ -295,48 +332,66 @@ def _batches(
     *,
     resource: str,
     chunk_rows: int = 50 * BULK_LIMIT,
-) -> Iterator[list[dict[str, Any]]]:
-    """The rows to send, in key order, 100 at a time, each with its payload as JSON text.
+) -> Iterator[list[Batch]]:
+    """The planned rows to send, in key order, in batches of 100 (a chunk of batches at a time).
 
-    DuckDB writes the JSON (`to_json` of the mart columns): it is byte for byte what
-    `dumps(encode_payload(row))` writes for these columns (money DECIMAL(18,2) as 10.50, dates
-    already Chaser text), which tests/test_payload_encoding.py proves on every resource; doing it
-    in SQL keeps a million rows from passing through Python objects. Read in fully drained
-    chunks, so the same connection stays free between batches."""
-    con.execute(
-        f"""create or replace temp table sync_send as
-        select row_number() over (order by {key}) as sync_seq, *
-        from sync_plan where sync_action in ('create', 'update')
-        order by sync_seq"""
-    )
-    # Before anything goes out, remember every key about to be sent that Chaser has never
-    # answered for: a run killed after Chaser applied a batch but before it was recorded must
-    # still count those documents as sent (so a later change, even to a status not worth a
-    # first send, is sent too).
-    with transaction(con):
-        con.execute(
+    One streaming query: DuckDB writes each payload's JSON (`to_json` of the mart columns), byte
+    for byte what `dumps(encode_payload(row))` writes for these columns (money DECIMAL(18,2) as
+    10.50, dates already Chaser text), which tests/test_payload_encoding.py proves on every
+    resource. Arrow joins each batch's entries into the JSON array the request sends, so a
+    million rows never become a million Python objects.
+
+    Before a chunk is handed out, the keys in it that Chaser has never answered for are
+    committed to `chaser_sync.attempted`: a run killed after Chaser applied a batch but before
+    it was recorded must still count those documents as sent (so a later change, even to a
+    status not worth a first send, is sent too). `con` stays busy until the iterator ends."""
+    # Sorted before the JSON is written, so the sort moves narrow rows and the first chunk
+    # comes out sooner.
+    stream = con.sql(
+        f"""select "{key}" as sync_key, sync_payload_hash, sync_action, sync_first_send,
+            {payload_json_sql(columns)} as sync_payload
+        from (
+            select * from sync_plan where sync_action in ('create', 'update') order by "{key}"
+        )"""
+    ).to_arrow_reader(chunk_rows)
+    marker = con.cursor()
+    try:
+        pending: pa.Table | None = None
+        for record_batch in stream:
+            table = pa.Table.from_batches([record_batch])
+            pending = table if pending is None else pa.concat_tables([pending, table])
+            whole = pending.num_rows - pending.num_rows % BULK_LIMIT
+            if whole >= chunk_rows:
+                yield _chunk(marker, resource, pending.slice(0, whole))
+                pending = pending.slice(whole)
+        if pending is not None and pending.num_rows:
+            yield _chunk(marker, resource, pending)
+    finally:
+        marker.close()
+        stream.close()
+
+
+def _chunk(marker: duckdb.DuckDBPyConnection, resource: str, rows: pa.Table) -> list[Batch]:
+    """Mark a chunk's never-answered keys as attempted, then cut it into batches of 100."""
+    rows = rows.combine_chunks()
+    marker.register("sync_chunk", rows)
+    try:
+        marker.execute(
             f"""insert into {ATTEMPTED}
-            select $resource, t.{key} from sync_send as t
-            where not exists (
-                select 1 from {STATE} as s where s.resource = $resource and s.key = t.{key})
-            and not exists (
-                select 1 from {ATTEMPTED} as a where a.resource = $resource and a.key = t.{key})""",
+            select $resource, sync_key from sync_chunk where sync_first_send""",
             {"resource": resource},
         )
-    (total,) = con.execute("select count(*) from sync_send").fetchone()
-    select = f'"{key}", sync_payload_hash, sync_action, {payload_json_sql(columns)} as sync_payload'
-    for start in range(0, total, chunk_rows):
-        rows = (
-            con.execute(
-                f"select {select} from sync_send where sync_seq > $1 and sync_seq <= $2 "
-                "order by sync_seq",
-                [start, start + chunk_rows],
-            )
-            .to_arrow_table()
-            .to_pylist()
-        )
-        for i in range(0, len(rows), BULK_LIMIT):
-            yield rows[i : i + BULK_LIMIT]
+    finally:
+        marker.unregister("sync_chunk")
+    offsets = pa.array([*range(0, rows.num_rows, BULK_LIMIT), rows.num_rows], pa.int32())
+    payloads = rows["sync_payload"].combine_chunks()
+    arrays = pc.binary_join(pa.ListArray.from_arrays(offsets, payloads), ",")
+    batches = []
+    for i, array in enumerate(arrays.to_pylist()):
+        batch = rows.slice(i * BULK_LIMIT, BULK_LIMIT)
+        entries = EncodedEntries(f"[{array}]", batch.num_rows, functools.partial(_entry, batch))
+        batches.append(Batch(batch, entries))
+    return batches
 
 
 def payload_json_sql(columns: list[str]) -> str:
@@ -345,68 +400,73 @@ def payload_json_sql(columns: list[str]) -> str:
     return f"to_json(struct_pack({fields}))::varchar"
 
 
-_JOURNAL_SCHEMA = pa.schema(
-    [
-        ("resource", pa.string()),
-        ("key", pa.string()),
-        ("action", pa.string()),
-        ("http_status", pa.int32()),
-        ("message", pa.string()),
-        ("payload_hash", pa.string()),
-        ("chaser_id", pa.string()),
-    ]
-)
-
-
 def record_batches(
     con: duckdb.DuckDBPyConnection,
     spec: SyncSpec,
-    batches: list[tuple[list[dict[str, Any]], BulkOutcome]],
+    batches: list[tuple[Batch, BulkOutcome]],
     *,
     run_id: str,
     now: datetime,
-) -> None:
-    """Commit what Chaser confirmed (and refused) for settled batches: one append to the journal."""
-    records = []
-    for rows, outcome in batches:
-        for s in outcome.succeeded:
-            row = rows[s.index]
-            records.append(
-                (
-                    spec.resource,
-                    row[spec.key],
-                    row["sync_action"],
-                    200,
-                    None,
-                    row["sync_payload_hash"],
-                    s.chaser_id,
-                )
+) -> Counter[str]:
+    """Commit what Chaser confirmed (and refused) for settled batches: one append to the journal.
+
+    Built column by column from the batches' Arrow rows; returns the rows recorded by action
+    (create, update, failed)."""
+    parts = []
+    for batch, outcome in batches:
+        rows, size = batch.rows, batch.rows.num_rows
+        if len(outcome.accepted) + len(outcome.failed) != size:
+            raise RuntimeError(
+                f"Chaser's answer covers {len(outcome.accepted) + len(outcome.failed)} of "
+                f"{size} {spec.resource} sent; nothing of this batch is recorded as confirmed"
             )
-        for f in outcome.failed:
-            row = rows[f.index]
-            records.append(
-                (spec.resource, row[spec.key], "failed", f.status, f.message, None, None)
+        action, payload_hash = rows["sync_action"], rows["sync_payload_hash"]
+        http_status = pa.nulls(size, pa.int32())
+        message = pa.nulls(size, pa.string())
+        if outcome.failed:
+            failed = {f.index: f for f in outcome.failed}
+            accepted = pa.array([i not in failed for i in range(size)])
+            action = pc.if_else(accepted, action, "failed")
+            payload_hash = pc.if_else(accepted, payload_hash, pa.scalar(None, pa.string()))
+            http_status = pa.array(
+                [failed[i].status if i in failed else None for i in range(size)], pa.int32()
             )
-    if not records:
-        return
-    batch = pa.Table.from_arrays(
-        [
-            pa.array(column, type=f.type)
-            for column, f in zip(zip(*records, strict=True), _JOURNAL_SCHEMA, strict=True)
-        ],
-        schema=_JOURNAL_SCHEMA,
-    )
-    con.register("sync_batch", batch)
+            message = pa.array(
+                [failed[i].message if i in failed else None for i in range(size)], pa.string()
+            )
+        chaser_id = (
+            pa.array([outcome.chaser_ids.get(i) for i in range(size)], pa.string())
+            if outcome.chaser_ids
+            else pa.nulls(size, pa.string())
+        )
+        parts.append(
+            pa.table(
+                {
+                    "key": rows["sync_key"],
+                    "action": action,
+                    "http_status": http_status,
+                    "message": message,
+                    "payload_hash": payload_hash,
+                    "chaser_id": chaser_id,
+                }
+            )
+        )
+    if not parts:
+        return Counter()
+    journal_rows = pa.concat_tables(parts)
+    con.register("sync_batch", journal_rows)
     try:
         con.execute(
             f"""insert into {JOURNAL}
-            select $run_id, resource, key, action, http_status, message, $now,
+            select $run_id, $resource, key, action, coalesce(http_status, 200), message, $now,
                 payload_hash, chaser_id
             from sync_batch""",
-            {"run_id": run_id, "now": now},
+            {"run_id": run_id, "resource": spec.resource, "now": now},
         )
     finally:
         con.unregister("sync_batch")
+    counts = pc.value_counts(journal_rows["action"])
+    return Counter({str(c["values"]): int(c["counts"]) for c in counts.to_pylist()})
 
 
 def log_held_back(
@@ -426,9 +486,9 @@ def log_held_back(
 
 def sample_payloads(con: duckdb.DuckDBPyConnection, columns: list[str], n: int) -> list[dict]:
     select = ", ".join(f'"{c}"' for c in columns)
-    rows = con.execute(
+    rows = con.sql(
         f"select {select} from sync_plan where sync_action in ('create', 'update') limit $1",
-        [n],
+        params=[n],
     ).to_arrow_table()
     return [json.loads(dumps(encode_payload(r))) for r in rows.to_pylist()]
 
@@ -450,6 +510,11 @@ def check_mass_change(report: SyncReport, options: SyncOptions) -> None:
 # Batches sent but not yet recorded in the state (in flight, or settled and waiting for the
 # commit under way): what a killed run may have to send again.
 MAX_UNRECORDED_BATCHES = 48
+# A commit costs DuckDB about the same for one batch or twenty (~1.5 ms of CPU, shared with the
+# requests), so the writer gathers what settles for up to this long, or this many batches,
+# before it commits.
+COMMIT_GATHER_SECONDS = 0.025
+COMMIT_GATHER_BATCHES = 8
 
 
 async def _send(
@@ -466,45 +531,50 @@ async def _send(
     """Send the planned rows; record each batch Chaser answered as soon as it can be committed.
 
     State is written by one thread on its own connection, so requests keep flowing while DuckDB
-    commits (it releases the GIL). The writer never waits to gather batches: it commits whatever
-    has settled the moment the previous commit ends (a commit costs about the same for one batch
-    or ten). At most MAX_UNRECORDED_BATCHES are ever sent but unrecorded; a killed run sends just
-    those again, harmlessly (bulk upsert is idempotent by key).
+    commits (it releases the GIL). A batch Chaser answered is committed within
+    COMMIT_GATHER_SECONDS (plus the commit under way): the writer gathers up to
+    COMMIT_GATHER_BATCHES for one commit. At most MAX_UNRECORDED_BATCHES are ever sent but
+    unrecorded; a killed run sends just those again, harmlessly (bulk upsert is idempotent by
+    key).
     """
     noun = getattr(client, spec.resource)
     loop = asyncio.get_running_loop()
     window = asyncio.Semaphore(max(MAX_UNRECORDED_BATCHES, client.max_in_flight * 2))
-    settled: asyncio.Queue[tuple[list[dict[str, Any]], BulkOutcome] | None] = asyncio.Queue()
+    settled: asyncio.Queue[tuple[Batch, BulkOutcome] | None] = asyncio.Queue()
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaser-sync-state")
     state_con = con.cursor()
     failures: list[BaseException] = []
 
-    def count(batches: list[tuple[list[dict[str, Any]], BulkOutcome]]) -> None:
-        for rows, outcome in batches:
-            for s in outcome.succeeded:
-                report.confirmed[rows[s.index]["sync_action"]] += 1
-            report.failed += len(outcome.failed)
-            for f in outcome.failed:
-                if len(report.failures) < 10:
-                    report.failures.append((str(f.key), f.message))
+    def count(recorded: Counter[str], batches: list[tuple[Batch, BulkOutcome]]) -> None:
+        report.confirmed.update({a: n for a, n in recorded.items() if a != "failed"})
+        report.failed += recorded["failed"]
+        for _, outcome in batches:
+            for f in outcome.failed[: max(0, 10 - len(report.failures))]:
+                report.failures.append((str(f.key), f.message))
         if on_progress:
             on_progress(report)
 
     async def record_settled() -> None:
         while True:
             batches = [await settled.get()]
+            deadline = loop.time() + COMMIT_GATHER_SECONDS
+            while batches[-1] is not None and len(batches) < COMMIT_GATHER_BATCHES:
+                try:
+                    batches.append(await asyncio.wait_for(settled.get(), deadline - loop.time()))
+                except TimeoutError:
+                    break
             while not settled.empty():
                 batches.append(settled.get_nowait())
             done = [b for b in batches if b is not None]
             try:
                 if done and not failures:
-                    await loop.run_in_executor(
+                    recorded = await loop.run_in_executor(
                         writer,
                         functools.partial(
                             record_batches, state_con, spec, done, run_id=run_id, now=clock()
                         ),
                     )
-                    count(done)
+                    count(recorded, done)
             except BaseException as exc:  # surfaced by the sending loop, which stops
                 failures.append(exc)
             for _ in done:
@@ -512,29 +582,41 @@ async def _send(
             if len(done) < len(batches):
                 return
 
-    async def send(rows: list[dict[str, Any]]) -> None:
+    async def send(batch: Batch) -> None:
         try:
-            payloads = [RawJSON(r["sync_payload"], r[spec.key]) for r in rows]
-            outcome = await noun.bulk_upsert(payloads)
+            outcome = await noun.bulk_upsert(batch.entries)
         except BaseException:
             window.release()
             raise
-        settled.put_nowait((rows, outcome))
+        settled.put_nowait((batch, outcome))
 
     recorder = asyncio.create_task(record_settled())
     sending: set[asyncio.Task] = set()
+    # Chunks are read from DuckDB on their own thread: the next one is read while this one is
+    # sent, so requests keep flowing (DuckDB releases the GIL while it works).
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaser-sync-read")
+    chunks = _batches(con, columns, spec.key, resource=spec.resource)
+    reading = loop.run_in_executor(reader, next, chunks, None)
     try:
-        for rows in _batches(con, columns, spec.key, resource=spec.resource):
-            await window.acquire()
-            if failures:
-                raise failures[0]
-            for task in [t for t in sending if t.done()]:
-                sending.discard(task)
-                task.result()  # a batch that failed hard (credentials, Chaser down) stops the run
-            sending.add(asyncio.create_task(send(rows)))
+        while (chunk := await reading) is not None:
+            reading = loop.run_in_executor(reader, next, chunks, None)
+            for batch in chunk:
+                await window.acquire()
+                if failures:
+                    raise failures[0]
+                for task in [t for t in sending if t.done()]:
+                    sending.discard(task)
+                    task.result()  # a batch that failed hard (credentials, Chaser down) stops
+                sending.add(asyncio.create_task(send(batch)))
         for task in asyncio.as_completed(sending):
             await task
     finally:
+        # `con` is free once a chunk being read ahead is done; its error (if any) is moot.
+        await asyncio.wait([reading])
+        if not reading.cancelled():
+            reading.exception()
+        reader.shutdown(wait=True)
+        chunks.close()
         # Whatever happened, let the batches already sent finish and record what Chaser
         # confirmed, so nothing it holds is forgotten.
         if sending:
@@ -564,9 +646,9 @@ def sync_resource(
     now = clock()
     report = SyncReport(resource=spec.resource, window=window, dry_run=options.dry_run)
     report.planned = build_plan(con, spec, window, options, now)
-    (report.previously_synced,) = con.execute(
+    ((report.previously_synced,),) = con.execute(
         "select count(*) from sync_plan where sync_confirmed_hash is not null"
-    ).fetchone()
+    ).fetchall()
     report.held_back_by_rules = _held_back_by_rules(con, spec)
     columns = _payload_columns(con, spec)
     report.samples = sample_payloads(con, columns, options.sample_size)
@@ -603,10 +685,10 @@ def sync_resource(
 
 def _held_back_by_rules(con: duckdb.DuckDBPyConnection, spec: SyncSpec) -> int:
     try:
-        (n,) = con.execute(
+        ((n,),) = con.execute(
             "select count(*) from chaser_rejections where entity = ? and severity = 'held_back'",
             [spec.entity],
-        ).fetchone()
+        ).fetchall()
     except duckdb.CatalogException:
         return 0
     return n

@@ -25,6 +25,7 @@ from chaser_pipeline.chaser import (
     encode_payload,
 )
 from chaser_pipeline.chaser.client import _retry_after_seconds
+from chaser_pipeline.chaser.encoding import EncodedEntries, RawJSON
 from chaser_pipeline.emulator import EmulatorStore, FaultConfig
 from tests.emulator_fixtures import (
     API_KEY,
@@ -328,6 +329,64 @@ def test_bulk_isolation_by_halving_when_errors_are_not_indexed():
         e["invoice_id"] for e in entries if "bad" not in e["invoice_id"]
     )
     assert [s.index for s in outcome.succeeded] == [i for i in range(50) if i not in (5, 6, 40)]
+
+
+def test_pre_encoded_entries_go_as_one_body_and_bad_ones_are_still_isolated_by_key():
+    """The sync engine hands over entries DuckDB encoded and joined: the first request sends that
+    array as is (the very bytes the entry-by-entry path writes), and when Chaser refuses some,
+    the client still tells them apart by index and key."""
+    rows = [{"invoice_id": f"I{i}", "total": Decimal("1.50")} for i in range(10)]
+    texts = [dumps(encode_payload(row)).decode() for row in rows]
+    made: list[int] = []
+
+    def entry(index: int) -> RawJSON:
+        made.append(index)
+        return RawJSON(texts[index], rows[index]["invoice_id"])
+
+    bodies: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content)
+        entries = json.loads(request.content)["entries"]
+        errors = [
+            {"index": i, "message": "customer unknown"}
+            for i, e in enumerate(entries)
+            if e["invoice_id"] == "I3"
+        ]
+        if errors:
+            return httpx.Response(422, json={"message": "invalid entries", "errors": errors})
+        inserted = [{"index": i, "id": f"c-{e['invoice_id']}"} for i, e in enumerate(entries)]
+        return httpx.Response(200, json={"data": {"inserted_ids": inserted}})
+
+    async def scenario(entries):
+        transport = httpx.MockTransport(handler)
+        async with ChaserClient("http://chaser.test", "k", "s", transport=transport) as client:
+            return await client.invoices.bulk_upsert(entries)
+
+    outcome = run(scenario(EncodedEntries("[" + ",".join(texts) + "]", len(texts), entry)))
+    assert bodies[0] == dumps({"entries": [encode_payload(row) for row in rows]})
+    assert [(f.index, f.key, f.status) for f in outcome.failed] == [(3, "I3", 422)]
+    assert outcome.accepted == [i for i in range(10) if i != 3]
+    assert outcome.chaser_ids == {i: f"c-I{i}" for i in outcome.accepted}
+    assert [(s.key, s.chaser_id) for s in outcome.succeeded][:2] == [("I0", "c-I0"), ("I1", "c-I1")]
+    assert outcome.requests == 2  # the refused batch, then the other nine in one request
+
+    bodies.clear()
+    made.clear()
+    ok = [dict(row, invoice_id=f"J{i}") for i, row in enumerate(rows)]
+    ok_texts = [dumps(encode_payload(row)).decode() for row in ok]
+    outcome = run(
+        scenario(
+            EncodedEntries(
+                "[" + ",".join(ok_texts) + "]",
+                len(ok_texts),
+                lambda i: RawJSON(ok_texts[i], ok[i]["invoice_id"]),
+            )
+        )
+    )
+    assert outcome.accepted == list(range(10)) and not outcome.failed
+    assert outcome.chaser_ids[9] == "c-J9"
+    assert made == []  # all accepted: no entry was ever turned into a Python object
 
 
 def mocked_bulk(handler, count: int):

@@ -60,6 +60,12 @@ def test_first_run_lands_exactly_the_models_rows_and_a_second_run_sends_nothing(
         sent = run.total("created", (asset,))
         assert pipeline.write_requests(resource) == -(-sent // 100)
 
+    # one state row per document, and nothing left unfolded in the journal
+    assert pipeline.query(
+        "select count(*) - count(distinct (resource, key)) from chaser_sync.state"
+    ) == [(0,)]
+    assert pipeline.query("select count(*) from chaser_sync.journal") == [(0,)]
+
     before = pipeline.write_requests()
     again = pipeline.sync()
     assert again.success

@@ -14,6 +14,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from chaser_pipeline.db import WHOLE_HISTORY
 from chaser_pipeline.emulator import EmulatorStore, FaultConfig, run_emulator_in_thread
 from chaser_pipeline.sync import SPECS, MassChangeError, SyncOptions, sync_resource
 from tests.sync_fixtures import API_KEY, API_SECRET, make_pipeline
@@ -100,6 +101,54 @@ def _mart_db(path, customers: list[tuple], invoices: list[tuple]) -> duckdb.Duck
             row,
         )
     return con
+
+
+def test_answers_a_killed_run_committed_to_the_journal_count_before_the_next_plan(tmp_path):
+    """A run killed after committing a batch's answers but before folding them into the state
+    must not send those rows again: the next plan folds the journal first."""
+    from chaser_pipeline.chaser.client import ChaserClient
+    from chaser_pipeline.db import utc_now
+    from chaser_pipeline.sync import build_plan
+
+    with run_emulator_in_thread(
+        tmp_path / "c.sqlite3", api_key=API_KEY, api_secret=API_SECRET
+    ) as emu:
+
+        def client():
+            return ChaserClient(emu.url, API_KEY, API_SECRET)
+
+        con = _mart_db(
+            tmp_path / "p.duckdb", [("C-1", "Good Ltd")], [("I-1", "C-1"), ("I-2", "C-1")]
+        )
+        assert sync_resource(con, client, SPECS["customers"], run_id="r1").confirmed["create"] == 1
+        assert sync_resource(con, client, SPECS["invoices"], run_id="r1").confirmed["create"] == 2
+        con.execute("update chaser_invoices set total = 13.00 where invoice_id = 'I-1'")
+        build_plan(con, SPECS["invoices"], WHOLE_HISTORY, SyncOptions(), utc_now())
+        [(new_hash,)] = con.execute(
+            "select sync_payload_hash from sync_plan where invoice_id = 'I-1'"
+        ).fetchall()
+        # what the killed run's writer committed: Chaser confirmed the update of I-1
+        con.execute(
+            """insert into chaser_sync.journal values
+            ('killed', 'invoices', 'I-1', 'update', 200, null, now()::timestamp, ?, null)""",
+            [new_hash],
+        )
+        writes = EmulatorStore(tmp_path / "c.sqlite3")
+        before = writes.write_request_count("invoices")
+        report = sync_resource(con, client, SPECS["invoices"], run_id="r2")
+        assert dict(report.planned) == {"unchanged": 2}
+        assert writes.write_request_count("invoices") == before
+        writes.close()
+        assert con.execute(
+            "select payload_hash from chaser_sync.state where key = 'I-1'"
+        ).fetchall() == [(new_hash,)]
+        assert con.execute(
+            "select count(*) from chaser_sync.log where run_id = 'killed' and key = 'I-1'"
+        ).fetchall() == [(1,)]
+        assert con.execute("select count(*) from chaser_sync.journal").fetchall() == [(0,)]
+        assert con.execute(
+            "select count(*) - count(distinct (resource, key)) from chaser_sync.state"
+        ).fetchall() == [(0,)]
 
 
 def test_a_customer_chaser_refuses_holds_back_its_invoices_until_it_lands(tmp_path):

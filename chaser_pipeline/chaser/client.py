@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx
 from aiolimiter import AsyncLimiter
 
-from chaser_pipeline.chaser.encoding import RawJSON, dumps, encode_payload, loads
+from chaser_pipeline.chaser.encoding import EncodedEntries, RawJSON, dumps, encode_payload, loads
 from chaser_pipeline.chaser.errors import (
     AuthenticationError,
     ChaserError,
@@ -88,11 +88,23 @@ class EntryFailure:
 
 @dataclass
 class BulkOutcome:
-    """The result of one `bulk_upsert` call; indexes refer to the entries passed in."""
+    """The result of one `bulk_upsert` call; indexes refer to the entries passed in.
 
-    succeeded: list[EntrySuccess] = field(default_factory=list)
+    Every entry ends up accepted or failed. `accepted` holds the indexes and `chaser_ids` the id
+    Chaser gave each inserted entry (by index), so a large sync reads plain ints;
+    `succeeded` builds the same as EntrySuccess objects, with their keys, when asked."""
+
     failed: list[EntryFailure] = field(default_factory=list)
+    accepted: list[int] = field(default_factory=list)
+    chaser_ids: dict[int, str | None] = field(default_factory=dict)
     requests: int = 0
+    key_of: Callable[[int], str | None] = field(
+        default=lambda index: None, repr=False, compare=False
+    )
+
+    @property
+    def succeeded(self) -> list[EntrySuccess]:
+        return [EntrySuccess(i, self.key_of(i), self.chaser_ids.get(i)) for i in self.accepted]
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
@@ -465,27 +477,30 @@ class _Resource:
         """Upsert up to 100 entries by key; bad entries are isolated so the good ones still land."""
         if len(entries) > BULK_LIMIT:
             raise ValueError(f"bulk_upsert takes at most {BULK_LIMIT} entries, got {len(entries)}")
-        outcome = BulkOutcome()
+        if isinstance(entries, EncodedEntries):
+            encoded: Sequence[Any] = entries
+        else:
+            encoded = [e if isinstance(e, RawJSON) else encode_payload(e) for e in entries]
+        outcome = BulkOutcome(key_of=lambda index: self._key(encoded[index]))
         if not entries:
             return outcome
-        encoded = [e if isinstance(e, RawJSON) else encode_payload(e) for e in entries]
         await self._bulk(encoded, list(range(len(encoded))), outcome)
-        outcome.succeeded.sort(key=lambda s: s.index)
+        outcome.accepted.sort()
         outcome.failed.sort(key=lambda f: f.index)
         return outcome
 
     def _key(self, entry: Any) -> str | None:
         return entry.key if isinstance(entry, RawJSON) else entry.get(self.key_field)
 
-    async def _bulk(
-        self, encoded: list[dict[str, Any]], indexes: list[int], outcome: BulkOutcome
-    ) -> None:
+    async def _bulk(self, encoded: Sequence[Any], indexes: list[int], outcome: BulkOutcome) -> None:
         path = f"/v1/bulk{self.path.removeprefix('/v1')}"
         outcome.requests += 1
+        if isinstance(encoded, EncodedEntries) and len(indexes) == len(encoded):
+            entries: Any = encoded.array  # all of them, as DuckDB joined them
+        else:
+            entries = [encoded[i] for i in indexes]
         try:
-            body, _, status = await self._client._request(
-                "PUT", path, json={"entries": [encoded[i] for i in indexes]}
-            )
+            body, _, status = await self._client._request("PUT", path, json={"entries": entries})
         except ConflictError:
             # 409 is not a row rejection (a key clash or a concurrent write): halving would
             # record good rows as failed, so the caller decides.
@@ -515,15 +530,17 @@ class _Resource:
         for item in data.get("inserted_ids") or []:
             if isinstance(item, dict) and isinstance(item.get("index"), int):
                 inserted[item["index"]] = item.get("id")
-        for position, index in enumerate(indexes):
-            if position not in named:
-                outcome.succeeded.append(
-                    EntrySuccess(index, self._key(encoded[index]), inserted.get(position))
-                )
+        if named:
+            outcome.accepted.extend(i for p, i in enumerate(indexes) if p not in named)
+        else:
+            outcome.accepted.extend(indexes)
+        for position, chaser_id in inserted.items():
+            if position not in named and 0 <= position < len(indexes):
+                outcome.chaser_ids[indexes[position]] = chaser_id
 
     async def _isolate(
         self,
-        encoded: list[dict[str, Any]],
+        encoded: Sequence[Any],
         indexes: list[int],
         outcome: BulkOutcome,
         status: int,

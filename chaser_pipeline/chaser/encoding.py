@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -87,6 +87,29 @@ class RawJSON(str):
         raw = super().__new__(cls, text)
         raw.key = key
         return raw
+
+
+class EncodedEntries(Sequence[RawJSON]):
+    """The entries of one bulk request, already encoded, with the JSON array of all of them.
+
+    A million-row sync sends `array` (the entries joined by DuckDB) and makes no Python object
+    per entry; `entry(i)` builds entry i (its text and key) only when the client must tell
+    entries apart, i.e. when Chaser refuses some of them."""
+
+    def __init__(self, array: str, size: int, entry: Callable[[int], RawJSON]) -> None:
+        self.array = RawJSON(array)
+        self._size = size
+        self._entry = entry
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, index: Any) -> Any:  # an int gives a RawJSON, a slice a list of them
+        if isinstance(index, slice):
+            return [self._entry(i) for i in range(*index.indices(self._size))]
+        if not -self._size <= index < self._size:
+            raise IndexError(index)
+        return self._entry(index % self._size)
 
 
 _encode_str = json.encoder.encode_basestring_ascii  # C-accelerated; ASCII output is always valid
