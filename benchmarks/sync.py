@@ -12,7 +12,7 @@ the benchmark's folder):
 3. Engine, no-change re-run over the same rows: asserts that no write request is sent; prints the
    plan (diff) step time and the whole run time.
 4. Floor: a bare async httpx loop (`benchmarks/bare_httpx.py`) sends the SAME batches (the rows the
-   engine sent, in the engine's key order, 100 a body, encoded once up front with
+   engine sent, in the order its log recorded them, 100 a body, encoded once up front with
    `dumps(encode_payload(...))` exactly as the client does) with the same number in flight, to a
    fresh emulator A started the same way. Emulator B is stopped first, so the two never share the
    two cores; both runs are inserts into an empty state.
@@ -293,19 +293,21 @@ def bare_bodies(
 ) -> list[tuple[int, bytes]]:
     """The batches the engine sent in `run_id` for one resource, as the client encodes them.
 
-    The engine sends its plan's rows ordered by key, 100 at a time; rows Chaser refused are left
-    out here (their batch would be refused whole without the client's isolation)."""
+    The engine's log holds each batch's rows together, batch after batch in the order Chaser
+    answered them: cut in that order, 100 at a time, they are the engine's batches (give or take
+    the few that settled out of order). Rows Chaser refused are left out here (their batch would
+    be refused whole without the client's isolation)."""
     spec = SPECS[resource_name]
     columns = [r[0] for r in con.execute(f"describe {spec.mart}").fetchall()]
     select = ", ".join(f'm."{c}"' for c in columns)
     reader = con.sql(
         f"""select {select}
-        from {spec.mart} as m
-        semi join (
-            select key from {sync_module.LOG}
+        from (
+            select key, rowid as logged from {sync_module.LOG}
             where run_id = $run_id and resource = $resource and action in ('create', 'update')
-        ) as sent on sent.key = m.{spec.key}
-        order by m.{spec.key}""",
+        ) as sent
+        join {spec.mart} as m on m.{spec.key} = sent.key
+        order by sent.logged""",
         params={"run_id": run_id, "resource": resource_name},
     ).to_arrow_reader(50 * BULK_LIMIT)
     bodies: list[tuple[int, bytes]] = []
@@ -315,7 +317,7 @@ def bare_bodies(
         bodies.append((len(batch), dumps({"entries": [encode_payload(row) for row in batch]})))
 
     # Arrow chunks need not be multiples of 100: cut exact batches of 100 across them, as the
-    # engine does over its key-ordered rows.
+    # engine does over its plan's rows.
     for chunk in reader:
         pending.extend(chunk.to_pylist())
         whole = len(pending) - len(pending) % BULK_LIMIT
@@ -410,7 +412,7 @@ def main() -> None:
     sampler = Sampler()
     timers = Timers()
     timers.wrap(sync_module, "build_plan", "plan (build_plan)")
-    timers.wrap_generator(sync_module, "_batches", "read batches (_batches)")
+    timers.wrap_generator(sync_module, "_batches", "read batches (_batches, reader thread)")
     timers.wrap(sync_module, "record_batches", "record answers (record_batches, writer thread)")
     timers.wrap(sync_module, "fold_journal", "fold journal into state and log (fold_journal)")
     timers.wrap(client_module, "encode_payload", "encode rows (encode_payload)")
@@ -586,8 +588,9 @@ def main() -> None:
     for label, value in seconds.most_common():
         print(f"  {label:32s} {value:>7.1f} s  {calls[label]:>10,d} calls")
     print(
-        "  (the rest: the event loop, httpx, waiting on the emulator; encoding and recording "
-        "run on the event loop thread, so they stall the requests in flight)"
+        "  (reading runs on its own thread and recording on the writer thread, both beside the "
+        "event loop, so their seconds overlap the sending; the rest is the event loop, httpx "
+        "and waiting on the emulator)"
     )
 
     rerun_total = sum(r.duration_seconds for r in rerun.reports.values())

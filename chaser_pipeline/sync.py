@@ -314,7 +314,7 @@ def _payload_columns(con: duckdb.DuckDBPyConnection, spec: SyncSpec) -> list[str
 
 @dataclass(frozen=True)
 class Batch:
-    """Up to 100 rows to send, in key order: `rows` (Arrow: sync_key, sync_payload_hash,
+    """Up to 100 rows to send: `rows` (Arrow: sync_key, sync_payload_hash,
     sync_action, sync_payload) and the same rows as one bulk request's encoded entries."""
 
     rows: pa.Table
@@ -333,7 +333,7 @@ def _batches(
     resource: str,
     chunk_rows: int = 50 * BULK_LIMIT,
 ) -> Iterator[list[Batch]]:
-    """The planned rows to send, in key order, in batches of 100 (a chunk of batches at a time).
+    """The planned rows to send, in batches of 100 (a chunk of batches at a time).
 
     One streaming query: DuckDB writes each payload's JSON (`to_json` of the mart columns), byte
     for byte what `dumps(encode_payload(row))` writes for these columns (money DECIMAL(18,2) as
@@ -345,14 +345,12 @@ def _batches(
     committed to `chaser_sync.attempted`: a run killed after Chaser applied a batch but before
     it was recorded must still count those documents as sent (so a later change, even to a
     status not worth a first send, is sent too). `con` stays busy until the iterator ends."""
-    # Sorted before the JSON is written, so the sort moves narrow rows and the first chunk
-    # comes out sooner.
+    # In the plan's order: sorting a million rows first would hold back the first request
+    # for half a second, and Chaser does not care about the order within a resource.
     stream = con.sql(
         f"""select "{key}" as sync_key, sync_payload_hash, sync_action, sync_first_send,
             {payload_json_sql(columns)} as sync_payload
-        from (
-            select * from sync_plan where sync_action in ('create', 'update') order by "{key}"
-        )"""
+        from sync_plan where sync_action in ('create', 'update')"""
     ).to_arrow_reader(chunk_rows)
     marker = con.cursor()
     try:
