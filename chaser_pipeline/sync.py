@@ -509,10 +509,9 @@ def check_mass_change(report: SyncReport, options: SyncOptions) -> None:
 # commit under way): what a killed run may have to send again.
 MAX_UNRECORDED_BATCHES = 48
 # A commit costs DuckDB about the same for one batch or twenty (~1.5 ms of CPU, shared with the
-# requests), so the writer gathers what settles for up to this long, or this many batches,
-# before it commits.
+# requests), so once a batch settles the writer lets others settle for this long and commits
+# them together.
 COMMIT_GATHER_SECONDS = 0.025
-COMMIT_GATHER_BATCHES = 8
 
 
 async def _send(
@@ -530,10 +529,9 @@ async def _send(
 
     State is written by one thread on its own connection, so requests keep flowing while DuckDB
     commits (it releases the GIL). A batch Chaser answered is committed within
-    COMMIT_GATHER_SECONDS (plus the commit under way): the writer gathers up to
-    COMMIT_GATHER_BATCHES for one commit. At most MAX_UNRECORDED_BATCHES are ever sent but
-    unrecorded; a killed run sends just those again, harmlessly (bulk upsert is idempotent by
-    key).
+    COMMIT_GATHER_SECONDS (plus the commit under way), together with the others that settled
+    meanwhile. At most MAX_UNRECORDED_BATCHES are ever sent but unrecorded; a killed run sends
+    just those again, harmlessly (bulk upsert is idempotent by key).
     """
     noun = getattr(client, spec.resource)
     loop = asyncio.get_running_loop()
@@ -555,12 +553,8 @@ async def _send(
     async def record_settled() -> None:
         while True:
             batches = [await settled.get()]
-            deadline = loop.time() + COMMIT_GATHER_SECONDS
-            while batches[-1] is not None and len(batches) < COMMIT_GATHER_BATCHES:
-                try:
-                    batches.append(await asyncio.wait_for(settled.get(), deadline - loop.time()))
-                except TimeoutError:
-                    break
+            if batches[0] is not None:
+                await asyncio.sleep(COMMIT_GATHER_SECONDS)  # let more settle: one commit for all
             while not settled.empty():
                 batches.append(settled.get_nowait())
             done = [b for b in batches if b is not None]
