@@ -4,6 +4,7 @@ run before anything is sent."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -74,6 +75,18 @@ def test_a_run_killed_mid_sync_and_rerun_leaves_chaser_complete(tmp_path):
         pipeline.handle.stop()
 
 
+@contextlib.contextmanager
+def _chaser(tmp_path, **faults):
+    """An emulated Chaser on loopback (state in tmp_path/c.sqlite3), and a factory of clients
+    for it (keyword arguments go to ChaserClient)."""
+    from chaser_pipeline.chaser.client import ChaserClient
+
+    with run_emulator_in_thread(
+        tmp_path / "c.sqlite3", api_key=API_KEY, api_secret=API_SECRET, **faults
+    ) as emu:
+        yield lambda **options: lambda: ChaserClient(emu.url, API_KEY, API_SECRET, **options)
+
+
 def _mart_db(path, customers: list[tuple], invoices: list[tuple]) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(path))
     con.execute(
@@ -106,17 +119,11 @@ def _mart_db(path, customers: list[tuple], invoices: list[tuple]) -> duckdb.Duck
 def test_answers_a_killed_run_committed_to_the_journal_count_before_the_next_plan(tmp_path):
     """A run killed after committing a batch's answers but before folding them into the state
     must not send those rows again: the next plan folds the journal first."""
-    from chaser_pipeline.chaser.client import ChaserClient
     from chaser_pipeline.db import utc_now
     from chaser_pipeline.sync import build_plan
 
-    with run_emulator_in_thread(
-        tmp_path / "c.sqlite3", api_key=API_KEY, api_secret=API_SECRET
-    ) as emu:
-
-        def client():
-            return ChaserClient(emu.url, API_KEY, API_SECRET)
-
+    with _chaser(tmp_path) as clients:
+        client = clients()
         con = _mart_db(
             tmp_path / "p.duckdb", [("C-1", "Good Ltd")], [("I-1", "C-1"), ("I-2", "C-1")]
         )
@@ -152,15 +159,8 @@ def test_answers_a_killed_run_committed_to_the_journal_count_before_the_next_pla
 
 
 def test_a_customer_chaser_refuses_holds_back_its_invoices_until_it_lands(tmp_path):
-    from chaser_pipeline.chaser.client import ChaserClient
-
-    with run_emulator_in_thread(
-        tmp_path / "c.sqlite3", api_key=API_KEY, api_secret=API_SECRET
-    ) as emu:
-
-        def client():
-            return ChaserClient(emu.url, API_KEY, API_SECRET)
-
+    with _chaser(tmp_path) as clients:
+        client = clients()
         # Chaser requires a company name; the blank one is refused by Chaser itself.
         con = _mart_db(
             tmp_path / "p.duckdb",
@@ -193,15 +193,8 @@ def test_a_customer_chaser_refuses_holds_back_its_invoices_until_it_lands(tmp_pa
 
 
 def test_mass_change_guard_stops_before_sending_and_a_flag_confirms(tmp_path):
-    from chaser_pipeline.chaser.client import ChaserClient
-
-    with run_emulator_in_thread(
-        tmp_path / "c.sqlite3", api_key=API_KEY, api_secret=API_SECRET
-    ) as emu:
-
-        def client():
-            return ChaserClient(emu.url, API_KEY, API_SECRET)
-
+    with _chaser(tmp_path) as clients:
+        client = clients()
         con = _mart_db(tmp_path / "p.duckdb", [(f"C-{i}", f"Co {i}") for i in range(200)], [])
         first = sync_resource(con, client, SPECS["customers"], run_id="r1")  # first run: no guard
         assert first.confirmed["create"] == 200
@@ -269,21 +262,13 @@ def test_rejection_threshold_is_a_blocking_check_that_fails_the_sync(tmp_path):
 
 
 def test_a_document_chaser_may_hold_from_an_unrecorded_batch_is_never_skipped(tmp_path):
-    from chaser_pipeline.chaser.client import ChaserClient
     from chaser_pipeline.chaser.errors import TransportError
 
     # Every write is applied by Chaser, then its connection drops (once per distinct request).
     faults = FaultConfig(rate_drop=1.0, first_attempt_only=True)
-    with run_emulator_in_thread(
-        tmp_path / "c.sqlite3", api_key=API_KEY, api_secret=API_SECRET, faults=faults
-    ) as emu:
-
-        def patient():
-            return ChaserClient(emu.url, API_KEY, API_SECRET, backoff_base=0.01)
-
-        def impatient():  # gives up on the dropped answer, as a killed run would
-            return ChaserClient(emu.url, API_KEY, API_SECRET, max_retries=0)
-
+    with _chaser(tmp_path, faults=faults) as clients:
+        patient = clients(backoff_base=0.01)
+        impatient = clients(max_retries=0)  # gives up on the dropped answer, as a killed run would
         con = _mart_db(tmp_path / "p.duckdb", [("C-1", "Good Ltd")], [("I-1", "C-1")])
         assert sync_resource(con, patient, SPECS["customers"], run_id="r1").confirmed["create"] == 1
         with pytest.raises(TransportError):
