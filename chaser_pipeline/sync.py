@@ -170,8 +170,8 @@ def ensure_sync_tables(con: duckdb.DuckDBPyConnection) -> None:
 def fold_journal(con: duckdb.DuckDBPyConnection) -> int:
     """Move the journal into the state (newest answer per key) and the log; return rows moved.
 
-    Keys new to the state are appended and known keys updated in place, which costs DuckDB far
-    less than an insert-or-update through the primary key."""
+    Keys new to the state are appended and known keys updated in place: the state needs no
+    primary key (whose index DuckDB would rewrite at every checkpoint) to stay one row per key."""
     ((rows,),) = con.execute(f"select count(*) from {JOURNAL}").fetchall()
     if not rows:
         return 0
@@ -279,20 +279,20 @@ def build_plan(
                 m.*,
                 s.payload_hash as sync_confirmed_hash,
                 s.chaser_id as sync_chaser_id,
+                -- Chaser has never answered for it, and no run has started to send it
+                s.key is null and a.key is null as sync_first_send,
                 case
                     -- a document waits for its customer to be accepted by Chaser first
                     when {customer_pending} then 'held_back'
                     -- once sent (or sending was attempted: a killed run may have delivered
                     -- it), every later change is sent; never sent and not worth it: skip
-                    when s.key is null and a.key is null and ({skip}) then 'skipped'
+                    when sync_first_send and ({skip}) then 'skipped'
                     when s.payload_hash is null then 'create'
                     -- failed rows are retried every run until they succeed
                     when s.last_status = 'failed' or s.payload_hash <> m.sync_payload_hash
                         then 'update'
                     else 'unchanged'
-                end as sync_action,
-                -- Chaser has never answered for it, and no run has started to send it
-                s.key is null and a.key is null as sync_first_send
+                end as sync_action
             from scoped as m
             left join {STATE} as s
                 on s.resource = $resource
@@ -416,7 +416,8 @@ def record_batches(
         if len(outcome.accepted) + len(outcome.failed) != size:
             raise RuntimeError(
                 f"Chaser's answer covers {len(outcome.accepted) + len(outcome.failed)} of "
-                f"{size} {spec.resource} sent; nothing of this batch is recorded as confirmed"
+                f"{size} {spec.resource} sent in one request; the sync stops without recording "
+                "these batches, and the next run sends them again"
             )
         action, payload_hash = rows["sync_action"], rows["sync_payload_hash"]
         http_status = pa.nulls(size, pa.int32())
