@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from chaser_pipeline.demo_data import generate_demo_warehouse
+from chaser_pipeline.demo.generator import generate_demo_warehouse
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,10 +20,13 @@ from pathlib import Path
 
 import duckdb
 
-from chaser_pipeline.demo_data import generate_demo_warehouse
-from chaser_pipeline.ledger import LEDGER_TABLES
-from chaser_pipeline.modelling import ModelProject, build_model, register_configured_field_rules
+from chaser_pipeline.demo.generator import generate_demo_warehouse
+from chaser_pipeline.ledger.contract import LEDGER_TABLES
+from chaser_pipeline.models.build import build_model
+from chaser_pipeline.models.field_rules import register_field_rules
+from chaser_pipeline.models.project import ModelProject
 from chaser_pipeline.paths import models_dir
+from chaser_pipeline.settings import DEFAULT_COUNTRY
 
 
 def peak_rss_mb() -> float:
@@ -76,7 +79,7 @@ def main() -> None:
             print(
                 f"model definitions: {len(project.models)} models in {time.perf_counter() - started:.2f} s"
             )
-            register_configured_field_rules(con)
+            register_field_rules(con, DEFAULT_COUNTRY)
 
             print(f"\n{'model':28s} {'rows':>11s} {'seconds':>8s} {'peak MB':>8s}")
             total_started = time.perf_counter()

@@ -19,12 +19,14 @@ from pathlib import Path
 
 import duckdb
 
-from chaser_pipeline.demo_data import generate_demo_warehouse
-from chaser_pipeline.ledger import LEDGER_TABLES
-from chaser_pipeline.modelling import run_models
+from chaser_pipeline.demo.generator import generate_demo_warehouse
+from chaser_pipeline.ledger.contract import LEDGER_TABLES
+from chaser_pipeline.models.build import run_models
 from chaser_pipeline.paths import models_dir
-from chaser_pipeline.pending import compute_pending
-from chaser_pipeline.sync import SPECS, STATE, SyncOptions, build_plan, ensure_sync_tables
+from chaser_pipeline.sync.journal import STATE_TABLE, ensure_sync_tables
+from chaser_pipeline.sync.objects import CHASER_OBJECTS
+from chaser_pipeline.sync.pending import compute_pending
+from chaser_pipeline.sync.plan import SyncOptions, build_plan
 
 NOW = datetime(2026, 11, 21)
 START = date(2023, 1, 1)
@@ -56,12 +58,13 @@ def main() -> None:
         )
         # Everything Chaser would get is confirmed, as after a complete sync.
         ensure_sync_tables(con)
-        for spec in SPECS.values():
-            build_plan(con, spec, (date(1, 1, 1), date(9999, 12, 31)), SyncOptions(), NOW)
+        for chaser_object in CHASER_OBJECTS.values():
+            build_plan(con, chaser_object, (date(1, 1, 1), date(9999, 12, 31)), SyncOptions(), NOW)
             con.execute(
-                f"""insert into {STATE} select $r, {spec.key}, sync_payload_hash, $now, null,
-                'confirmed', null, $now from sync_plan where sync_action in ('create', 'update')""",
-                {"r": spec.resource, "now": NOW},
+                f"""insert into {STATE_TABLE} select $o, {chaser_object.key}, sync_payload_hash,
+                $now, null, 'confirmed', null, $now
+                from sync_plan where sync_action in ('create', 'update')""",
+                {"o": chaser_object.name, "now": NOW},
             )
         started = time.perf_counter()
         synced = compute_pending(con, models_dir(), history_start=START, now=NOW)

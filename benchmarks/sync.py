@@ -5,7 +5,7 @@ the benchmark's folder):
 
 1. Demo warehouse (`generate_demo_warehouse`), landing by ATTACH copy, every SQL model built with
    the framework's `build_model` (plain DuckDB, no Dagster).
-2. Engine, initial load: `sync_resource` for customers, then invoices, then credit notes over the
+2. Engine, initial load: `sync_object` for customers, then invoices, then credit notes over the
    whole window, against emulator B. Not through Dagster: the engine's own entry point, so the
    figures are the engine's, not Dagster's step overhead. Checks (asserts) that the write requests
    in the emulator's request log equal ceil(rows sent / 100) per resource.
@@ -49,17 +49,25 @@ import duckdb
 import psutil
 
 import chaser_pipeline.chaser.client as client_module
-import chaser_pipeline.sync as sync_module
+import chaser_pipeline.sync.engine as engine_module
+import chaser_pipeline.sync.sender as sender_module
 from benchmarks.bare_httpx import BareResult, send_bare
-from chaser_pipeline.chaser.client import BULK_LIMIT, ChaserClient
+from chaser_pipeline.chaser.bulk import BULK_LIMIT
+from chaser_pipeline.chaser.client import ChaserClient
 from chaser_pipeline.chaser.encoding import dumps, encode_payload
 from chaser_pipeline.db import WHOLE_HISTORY
-from chaser_pipeline.demo_data import generate_demo_warehouse
+from chaser_pipeline.demo.generator import generate_demo_warehouse
 from chaser_pipeline.emulator.store import EmulatorStore
-from chaser_pipeline.ledger import LEDGER_TABLES
-from chaser_pipeline.modelling import ModelProject, build_model, register_configured_field_rules
+from chaser_pipeline.ledger.contract import LEDGER_TABLES
+from chaser_pipeline.models.build import build_model
+from chaser_pipeline.models.field_rules import register_field_rules
+from chaser_pipeline.models.project import ModelProject
 from chaser_pipeline.paths import models_dir
-from chaser_pipeline.sync import SPECS, SyncOptions, SyncReport
+from chaser_pipeline.settings import DEFAULT_COUNTRY
+from chaser_pipeline.sync.journal import LOG_TABLE
+from chaser_pipeline.sync.objects import CHASER_OBJECTS
+from chaser_pipeline.sync.plan import SyncOptions
+from chaser_pipeline.sync.report import SyncReport
 
 RESOURCES = ("customers", "invoices", "credit_notes")
 API_KEY = "bench"
@@ -274,7 +282,7 @@ def land(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
 
 def build_models(con: duckdb.DuckDBPyConnection) -> None:
     project = ModelProject(models_dir())
-    register_configured_field_rules(con)
+    register_field_rules(con, DEFAULT_COUNTRY)
     for model in project.models.values():
         try:
             build = build_model(con, model)
@@ -297,14 +305,14 @@ def bare_bodies(
     answered them: cut in that order, 100 at a time, they are the engine's batches (give or take
     the few that settled out of order). Rows Chaser refused are left out here (their batch would
     be refused whole without the client's isolation)."""
-    spec = SPECS[resource_name]
+    spec = CHASER_OBJECTS[resource_name]
     columns = [r[0] for r in con.execute(f"describe {spec.mart}").fetchall()]
     select = ", ".join(f'm."{c}"' for c in columns)
     reader = con.sql(
         f"""select {select}
         from (
-            select key, rowid as logged from {sync_module.LOG}
-            where run_id = $run_id and resource = $resource and action in ('create', 'update')
+            select key, rowid as logged from {LOG_TABLE}
+            where run_id = $run_id and object = $resource and action in ('create', 'update')
         ) as sent
         join {spec.mart} as m on m.{spec.key} = sent.key
         order by sent.logged""",
@@ -376,10 +384,10 @@ def run_engine(
     result = EngineRun()
     for name in RESOURCES:
         before = write_requests(emulator.state, name)
-        report = sync_module.sync_resource(
+        report = engine_module.sync_object(
             con,
             client_factory,
-            SPECS[name],
+            CHASER_OBJECTS[name],
             window=WHOLE_HISTORY,
             options=options,
             run_id=run_id,
@@ -411,11 +419,12 @@ def main() -> None:
     )
     sampler = Sampler()
     timers = Timers()
-    timers.wrap(sync_module, "build_plan", "plan (build_plan)")
-    timers.wrap_generator(sync_module, "_batches", "read batches (_batches, reader thread)")
-    timers.wrap(sync_module, "record_batches", "record answers (record_batches, writer thread)")
-    timers.wrap(sync_module, "fold_journal", "fold journal into state and log (fold_journal)")
-    timers.wrap(client_module, "encode_payload", "encode rows (encode_payload)")
+    timers.wrap(engine_module, "build_plan", "plan (build_plan)")
+    timers.wrap_generator(
+        sender_module, "planned_batches", "read batches (planned_batches, reader thread)"
+    )
+    timers.wrap(sender_module, "record_batches", "record answers (record_batches, writer thread)")
+    timers.wrap(sender_module, "fold_journal", "fold journal into state and log (fold_journal)")
     timers.wrap(client_module, "dumps", "write JSON (dumps)")
 
     print(
@@ -425,7 +434,7 @@ def main() -> None:
     )
     print(
         f"scale {args.scale}, seed {args.seed}, {args.in_flight} requests in flight, "
-        f"rate limit off (requests_per_second=1e6); engine via sync_resource, NOT through Dagster"
+        f"rate limit off (requests_per_second=1e6); engine via sync_object, NOT through Dagster"
     )
     print(
         "skip rules: "
@@ -464,13 +473,13 @@ def main() -> None:
             build_models(con)
             print(f"models total: {time.perf_counter() - started:.1f} s")
             mart_rows = {
-                name: con.execute(f"select count(*) from {SPECS[name].mart}").fetchone()[0]
+                name: con.execute(f"select count(*) from {CHASER_OBJECTS[name].mart}").fetchone()[0]
                 for name in RESOURCES
             }
         print_phase("prepare", prep, sampler)
 
         # ---- 2. engine, initial load --------------------------------------------------
-        print(f"\n== engine initial load (sync_resource, emulator B: {state_engine.name}) ==")
+        print(f"\n== engine initial load (sync_object, emulator B: {state_engine.name}) ==")
         emulator = EmulatorProcess(state_engine, secret, folder / "emulator_engine.log")
         sampler.emulator = emulator.process
         timers.reset()
@@ -581,7 +590,7 @@ def main() -> None:
         f"{rate(int(total_rows), total_engine)} {total_bare:>8.1f} "
         f"{rate(int(total_rows), total_bare)} {overall:>6.2f}   (target ratio >= 0.80)"
     )
-    print("engine seconds include planning and state commits (whole sync_resource call).")
+    print("engine seconds include planning and state commits (whole sync_object call).")
 
     seconds, calls = engine_breakdown
     print(f"\nwhere the engine's time goes (initial load, {total_engine:.1f} s wall):")
@@ -597,7 +606,7 @@ def main() -> None:
     print(
         f"\nno-change re-run: plan step (invoices) {plan_seconds.get('invoices', 0):.2f} s "
         f"(target < 3 s), all plans {sum(plan_seconds.values()):.2f} s, whole run "
-        f"{rerun_phase.wall:.2f} s (sync_resource total {rerun_total:.2f} s; target < 30 s), "
+        f"{rerun_phase.wall:.2f} s (sync_object total {rerun_total:.2f} s; target < 30 s), "
         f"write requests {sum(rerun.emulator_writes.values())}"
     )
     own_peak = max(p[0] for p in sampler.peaks.values())

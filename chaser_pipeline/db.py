@@ -1,9 +1,9 @@
-"""DuckDB helpers shared by landing, models and the sync engine."""
+"""DuckDB helpers shared by landing, models and the sync engine: transactions and the clock."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 
 import duckdb
@@ -15,6 +15,14 @@ WHOLE_HISTORY: tuple[date, date] = (date(1, 1, 1), date(9999, 12, 31))
 def utc_now() -> datetime:
     """Now, as the naive UTC timestamp the pipeline stores in DuckDB."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def clock_from(as_of: str) -> Callable[[], datetime]:
+    """A run's clock: fixed at `as_of` (ISO, read as UTC) when given, else the real one."""
+    if as_of:
+        fixed = datetime.fromisoformat(as_of).replace(tzinfo=None)
+        return lambda: fixed
+    return utc_now
 
 
 @contextlib.contextmanager

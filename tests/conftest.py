@@ -8,24 +8,35 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.ledger_fixtures import POSTGRES_ADMIN_URL, postgres_available
+from tests.support.ledger import POSTGRES_ADMIN_URL, postgres_available
 
 UNDER_CI = os.environ.get("CI", "").lower() == "true"
+
+# Every variable the pipeline reads (.env.example lists them).
+CHASER_VARIABLES = (
+    "CHASER_WAREHOUSE_URL",
+    "CHASER_DUCKDB_PATH",
+    "CHASER_API_URL",
+    "CHASER_API_KEY",
+    "CHASER_API_SECRET",
+    "CHASER_DEFAULT_COUNTRY",
+    "CHASER_HISTORY_START",
+    "CHASER_SYNC_CRON",
+    "CHASER_SYNC_TIMEZONE",
+    "CHASER_DATA_LAG_CRON",
+    "CHASER_FRESHNESS_WARN_HOURS",
+    "CHASER_FRESHNESS_FAIL_HOURS",
+)
 
 
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path_factory, monkeypatch) -> None:
     """No test reads a developer's Chaser settings or writes outside its temporary folder."""
     home = tmp_path_factory.mktemp("env")
-    for name in (
-        "CHASER_WAREHOUSE_URL",
-        "CHASER_API_URL",
-        "CHASER_API_KEY",
-        "CHASER_API_SECRET",
-        "CHASER_DEFAULT_COUNTRY",
-        "CHASER_HISTORY_START",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    for name in {*CHASER_VARIABLES, *(n for n in os.environ if n.startswith("CHASER_"))}:
+        # set first so the teardown removes whatever the test put there too
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.setenv("CHASER_DUCKDB_PATH", str(home / "pipeline.duckdb"))
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster_home"))
     (home / "dagster_home").mkdir()

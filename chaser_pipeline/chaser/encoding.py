@@ -1,4 +1,4 @@
-"""One encoding of payloads for every Chaser resource, and a JSON writer that keeps money exact.
+"""One encoding of payloads for every Chaser object, and a JSON writer that keeps money exact.
 
 Chaser wants money as JSON numbers and dates as `YYYY-MM-DDTHH:mm:ss.sssZ` in UTC. The ledger
 holds money as DECIMAL(18,2); a binary float on the way (0.1 + 0.2 = 0.30000000000000004) would

@@ -72,3 +72,33 @@ def error_message(body: Any) -> str:
     if body in (None, ""):
         return "no details given"
     return str(body)[:500]
+
+
+def error_for_status(
+    method: str, path: str, status: int, body: Any, *, after_transport_error: bool = False
+) -> ChaserError:
+    """The error an answer that is neither a success nor worth retrying stands for."""
+    where = f"{method} {path}"
+    if status in (401, 403):
+        return AuthenticationError(
+            f"Chaser rejected the API key/secret (HTTP {status}): "
+            f"check CHASER_API_KEY and CHASER_API_SECRET ({where})",
+            method=method,
+            path=path,
+            status=status,
+            body=body,
+        )
+    if status == 404:
+        return NotFoundError(
+            f"{where}: not found (HTTP 404): {error_message(body)}",
+            method=method,
+            path=path,
+            status=status,
+            body=body,
+        )
+    message = f"{where}: Chaser refused the request (HTTP {status}): {error_message(body)}"
+    if status == 409:
+        conflict = ConflictError(message, method=method, path=path, status=status, body=body)
+        conflict.after_transport_error = after_transport_error
+        return conflict
+    return ValidationError(message, method=method, path=path, status=status, body=body)

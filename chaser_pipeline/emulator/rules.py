@@ -122,11 +122,11 @@ def _check_fields(entry: dict[str, Any], checks: dict[str, Any], prefix: str = "
 
 
 @dataclass(frozen=True)
-class ResourceRules:
-    """How one resource is named, keyed and checked."""
+class ObjectRules:
+    """How one Chaser object is named, keyed and checked."""
 
-    resource: str  # path segment: customers, invoices, credit_notes
-    noun: str  # for messages: customer, invoice, credit note
+    name: str  # path segment: customers, invoices, credit_notes
+    singular: str  # for messages: customer, invoice, credit note
     key_field: str
     id_prefix: str
     required: tuple[str, ...]
@@ -137,7 +137,7 @@ class ResourceRules:
     def validate(self, entry: Any) -> None:
         """Raise Invalid with the first broken rule of one payload."""
         if not isinstance(entry, dict):
-            raise Invalid(f"a {self.noun} must be a JSON object")
+            raise Invalid(f"a {self.singular} must be a JSON object")
         _check_fields(entry, self.checks)
         for name in self.required:
             value = entry.get(name)
@@ -148,9 +148,9 @@ class ResourceRules:
         return str(entry[self.key_field])
 
 
-CUSTOMERS = ResourceRules(
-    resource="customers",
-    noun="customer",
+CUSTOMERS = ObjectRules(
+    name="customers",
+    singular="customer",
     key_field="external_id",
     id_prefix="cus",
     required=("external_id", "company_name"),
@@ -170,9 +170,9 @@ CUSTOMERS = ResourceRules(
     references_customer=False,
 )
 
-INVOICES = ResourceRules(
-    resource="invoices",
-    noun="invoice",
+INVOICES = ObjectRules(
+    name="invoices",
+    singular="invoice",
     key_field="invoice_id",
     id_prefix="inv",
     required=(
@@ -206,9 +206,9 @@ INVOICES = ResourceRules(
     references_customer=True,
 )
 
-CREDIT_NOTES = ResourceRules(
-    resource="credit_notes",
-    noun="credit note",
+CREDIT_NOTES = ObjectRules(
+    name="credit_notes",
+    singular="credit note",
     key_field="credit_note_id",
     id_prefix="crn",
     required=(
@@ -235,7 +235,7 @@ CREDIT_NOTES = ResourceRules(
     references_customer=True,
 )
 
-RESOURCES: dict[str, ResourceRules] = {r.resource: r for r in (CUSTOMERS, INVOICES, CREDIT_NOTES)}
+OBJECTS: dict[str, ObjectRules] = {o.name: o for o in (CUSTOMERS, INVOICES, CREDIT_NOTES)}
 
 # Status codes chosen where the real API is undocumented (see CHASER_API.md, "Unknown").
 STATUS_INVALID = 422
@@ -243,17 +243,17 @@ STATUS_BAD_REQUEST = 400
 STATUS_EXISTS = 409
 STATUS_UNKNOWN_CUSTOMER = 422
 
-# Chaser's `ext_` prefix addresses a customer by external id (unknown for the other resources).
+# Chaser's `ext_` prefix addresses a customer by external id (unknown for the other objects).
 EXTERNAL_ID_PREFIX = "ext_"
-EXTERNAL_ID_RESOURCES = frozenset({"customers"})
+EXTERNAL_ID_OBJECTS = frozenset({"customers"})
 
 
 def unknown_customer_message(external_id: str) -> str:
     return f"customer_external_id {external_id!r} does not match any customer; create the customer first"
 
 
-def exists_message(rules: ResourceRules, key: str) -> str:
-    return f"a {rules.noun} with {rules.key_field} {key!r} already exists"
+def exists_message(rules: ObjectRules, key: str) -> str:
+    return f"a {rules.singular} with {rules.key_field} {key!r} already exists"
 
 
 ORGANISATION = {

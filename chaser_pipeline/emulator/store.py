@@ -1,6 +1,6 @@
 """The emulator's state: one SQLite file that every emulator process and a curious user can open.
 
-One table per resource (Chaser id, key, payload as received, timestamps, how often it was
+One table per Chaser object (Chaser id, key, payload as received, timestamps, how often it was
 written) and a `requests` log of every request answered, so tests and benchmarks can count
 write requests. WAL mode and a busy timeout let several processes share the file.
 """
@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from chaser_pipeline.chaser.encoding import dumps, loads
-from chaser_pipeline.emulator.rules import FILTER_OPS, RESOURCES
+from chaser_pipeline.emulator.rules import FILTER_OPS, OBJECTS
 
 _SCHEMA = [
     *(
-        f"""create table if not exists {resource} (
+        f"""create table if not exists {object_name} (
             id text primary key,
             key text not null unique,
             payload text not null,
@@ -31,14 +31,14 @@ _SCHEMA = [
             updated_at text not null,
             write_count integer not null default 1
         )"""
-        for resource in RESOURCES
+        for object_name in OBJECTS
     ),
     """create table if not exists requests (
         seq integer primary key autoincrement,
         at real not null,
         method text not null,
         path text not null,
-        resource text,
+        object text,
         is_write integer not null,
         status integer not null,
         entries integer,
@@ -59,7 +59,7 @@ class RequestLogRow:
     at: float  # unix time when the request arrived
     method: str
     path: str
-    resource: str | None
+    object_name: str | None
     is_write: bool
     status: int
     entries: int | None
@@ -84,10 +84,10 @@ def new_id(prefix: str) -> str:
     )
 
 
-def _table(resource: str) -> str:
-    if resource not in RESOURCES:
-        raise ValueError(f"unknown resource {resource!r}; one of {sorted(RESOURCES)}")
-    return resource
+def _table(object_name: str) -> str:
+    if object_name not in OBJECTS:
+        raise ValueError(f"unknown object {object_name!r}; one of {sorted(OBJECTS)}")
+    return object_name
 
 
 class EmulatorStore:
@@ -135,19 +135,19 @@ class EmulatorStore:
         record["id"] = chaser_id
         return record
 
-    def get(self, resource: str, chaser_id: str) -> dict[str, Any] | None:
+    def get(self, object_name: str, chaser_id: str) -> dict[str, Any] | None:
         row = self._db.execute(
-            f"select id, payload from {_table(resource)} where id = ?", (chaser_id,)
+            f"select id, payload from {_table(object_name)} where id = ?", (chaser_id,)
         ).fetchone()
         return self._record(*row) if row else None
 
-    def get_by_key(self, resource: str, key: str) -> dict[str, Any] | None:
+    def get_by_key(self, object_name: str, key: str) -> dict[str, Any] | None:
         row = self._db.execute(
-            f"select id, payload from {_table(resource)} where key = ?", (key,)
+            f"select id, payload from {_table(object_name)} where key = ?", (key,)
         ).fetchone()
         return self._record(*row) if row else None
 
-    def ids_by_key(self, resource: str, keys: Iterable[str]) -> dict[str, str]:
+    def ids_by_key(self, object_name: str, keys: Iterable[str]) -> dict[str, str]:
         keys = list(dict.fromkeys(keys))
         found: dict[str, str] = {}
         for start in range(0, len(keys), 500):
@@ -155,14 +155,14 @@ class EmulatorStore:
             marks = ",".join("?" * len(chunk))
             found.update(
                 self._db.execute(
-                    f"select key, id from {_table(resource)} where key in ({marks})", chunk
+                    f"select key, id from {_table(object_name)} where key in ({marks})", chunk
                 ).fetchall()
             )
         return found
 
     def page(
         self,
-        resource: str,
+        object_name: str,
         *,
         page: int,
         limit: int,
@@ -170,7 +170,7 @@ class EmulatorStore:
     ) -> tuple[int, list[dict[str, Any]]]:
         """(total_count, records of one page) in insertion order; filters are (field, op, value)."""
         where, params = self._where(filters)
-        table = _table(resource)
+        table = _table(object_name)
         total = self._db.execute(f"select count(*) from {table}{where}", params).fetchone()[0]
         rows = self._db.execute(
             f"select id, payload from {table}{where} order by rowid limit ? offset ?",
@@ -197,53 +197,51 @@ class EmulatorStore:
                 params.append(value)
         return (" where " + " and ".join(clauses) if clauses else ""), params
 
-    def count(self, resource: str) -> int:
-        return self._db.execute(f"select count(*) from {_table(resource)}").fetchone()[0]
+    def count(self, object_name: str) -> int:
+        return self._db.execute(f"select count(*) from {_table(object_name)}").fetchone()[0]
 
-    def records(self, resource: str) -> list[dict[str, Any]]:
-        """Every stored payload of a resource (with Chaser's `id`), in insertion order."""
-        rows = self._db.execute(f"select id, payload from {_table(resource)} order by rowid")
+    def records(self, object_name: str) -> list[dict[str, Any]]:
+        """Every stored payload of an object (with Chaser's `id`), in insertion order."""
+        rows = self._db.execute(f"select id, payload from {_table(object_name)} order by rowid")
         return [self._record(*row) for row in rows]
 
-    def write_count(self, resource: str, key: str) -> int:
+    def write_count(self, object_name: str, key: str) -> int:
         """How many times the record with this key was written (0: never)."""
         row = self._db.execute(
-            f"select write_count from {_table(resource)} where key = ?", (key,)
+            f"select write_count from {_table(object_name)} where key = ?", (key,)
         ).fetchone()
         return row[0] if row else 0
 
-    def request_log(self, resource: str | None = None) -> list[RequestLogRow]:
-        sql = (
-            "select seq, at, method, path, resource, is_write, status, entries, fault from requests"
-        )
+    def request_log(self, object_name: str | None = None) -> list[RequestLogRow]:
+        sql = "select seq, at, method, path, object, is_write, status, entries, fault from requests"
         params: tuple[Any, ...] = ()
-        if resource is not None:
-            sql += " where resource = ?"
-            params = (resource,)
+        if object_name is not None:
+            sql += " where object = ?"
+            params = (object_name,)
         rows = self._db.execute(sql + " order by seq", params).fetchall()
         return [RequestLogRow(*row[:5], bool(row[5]), *row[6:]) for row in rows]
 
     def write_request_count(
-        self, resource: str | None = None, *, succeeded_only: bool = False
+        self, object_name: str | None = None, *, succeeded_only: bool = False
     ) -> int:
-        """Write requests (POST/PUT) that reached the emulator, for one resource or all."""
+        """Write requests (POST/PUT) that reached the emulator, for one object or all."""
         sql = "select count(*) from requests where is_write = 1"
         params: list[Any] = []
-        if resource is not None:
-            sql += " and resource = ?"
-            params.append(resource)
+        if object_name is not None:
+            sql += " and object = ?"
+            params.append(object_name)
         if succeeded_only:
             sql += " and status < 300"
         return self._db.execute(sql, params).fetchone()[0]
 
     # ---- writes (call inside transaction()) --------------------------------------------
 
-    def insert(self, resource: str, key: str, payload: dict[str, Any], id_prefix: str) -> str:
+    def insert(self, object_name: str, key: str, payload: dict[str, Any], id_prefix: str) -> str:
         chaser_id = new_id(id_prefix)
         now = _now()
         try:
             self._db.execute(
-                f"insert into {_table(resource)} (id, key, payload, created_at, updated_at) "
+                f"insert into {_table(object_name)} (id, key, payload, created_at, updated_at) "
                 "values (?, ?, ?, ?, ?)",
                 (chaser_id, key, dumps(payload).decode(), now, now),
             )
@@ -251,10 +249,10 @@ class EmulatorStore:
             raise KeyExists(key) from exc
         return chaser_id
 
-    def replace(self, resource: str, chaser_id: str, key: str, payload: dict[str, Any]) -> None:
+    def replace(self, object_name: str, chaser_id: str, key: str, payload: dict[str, Any]) -> None:
         try:
             self._db.execute(
-                f"update {_table(resource)} set key = ?, payload = ?, updated_at = ?, "
+                f"update {_table(object_name)} set key = ?, payload = ?, updated_at = ?, "
                 "write_count = write_count + 1 where id = ?",
                 (key, dumps(payload).decode(), _now(), chaser_id),
             )
@@ -262,10 +260,10 @@ class EmulatorStore:
             raise KeyExists(key) from exc
 
     def upsert_many(
-        self, resource: str, entries: Sequence[tuple[str, dict[str, Any]]], id_prefix: str
+        self, object_name: str, entries: Sequence[tuple[str, dict[str, Any]]], id_prefix: str
     ) -> tuple[list[tuple[int, str]], int]:
         """Upsert (key, payload) pairs; return ([(index, new id)], modified count)."""
-        existing = self.ids_by_key(resource, (key for key, _ in entries))
+        existing = self.ids_by_key(object_name, (key for key, _ in entries))
         now = _now()
         inserted: list[tuple[int, str]] = []
         rows = []
@@ -280,7 +278,7 @@ class EmulatorStore:
                 inserted.append((index, chaser_id))
             rows.append((chaser_id, key, dumps(payload).decode(), now, now))
         self._db.executemany(
-            f"insert into {_table(resource)} (id, key, payload, created_at, updated_at) "
+            f"insert into {_table(object_name)} (id, key, payload, created_at, updated_at) "
             "values (?, ?, ?, ?, ?) on conflict(key) do update set "
             "payload = excluded.payload, updated_at = excluded.updated_at, "
             "write_count = write_count + 1",
@@ -294,14 +292,14 @@ class EmulatorStore:
         at: float,
         method: str,
         path: str,
-        resource: str | None,
+        object_name: str | None,
         is_write: bool,
         status: int,
         entries: int | None,
         fault: str | None,
     ) -> None:
         self._db.execute(
-            "insert into requests (at, method, path, resource, is_write, status, entries, fault) "
+            "insert into requests (at, method, path, object, is_write, status, entries, fault) "
             "values (?, ?, ?, ?, ?, ?, ?, ?)",
-            (at, method, path, resource, int(is_write), status, entries, fault),
+            (at, method, path, object_name, int(is_write), status, entries, fault),
         )

@@ -1,1 +1,0 @@
-"""Dagster assets: `extract` (ledger tables landed in DuckDB), `models` (SQL models), `sync` (Chaser)."""

@@ -1,0 +1,166 @@
+"""Bulk upsert: up to 100 entries a request, and the entries Chaser refuses isolated from the rest.
+
+How Chaser reports one bad entry among 100 is not documented. An answer that names entries (an
+`errors` list with indexes) settles those and sends the rest again in one request; an answer
+that names none is halved until each bad entry stands alone. Bulk upsert matches by key, so
+sending the good entries again is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaser_pipeline.chaser.encoding import EncodedEntries, RawJSON
+from chaser_pipeline.chaser.errors import (
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+    error_message,
+)
+
+BULK_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class EntrySuccess:
+    """An entry of a bulk upsert that Chaser accepted; chaser_id is known for inserts only."""
+
+    index: int
+    key: str | None
+    chaser_id: str | None
+
+
+@dataclass(frozen=True)
+class EntryFailure:
+    """An entry of a bulk upsert that Chaser refused, with Chaser's reason."""
+
+    index: int
+    key: str | None
+    status: int
+    message: str
+
+
+@dataclass
+class BulkOutcome:
+    """The result of one `bulk_upsert` call; indexes refer to the entries passed in.
+
+    Every entry ends up accepted or failed. `accepted` holds the indexes and `chaser_ids` the id
+    Chaser gave each inserted entry (by index), so a large sync reads plain ints;
+    `succeeded` builds the same as EntrySuccess objects, with their keys, when asked."""
+
+    failed: list[EntryFailure] = field(default_factory=list)
+    accepted: list[int] = field(default_factory=list)
+    chaser_ids: dict[int, str | None] = field(default_factory=dict)
+    requests: int = 0
+    key_of: Callable[[int], str | None] = field(
+        default=lambda index: None, repr=False, compare=False
+    )
+
+    @property
+    def succeeded(self) -> list[EntrySuccess]:
+        return [EntrySuccess(i, self.key_of(i), self.chaser_ids.get(i)) for i in self.accepted]
+
+
+# Sends one bulk request ({"entries": [...]}); returns (parsed body, HTTP status).
+SendBulk = Callable[[Any], Awaitable[tuple[Any, int]]]
+
+
+def named_errors(body: Any, count: int) -> dict[int, str]:
+    """The entries (positions in a bulk request of `count`) an answer's `errors` list names."""
+    named: dict[int, str] = {}
+    errors = body.get("errors") if isinstance(body, dict) else None
+    for item in errors if isinstance(errors, list) else []:
+        position = item.get("index") if isinstance(item, dict) else None
+        if isinstance(position, int) and not isinstance(position, bool) and 0 <= position < count:
+            named.setdefault(position, error_message(item))
+    return named
+
+
+class BulkUpsert:
+    """One bulk upsert call: sends the entries, isolates refused ones, fills a BulkOutcome."""
+
+    def __init__(self, send: SendBulk, encoded: Sequence[Any], key_field: str) -> None:
+        self.send = send
+        self.encoded = encoded
+        self.key_field = key_field
+        self.outcome = BulkOutcome(key_of=lambda index: self.key(encoded[index]))
+
+    def key(self, entry: Any) -> str | None:
+        return entry.key if isinstance(entry, RawJSON) else entry.get(self.key_field)
+
+    async def run(self) -> BulkOutcome:
+        if self.encoded:
+            await self._send(list(range(len(self.encoded))))
+        self.outcome.accepted.sort()
+        self.outcome.failed.sort(key=lambda f: f.index)
+        return self.outcome
+
+    def _entries(self, indexes: list[int]) -> Any:
+        if isinstance(self.encoded, EncodedEntries) and len(indexes) == len(self.encoded):
+            return self.encoded.array  # all of them, as DuckDB joined them
+        return [self.encoded[i] for i in indexes]
+
+    async def _send(self, indexes: list[int]) -> None:
+        self.outcome.requests += 1
+        try:
+            body, status = await self.send(self._entries(indexes))
+        except ConflictError:
+            # 409 is not a row rejection (a key clash or a concurrent write): halving would
+            # record good rows as failed, so the caller decides.
+            raise
+        except NotFoundError as exc:
+            # A 404 that names entries (e.g. an unknown customer) is a row rejection; one that
+            # names none means the endpoint itself is missing.
+            if not named_errors(exc.body, len(indexes)):
+                raise
+            await self._isolate(indexes, 404, exc.body)
+            return
+        except ValidationError as exc:
+            await self._isolate(indexes, exc.status or 400, exc.body)
+            return
+        errors = body.get("errors") if isinstance(body, dict) else None
+        named = named_errors(body, len(indexes))
+        if isinstance(errors, list) and errors and not named:
+            # A 2xx that reports errors without saying which entries: find them as for a 4xx.
+            await self._isolate(indexes, status, body)
+            return
+        self._settle(indexes, named, status, body)
+
+    def _settle(self, indexes: list[int], named: dict[int, str], status: int, body: Any) -> None:
+        """Record an answered request: named entries failed, the others accepted."""
+        outcome = self.outcome
+        for position, message in named.items():
+            self._fail(indexes[position], status, message)
+        outcome.accepted.extend(i for p, i in enumerate(indexes) if p not in named)
+        data = (body or {}).get("data") or {}
+        for item in data.get("inserted_ids") or []:
+            if not isinstance(item, dict) or not isinstance(item.get("index"), int):
+                continue
+            position = item["index"]
+            if position not in named and 0 <= position < len(indexes):
+                outcome.chaser_ids[indexes[position]] = item.get("id")
+
+    def _fail(self, index: int, status: int, message: str) -> None:
+        self.outcome.failed.append(
+            EntryFailure(index, self.key(self.encoded[index]), status, message)
+        )
+
+    async def _isolate(self, indexes: list[int], status: int, body: Any) -> None:
+        named = named_errors(body, len(indexes))
+        if named:
+            # Chaser named the bad entries: record them, send the rest again in one request.
+            for position, message in named.items():
+                self._fail(indexes[position], status, message)
+            rest = [index for position, index in enumerate(indexes) if position not in named]
+            if rest:
+                await self._send(rest)
+            return
+        if len(indexes) == 1:
+            self._fail(indexes[0], status, error_message(body))
+            return
+        # No entry named: halve until each bad entry stands alone.
+        middle = len(indexes) // 2
+        await self._send(indexes[:middle])
+        await self._send(indexes[middle:])

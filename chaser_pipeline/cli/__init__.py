@@ -1,0 +1,137 @@
+"""`chaser-pipeline`: sync headless through Dagster, make demo data, serve the Chaser emulator."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from chaser_pipeline.paths import data_dir
+from chaser_pipeline.settings import ConfigError, load_settings
+
+
+def _dagster_home() -> Path:
+    home = os.environ.get("DAGSTER_HOME", "").strip()
+    if not home:
+        # Runs must be recorded somewhere a user can open with `dagster dev` later.
+        home = str(data_dir() / "dagster_home")
+        os.environ["DAGSTER_HOME"] = home
+    path = Path(home)
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():
+        # Every run that calls the Chaser API shares one pool: overlapping runs stay in budget.
+        config.write_text("concurrency:\n  pools:\n    default_limit: 1\n")
+    return path
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Run extract, models, checks and sync through Dagster, in-process; non-zero on failure."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"chaser-pipeline: configuration error: {exc}", file=sys.stderr)
+        return 2
+    home = _dagster_home()
+    if not args.verbose:
+        # Library notices (beta APIs, DuckDB's Arrow copies) are for developers, not this summary.
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+    import dagster as dg
+
+    from chaser_pipeline.cli.headless import run_sync
+    from chaser_pipeline.definitions import defs as load_defs
+
+    try:
+        defs = load_defs()
+    except ConfigError as exc:
+        print(f"chaser-pipeline: configuration error: {exc}", file=sys.stderr)
+        return 2
+    print(f"chaser-pipeline sync: runs recorded in DAGSTER_HOME={home}")
+    print(
+        f"  warehouse: {settings.warehouse.display if settings.warehouse else 'bundled demo warehouse'}"
+    )
+    print(f"  pipeline DuckDB: {settings.duckdb_path}")
+    print(f"  Chaser: {settings.api_url or 'built-in emulator (no CHASER_API_KEY set)'}")
+    with open(home / "chaser-pipeline-sync.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(
+                f"chaser-pipeline: another `chaser-pipeline sync` is running on {home}",
+                file=sys.stderr,
+            )
+            return 1
+        run = run_sync(
+            defs,
+            dg.DagsterInstance.get(),
+            dry_run=args.dry_run,
+            full_refresh=args.full_refresh,
+            confirm_mass_change=args.confirm_mass_change,
+            log_level="DEBUG" if args.verbose else "INFO",
+        )
+    if not run.success:
+        print(
+            "chaser-pipeline sync: FAILED (see the run log above or in `dagster dev`)",
+            file=sys.stderr,
+        )
+        return 1
+    note = " (dry run: nothing was sent)" if args.dry_run else ""
+    total = run.summary()
+    print(
+        f"chaser-pipeline sync: done{note}: {total.created} created, "
+        f"{total.updated} updated, {total.rejected_by_chaser} rejected by Chaser"
+    )
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from chaser_pipeline.demo.generator import generate_demo_warehouse
+    from chaser_pipeline.ledger.warehouse import demo_warehouse_path
+
+    out = args.out or demo_warehouse_path()
+    summary = generate_demo_warehouse(Path(out), scale=args.scale, seed=args.seed)
+    rows = ", ".join(f"{n} {name}" for name, n in summary.rows.items())
+    print(f"Wrote {summary.path} in {summary.seconds:.1f} s: {rows}")
+    print(f"Point the pipeline at it with CHASER_WAREHOUSE_URL=duckdb:///{Path(out).resolve()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chaser-pipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sync = sub.add_parser("sync", help="run extract, models, checks and sync once, through Dagster")
+    sync.add_argument("--dry-run", action="store_true", help="plan and report; send nothing")
+    sync.add_argument("--full-refresh", action="store_true", help="re-extract every ledger row")
+    sync.add_argument(
+        "--confirm-mass-change", action="store_true", help="send even past the mass-change guard"
+    )
+    sync.add_argument("--verbose", action="store_true", help="print every Dagster event")
+    sync.set_defaults(func=cmd_sync)
+
+    demo = sub.add_parser("demo-data", help="write a demo ledger warehouse (DuckDB)")
+    demo.add_argument(
+        "--scale", type=float, default=1.0, help="1 = 3,000 invoices; 333.34 = 1,000,000"
+    )
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--out", type=Path, default=None, help="default: data/demo_warehouse.duckdb")
+    demo.set_defaults(func=cmd_demo_data)
+
+    from chaser_pipeline.emulator.server import build_parser
+    from chaser_pipeline.emulator.server import main as emulator_main
+
+    emulator = sub.add_parser("emulator", help="serve the local Chaser emulator over HTTP")
+    build_parser(emulator)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    # the emulator parses its own options (the same ones as `python -m chaser_pipeline.emulator`)
+    emulator.set_defaults(func=lambda _args: emulator_main(raw[raw.index("emulator") + 1 :]))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

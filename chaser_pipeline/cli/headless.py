@@ -1,0 +1,207 @@
+"""One whole sync, headless, through Dagster: what `chaser-pipeline sync` runs.
+
+First the incremental job (extract, whole-history models and their checks, customers, pending
+months), then the monthly job for every month with changes (consecutive months in one range run;
+all history on the first run). Runs are recorded in the given Dagster instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import reduce
+from operator import add
+from typing import Any
+
+import dagster as dg
+
+from chaser_pipeline.defs.automation.jobs import (
+    DATA_LAG_JOB,
+    INCREMENTAL_JOB,
+    MONTHLY_ASSETS,
+    MONTHLY_JOB,
+)
+from chaser_pipeline.defs.automation.sensors import HEADLESS_TAG
+from chaser_pipeline.sync.objects import CHASER_OBJECTS
+from chaser_pipeline.sync.pending import contiguous_ranges, months_from_metadata
+from chaser_pipeline.sync.report import SyncSummary
+
+SYNC_ASSETS = tuple(o.sync_asset for o in CHASER_OBJECTS.values())
+
+
+@dataclass
+class SyncRun:
+    """What a headless sync did: success, runs, months, and each sync asset's summaries."""
+
+    success: bool = True
+    run_ids: list[str] = field(default_factory=list)
+    months: list[str] = field(default_factory=list)
+    # asset name -> one summary per run that materialized it
+    summaries: dict[str, list[SyncSummary]] = field(default_factory=dict)
+
+    def summary(self, assets: tuple[str, ...] = SYNC_ASSETS) -> SyncSummary:
+        """Every run's figures for these sync assets, added up."""
+        return reduce(add, (s for a in assets for s in self.summaries.get(a, [])), SyncSummary())
+
+
+def _run_config(
+    assets: list[str], sync_config: dict[str, Any], full_refresh: bool, log_level: str
+) -> dict:
+    ops: dict[str, dict] = {}
+    for name in assets:
+        if name in SYNC_ASSETS and sync_config:
+            ops[name] = {"config": sync_config}
+        if name.startswith("ledger_") and full_refresh:
+            ops[name] = {"config": {"full_refresh": True}}
+    return {"ops": ops, "loggers": {"console": {"config": {"log_level": log_level}}}}
+
+
+def _collect(result: dg.ExecuteInProcessResult, run: SyncRun, echo: Callable[[str], None]) -> None:
+    run.run_ids.append(result.run_id)
+    for name in SYNC_ASSETS:
+        materializations = result.asset_materializations_for_node(name)
+        if not materializations:
+            continue
+        # A range run attaches the same metadata to every month it covers: count it once.
+        summary = SyncSummary.from_metadata(materializations[0].metadata)
+        run.summaries.setdefault(name, []).append(summary)
+        partitions = sorted(m.partition for m in materializations if m.partition)
+        where = f" [{partitions[0]} .. {partitions[-1]}]" if partitions else ""
+        echo(f"  {name}{where}: {describe(summary)}")
+
+
+def describe(summary: SyncSummary) -> str:
+    """One line of a sync's figures, as the summary prints them."""
+    line = (
+        f"{summary.created} created, {summary.updated} updated, {summary.unchanged} unchanged, "
+        f"{summary.held_back_waiting_for_customer} waiting for their customer, "
+        f"{summary.skipped_not_worth_sending} not worth sending, "
+        f"{summary.rejected_by_chaser} rejected by Chaser, "
+        f"{summary.write_requests} write requests"
+    )
+    if summary.dry_run:
+        line += (
+            f" (dry run: would create {summary.planned_create}, update {summary.planned_update})"
+        )
+    return line
+
+
+def recover_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark runs left STARTED by a killed `chaser-pipeline sync` as failed and free their slots.
+
+    Call only while holding the headless lock: then no other headless sync is alive, so any of
+    its runs still marked as running was abandoned. Without this, a killed run would keep its
+    `chaser_api` pool slot forever and the next sync would wait for it.
+    """
+    abandoned = instance.get_runs(
+        filters=dg.RunsFilter(
+            tags={HEADLESS_TAG: "true"},
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+        )
+    )
+    for dagster_run in abandoned:
+        instance.report_run_failed(
+            dagster_run, message="Abandoned: the chaser-pipeline sync that started it was killed."
+        )
+        instance.event_log_storage.free_concurrency_slots_for_run(dagster_run.run_id)
+    return [r.run_id for r in abandoned]
+
+
+def run_sync(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    *,
+    dry_run: bool = False,
+    full_refresh: bool = False,
+    confirm_mass_change: bool = False,
+    as_of: str = "",
+    log_level: str = "INFO",
+    echo: Callable[[str], None] = print,
+) -> SyncRun:
+    """The incremental job, then the monthly job per stretch of changed months, then (unless a
+    dry run) the data-lag check; every run recorded in `instance`."""
+    sync_config: dict[str, Any] = {}
+    if dry_run:
+        sync_config["dry_run"] = True
+    if confirm_mass_change:
+        sync_config["confirm_mass_change"] = True
+    if as_of:
+        sync_config["as_of"] = as_of
+    runner = _Runner(defs, instance, sync_config, log_level, echo)
+    for run_id in recover_abandoned_runs(instance):
+        echo(f"  marked run {run_id} as failed: it was abandoned by a killed sync")
+    if runner.incremental(full_refresh):
+        runner.monthly()
+        if not dry_run:
+            runner.data_lag()
+    return runner.run
+
+
+class _Runner:
+    """Executes the jobs of one headless sync in-process and collects what they did."""
+
+    def __init__(
+        self,
+        defs: dg.Definitions,
+        instance: dg.DagsterInstance,
+        sync_config: dict[str, Any],
+        log_level: str,
+        echo: Callable[[str], None],
+    ) -> None:
+        self.defs = defs
+        self.instance = instance
+        self.sync_config = sync_config
+        self.log_level = log_level
+        self.echo = echo
+        self.run = SyncRun()
+
+    def _execute(
+        self, job: str, assets: list[str], tags: dict[str, str], full_refresh: bool = False
+    ) -> dg.ExecuteInProcessResult:
+        config = self.sync_config if job != DATA_LAG_JOB else {}
+        return self.defs.resolve_job_def(job).execute_in_process(
+            instance=self.instance,
+            run_config=_run_config(assets, config, full_refresh, self.log_level),
+            tags={HEADLESS_TAG: "true", **tags},
+            raise_on_error=False,
+        )
+
+    def incremental(self, full_refresh: bool) -> bool:
+        """Extract, whole-history models, customers, pending months; False when it failed."""
+        job = self.defs.resolve_job_def(INCREMENTAL_JOB)
+        names = [k.to_user_string() for k in job.asset_layer.executable_asset_keys]
+        result = self._execute(INCREMENTAL_JOB, names, {}, full_refresh)
+        _collect(result, self.run, self.echo)
+        if not result.success:
+            self.echo(
+                f"  run {result.run_id} failed: open it in the Dagster UI for the step that failed"
+            )
+            self.run.success = False
+            return False
+        [pending] = result.asset_materializations_for_node("chaser_pending_months")
+        months = self.run.months = months_from_metadata(dict(pending.metadata))
+        if months:
+            self.echo(f"  months with ledger changes: {len(months)} ({months[0]} .. {months[-1]})")
+        else:
+            self.echo("  months with ledger changes: none")
+        return True
+
+    def monthly(self) -> None:
+        """One range run of the monthly job per stretch of consecutive changed months."""
+        for start, end in contiguous_ranges(self.run.months):
+            tags = {
+                "dagster/asset_partition_range_start": start,
+                "dagster/asset_partition_range_end": end,
+            }
+            result = self._execute(MONTHLY_JOB, list(MONTHLY_ASSETS), tags)
+            _collect(result, self.run, self.echo)
+            if not result.success:
+                self.echo(f"  run {result.run_id} for {start} .. {end} failed")
+                self.run.success = False
+
+    def data_lag(self) -> None:
+        result = self._execute(DATA_LAG_JOB, [], {})
+        self.run.run_ids.append(result.run_id)
+        for evaluation in result.get_asset_check_evaluations():
+            status = "ok" if evaluation.passed else evaluation.severity.value
+            self.echo(f"  data lag: {evaluation.description or ''} ({status})")

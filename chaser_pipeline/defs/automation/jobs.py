@@ -1,0 +1,59 @@
+"""Jobs: the incremental run (extract, whole-history models, customers), the monthly sync of
+invoices and credit notes, and the data-lag check on its own."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from chaser_pipeline.models.project import whole_history_models
+from chaser_pipeline.paths import models_dir
+
+INCREMENTAL_JOB = "chaser_incremental_sync"
+MONTHLY_JOB = "chaser_monthly_sync"
+DATA_LAG_JOB = "chaser_data_lag_check"
+
+MONTHLY_ASSETS = (
+    "chaser_invoices",
+    "chaser_credit_notes",
+    "sync_chaser_invoices",
+    "sync_chaser_credit_notes",
+)
+
+# The data-lag check runs on its own: inside the incremental run it would see the changes just
+# landed, which the monthly runs the sensor starts next have not had a chance to send.
+DATA_LAG_CHECK = dg.AssetCheckKey(dg.AssetKey("chaser_pending_months"), "chaser_data_lag")
+
+
+def incremental_sync_job() -> dg.UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        INCREMENTAL_JOB,
+        selection=(
+            dg.AssetSelection.groups("extract")
+            | dg.AssetSelection.assets(
+                *whole_history_models(models_dir()),
+                "sync_chaser_customers",
+                "chaser_pending_months",
+                "chaser_sync_log",
+            )
+        )
+        - dg.AssetSelection.checks(DATA_LAG_CHECK),
+        description="Land ledger changes, rebuild the whole-history models, sync customers, and "
+        "find the months whose documents changed (the sensor then syncs exactly those months).",
+    )
+
+
+def monthly_sync_job() -> dg.UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        MONTHLY_JOB,
+        selection=dg.AssetSelection.assets(*MONTHLY_ASSETS),
+        description="Rebuild and sync the invoices and credit notes of one month (or a range of "
+        "months).",
+    )
+
+
+def data_lag_job() -> dg.UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        DATA_LAG_JOB,
+        selection=dg.AssetSelection.checks(DATA_LAG_CHECK),
+        description="How far Chaser is behind the ledger: fails when landed changes wait too long.",
+    )

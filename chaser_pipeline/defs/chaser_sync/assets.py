@@ -1,0 +1,271 @@
+"""Sync assets: upsert the marts into Chaser (customers first), the sync log, and the months whose
+documents Chaser does not hold as the ledger says."""
+
+import warnings
+from datetime import date, datetime
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from chaser_pipeline.chaser.errors import ChaserError
+from chaser_pipeline.db import WHOLE_HISTORY, clock_from, utc_now
+from chaser_pipeline.defs.chaser_sync.checks import (
+    data_lag_check,
+    rejection_rate_result,
+    rejection_rate_spec,
+)
+from chaser_pipeline.defs.chaser_sync.resources import ChaserResource
+from chaser_pipeline.defs.freshness import daily_freshness
+from chaser_pipeline.defs.partitions import monthly_partitions
+from chaser_pipeline.defs.resources import duckdb_connection
+from chaser_pipeline.models.project import whole_history_models
+from chaser_pipeline.paths import models_dir
+from chaser_pipeline.settings import Settings, load_settings
+from chaser_pipeline.sync.engine import MassChangeError, sync_object
+from chaser_pipeline.sync.journal import LOG_TABLE, ensure_sync_tables
+from chaser_pipeline.sync.objects import CHASER_OBJECTS, CUSTOMERS, ChaserObject
+from chaser_pipeline.sync.pending import Pending, compute_pending
+from chaser_pipeline.sync.plan import SyncOptions
+from chaser_pipeline.sync.report import SyncReport
+
+CHASER_API_POOL = "chaser_api"
+GROUP = "sync"
+
+DESCRIPTIONS = {
+    "customers": "Customers upserted into Chaser: only new or changed ones, before any invoice "
+    "naming them.",
+    "invoices": "Invoices of the month upserted into Chaser: amounts due, paid dates and statuses "
+    "it chases by.",
+    "credit_notes": "Credit notes of the month upserted into Chaser: the credit left that "
+    "statements subtract.",
+}
+
+
+class SyncConfig(dg.Config):
+    """Run config for a sync."""
+
+    dry_run: bool = False
+    """Plan only: show creates, updates, unchanged, held back and skipped rows, send nothing."""
+    confirm_mass_change: bool = False
+    """Send even when the run would update more than `mass_change_share` of synced rows."""
+    mass_change_share: float = 0.5
+    mass_change_min_rows: int = 50
+    """The mass-change guard ignores runs with fewer updates than this."""
+    max_rejection_share: float = 0.01
+    """The sync fails when Chaser rejects more than this share of the rows sent."""
+    skip_invisible_unsent: bool = True
+    """Never send a document Chaser would not show (draft, voided...) that was never sent."""
+    skip_paid_older_than_days: int = 183
+    """Never send a PAID invoice fully paid longer ago than this (Chaser would archive it)."""
+    as_of: str = ""
+    """The run's clock as an ISO timestamp (UTC); empty means now. For reproducible runs."""
+
+    def options(self) -> SyncOptions:
+        return SyncOptions(
+            dry_run=self.dry_run,
+            confirm_mass_change=self.confirm_mass_change,
+            mass_change_share=self.mass_change_share,
+            mass_change_min_rows=self.mass_change_min_rows,
+            skip_invisible_unsent=self.skip_invisible_unsent,
+            skip_paid_older_than_days=self.skip_paid_older_than_days,
+        )
+
+
+def _metadata(report: SyncReport, target: str) -> dict[str, object]:
+    meta: dict[str, object] = {"target": target, **report.summary().as_metadata()}
+    if report.samples:
+        meta["sample_payloads"] = dg.MetadataValue.json(report.samples)
+    if report.failures:
+        meta["rejections"] = dg.MetadataValue.md(
+            "\n".join(f"- `{key}`: {message}" for key, message in report.failures)
+        )
+    return meta
+
+
+def _window(context: dg.AssetExecutionContext, chaser_object: ChaserObject) -> tuple[date, date]:
+    if not chaser_object.partitioned:
+        return WHOLE_HISTORY
+    window = context.partition_time_window
+    return (window.start.date(), window.end.date())
+
+
+def _log_outcome(
+    context: dg.AssetExecutionContext, report: SyncReport, chaser_object: ChaserObject
+) -> None:
+    summary = report.summary()
+    context.log.info(
+        "%s %s: %d to create, %d to update, %d unchanged, %d waiting for their customer, "
+        "%d not worth sending; Chaser confirmed %d and rejected %d in %d requests",
+        "Planned" if summary.dry_run else "Synced",
+        chaser_object.name,
+        summary.planned_create,
+        summary.planned_update,
+        summary.unchanged,
+        summary.held_back_waiting_for_customer,
+        summary.skipped_not_worth_sending,
+        summary.created + summary.updated,
+        summary.rejected_by_chaser,
+        summary.write_requests,
+    )
+    for key, message in report.failures:
+        context.log.warning("Chaser rejected %s %s: %s", chaser_object.ledger_entity, key, message)
+
+
+def run_sync_step(
+    context: dg.AssetExecutionContext,
+    chaser_object: ChaserObject,
+    config: SyncConfig,
+    duckdb: DuckDBResource,
+    chaser: ChaserResource,
+) -> dg.MaterializeResult:
+    """One sync asset's step: plan and send the object's rows in scope, report what happened."""
+    window = _window(context, chaser_object)
+    scope = f"issued {window[0]} to {window[1]}" if chaser_object.partitioned else "all"
+
+    def progress(report: SyncReport) -> None:
+        done = sum(report.confirmed.values()) + report.failed
+        if done % 10_000 < 100:
+            context.log.info(
+                "%s: %d of %d rows confirmed or rejected",
+                chaser_object.name,
+                done,
+                report.attempted,
+            )
+
+    with chaser.target().connect() as target, duckdb_connection(duckdb) as con:
+        context.log.info("Syncing %s (%s) to %s", chaser_object.name, scope, target.display)
+        try:
+            report = sync_object(
+                con,
+                target.make_client,
+                chaser_object,
+                window=window,
+                options=config.options(),
+                run_id=context.run.run_id,
+                clock=clock_from(config.as_of),
+                on_progress=progress,
+            )
+        except (MassChangeError, ChaserError) as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+    _log_outcome(context, report, chaser_object)
+    return dg.MaterializeResult(
+        metadata=_metadata(report, target.display),
+        check_results=[
+            rejection_rate_result(report, config.max_rejection_share, chaser_object.sync_asset)
+        ],
+    )
+
+
+def sync_asset(chaser_object: ChaserObject, settings: Settings) -> dg.AssetsDefinition:
+    """The asset that upserts one mart into Chaser (monthly partitions for documents)."""
+    name = chaser_object.sync_asset
+    partitioned = chaser_object.partitioned
+    deps = [] if chaser_object is CUSTOMERS else [CUSTOMERS.sync_asset]
+    # BackfillPolicy is beta in Dagster 1.13; a warning at every load helps nobody.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        decorator = dg.asset(
+            name=name,
+            description=DESCRIPTIONS[chaser_object.name],
+            group_name=GROUP,
+            deps=[chaser_object.mart, *deps],
+            kinds={"chaser"},
+            pool=CHASER_API_POOL,
+            partitions_def=monthly_partitions(settings) if partitioned else None,
+            backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
+            freshness_policy=daily_freshness(settings),
+            check_specs=[rejection_rate_spec(name)],
+        )
+
+    @decorator
+    def _sync(
+        context: dg.AssetExecutionContext,
+        config: SyncConfig,
+        duckdb: DuckDBResource,
+        chaser: ChaserResource,
+    ) -> dg.MaterializeResult:
+        return run_sync_step(context, chaser_object, config, duckdb, chaser)
+
+    return _sync
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[o.sync_asset for o in CHASER_OBJECTS.values()],
+    kinds={"duckdb"},
+    metadata={"dagster/table_name": LOG_TABLE},
+)
+def chaser_sync_log(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    """Append-only log of every row sent, rejected or held back: run, key, action, status, message."""
+    with duckdb_connection(duckdb) as con:
+        ensure_sync_tables(con)
+        (rows,) = con.execute(f"select count(*) from {LOG_TABLE}").fetchone()
+        recent = con.execute(
+            f"""select object, action, count(*) from {LOG_TABLE}
+            where logged_at > now()::timestamp - interval 1 day group by all order by all"""
+        ).fetchall()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "last_24h": dg.MetadataValue.md(
+                "\n".join(f"- {o} {a}: {n}" for o, a, n in recent) or "nothing logged"
+            ),
+            "query": dg.MetadataValue.md(
+                f"```sql\nselect * from {LOG_TABLE} where action = 'failed' "
+                "order by logged_at desc\n```"
+            ),
+        }
+    )
+
+
+def pending_now(duckdb: DuckDBResource, settings: Settings, now: datetime) -> Pending:
+    """What Chaser does not hold as the ledger says, planned over the whole history now."""
+    with duckdb_connection(duckdb) as con:
+        return compute_pending(
+            con, models_dir(), history_start=settings.history_start_date, now=now
+        )
+
+
+def pending_months_asset(settings: Settings) -> dg.AssetsDefinition:
+    @dg.asset(
+        name="chaser_pending_months",
+        group_name=GROUP,
+        deps=[*whole_history_models(models_dir()), CUSTOMERS.sync_asset],
+        kinds={"duckdb"},
+    )
+    def chaser_pending_months(
+        context: dg.AssetExecutionContext, duckdb: DuckDBResource
+    ) -> dg.MaterializeResult:
+        """Months holding documents whose payload Chaser has not confirmed as the ledger says."""
+        pending = pending_now(duckdb, settings, utc_now())
+        context.log.info(
+            "Documents Chaser does not hold as the ledger says: %s; months to sync: %s",
+            pending.documents or "none",
+            ", ".join(pending.months) or "none",
+        )
+        metadata = pending.as_metadata()
+        return dg.MaterializeResult(
+            metadata={
+                **metadata,
+                "changed_months": dg.MetadataValue.json(metadata["changed_months"]),
+                "pending_documents": dg.MetadataValue.json(metadata["pending_documents"]),
+            }
+        )
+
+    return chaser_pending_months
+
+
+@dg.definitions
+def chaser_sync() -> dg.Definitions:
+    """The sync assets of every Chaser object, the sync log, pending months and the lag check."""
+    settings = load_settings()
+    return dg.Definitions(
+        assets=[
+            *(sync_asset(o, settings) for o in CHASER_OBJECTS.values()),
+            chaser_sync_log,
+            pending_months_asset(settings),
+        ],
+        asset_checks=[data_lag_check(settings, pending_now)],
+    )

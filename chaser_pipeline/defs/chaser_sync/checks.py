@@ -1,0 +1,105 @@
+"""Checks on the sync: Chaser's rejection rate (blocking, per sync step) and the data lag (how
+far Chaser is behind the ledger, on its own schedule)."""
+
+from collections.abc import Callable
+from datetime import datetime
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from chaser_pipeline.db import clock_from
+from chaser_pipeline.settings import Settings
+from chaser_pipeline.sync.pending import Pending
+from chaser_pipeline.sync.report import SyncReport
+
+REJECTION_RATE = "rejection_rate"
+DATA_LAG = "chaser_data_lag"
+PENDING_MONTHS_ASSET = "chaser_pending_months"
+
+
+def rejection_rate_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        REJECTION_RATE,
+        asset=asset,
+        blocking=True,
+        description="Fails the sync when Chaser rejects more than the allowed share of rows sent "
+        "(default 1%, run config max_rejection_share).",
+    )
+
+
+def rejection_rate_result(
+    report: SyncReport, max_rejection_share: float, asset: str
+) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=REJECTION_RATE,
+        passed=report.rejection_share <= max_rejection_share,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "attempted": report.attempted,
+            "rejected": report.failed,
+            "rejected_share": round(report.rejection_share, 4),
+            "threshold": max_rejection_share,
+        },
+        description=f"{report.failed} of {report.attempted} rows sent were rejected by Chaser",
+    )
+
+
+class DataLagConfig(dg.Config):
+    """Thresholds of the data-lag check."""
+
+    warn_hours: float = 13.0
+    error_hours: float = 26.0
+    as_of: str = ""
+    """The check's clock as an ISO timestamp (UTC); empty means now."""
+
+
+def data_lag_check(
+    settings: Settings,
+    pending_now: Callable[[DuckDBResource, Settings, datetime], Pending],
+) -> dg.AssetChecksDefinition:
+    """The data-lag check on chaser_pending_months; `pending_now` works out what is pending."""
+
+    @dg.asset_check(
+        asset=PENDING_MONTHS_ASSET,
+        name=DATA_LAG,
+        description="How far Chaser is behind the ledger: age of the oldest ledger change whose "
+        "payload Chaser has not confirmed (catches a sync that succeeds while skipping months).",
+    )
+    def chaser_data_lag(config: DataLagConfig, duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        now = clock_from(config.as_of)()
+        return lag_result(pending_now(duckdb, settings, now), now, config)
+
+    return chaser_data_lag
+
+
+def lag_result(pending: Pending, now: datetime, config: DataLagConfig) -> dg.AssetCheckResult:
+    oldest = pending.oldest_change
+    lag_hours = max((now - oldest).total_seconds() / 3600, 0.0) if oldest else 0.0
+    behind = [
+        month
+        for month, changed_at in pending.oldest_change_by_month.items()
+        if (now - changed_at).total_seconds() / 3600 > config.warn_hours or changed_at == oldest
+    ]
+    severity = (
+        dg.AssetCheckSeverity.ERROR
+        if lag_hours > config.error_hours
+        else dg.AssetCheckSeverity.WARN
+    )
+    return dg.AssetCheckResult(
+        passed=lag_hours <= config.warn_hours,
+        severity=severity,
+        metadata={
+            "lag_hours": round(lag_hours, 2),
+            "oldest_unsynced_change": str(oldest or ""),
+            "months_behind": dg.MetadataValue.json(behind[:24]),
+            "pending_documents": dg.MetadataValue.json(pending.documents),
+            "warn_hours": config.warn_hours,
+            "error_hours": config.error_hours,
+        },
+        description=(
+            f"Chaser is {lag_hours:.1f} h behind the ledger ({pending.total} documents)"
+            if pending.total
+            else "Chaser holds every ledger change"
+        ),
+    )

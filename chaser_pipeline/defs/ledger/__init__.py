@@ -1,0 +1,1 @@
+"""Extract stage in Dagster: one asset per ledger table, and the warehouse resource."""

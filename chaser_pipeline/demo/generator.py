@@ -1,0 +1,203 @@
+"""The demo warehouse: a DuckDB file holding the ledger contract's five tables, with every awkward
+case the pipeline must handle, generated in SQL so a million invoices take about a minute.
+
+Every value comes from `hash(seed, tag, row)` inside DuckDB, so one seed always gives the same rows
+(with the same DuckDB version). Dates are fixed (invoices issued 2023-01-01 .. 2026-11-15, no event
+after 2026-11-19), never "today", so runs and tests agree.
+
+Special cases are placed by a stride permutation of the row number (`(i * 7919 + offset) % m`), not
+by chance, so each one occurs an exact share of rows at any scale (at least 3 times at scale 1) and
+for any seed. `SCENARIOS` below is the map the models engineer tests against.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from chaser_pipeline.ledger.contract import LEDGER_TABLES
+
+SQL_DIR = Path(__file__).parent / "sql"
+
+# Rows per unit of scale; payments (~2 per invoice) and allocations (~2 per credit note) follow.
+CUSTOMERS_PER_SCALE = 300
+INVOICES_PER_SCALE = 3_000
+CREDIT_NOTES_PER_SCALE = 300
+
+FIRST_ISSUE_DATE = "2023-01-01"
+LAST_ISSUE_DATE = "2026-11-15"
+LAST_EVENT_DATE = "2026-11-19"  # no payment, allocation or update after this day
+
+# The contract's columns, names, order and types, from the one place the package keeps them.
+LEDGER_DDL: dict[str, str] = {
+    name: ", ".join(
+        f"{column} {kind}" + (" NOT NULL" if column == "updated_at" else "")
+        for column, kind in table.columns
+    )
+    for name, table in LEDGER_TABLES.items()
+}
+
+# Scenario buckets: invoices use (i * 7919 + offset) % 1000, customers and credit notes % 100.
+SCENARIOS: dict[str, dict[str, str]] = {
+    "customers": {
+        "missing_company_name": "bucket 0: company_name NULL; bucket 1: company_name ''",
+        "no_address": "buckets 2-4: every address column NULL",
+        "bad_email": "bucket 5 'anna@', bucket 6 'anna.acme.example.com', bucket 7 'anna smith@…'",
+        "null_email": "buckets 8-11: email NULL",
+        "junk_mobile": "bucket 12 mobile 'n/a', bucket 13 mobile '12'",
+        "junk_phone": "bucket 14: phone 'tbc' or '12'",
+        "us_numbers": "buckets 15-16: +1 415 555 01xx numbers, country 'US' (16: no +1 on mobile)",
+        "duplicate_key": "bucket 17: customer_id twice; the later updated_at has accounts@ email",
+        "partial_address": "bucket 18 postal_code+country only; bucket 19 line1+city only",
+        "archived": "random ~6% is_archived = true",
+    },
+    "invoices": {
+        "unknown_customer": "buckets 0-9: customer_id beyond the last customer (C-<n+1..n+1000>)",
+        "bad_currency": "buckets 10-19: currency_code ['ZZZ', 'EURO', '', 'XXY'][1 + bucket % 4]",
+        "negative_total": "buckets 20-24: sub_total and total < 0, no payments",
+        "missing_number": "buckets 25-26: invoice_number ''; buckets 27-29: NULL",
+        "missing_issue_date": "buckets 30-34: issue_date NULL (due_date kept)",
+        "duplicate_key": "buckets 35-44: invoice_id twice; older row is a DRAFT with a lower total",
+        "zero_total": "buckets 45-54: sub_total = total = 0.00, no payments",
+        "float_cents": "buckets 55-59: total 0.30 paid by 0.10 then 0.20",
+        "float_pounds": "buckets 60-64: total 300.30 paid by 100.10 then 200.20",
+        "paid_status_money_due": "buckets 65-74: status PAID/Paid but payments < total",
+        "overpaid": "buckets 75-89: status PAID, a full payment then a second one (sum > total)",
+        "bounced_then_paid": "buckets 90-99: full payment reversed, then paid again later",
+        "credited": "buckets 900-999: credit note raised against it, payments cover the rest",
+        "normal": "everything else: unpaid / partial / full in 1-5 payments; ~5% bounced extra",
+    },
+    "credit_notes": {
+        "unknown_customer": "buckets 0-1: customer_id beyond the last customer, no allocations",
+        "bad_currency": "bucket 2: currency_code 'ZZZ', no allocations",
+        "duplicate_key": "bucket 3: credit_note_id twice; older row DRAFT with updated_at earlier",
+        "voided_with_allocations": "buckets 4-7: VOIDED/voided, allocated in full to its invoice",
+        "draft": "buckets 8-9 DRAFT/draft, bucket 10 Submitted: no allocations",
+        "deleted_with_allocation": "bucket 11: DELETED, allocated in full to its invoice",
+        "refund": "buckets 12-15: one allocation with invoice_id NULL for the whole credit",
+        "over_allocated": "buckets 16-19: full allocation to the invoice plus a refund on top",
+        "reversed_allocation": "buckets 20-23: full allocation reversed, then a partial one",
+        "unknown_invoice": "buckets 24-25: allocation to INV-<n+1..> that does not exist",
+        "unknown_credit_note": "buckets 26-27: extra allocation from CN-<n+1..> to its invoice",
+        "unallocated": "buckets 28-33: no allocation, whole credit remaining",
+        "fully_used": "buckets 34-59: 1-4 allocations to its invoice summing to the total",
+        "partly_used": "buckets 60-84: 1-3 allocations using 30-90% of the credit",
+        "split_with_refund": "buckets 85-99: 1-3 allocations to the invoice, the rest refunded",
+    },
+}
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What `generate_demo_warehouse` wrote: rows per ledger table and how long it took."""
+
+    path: Path
+    customers: int
+    invoices: int
+    payments: int
+    credit_notes: int
+    credit_allocations: int
+    seconds: float
+
+    @property
+    def rows(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in LEDGER_DDL}
+
+
+def generate_demo_warehouse(
+    path: Path,
+    *,
+    scale: float = 1.0,
+    seed: int = 42,
+    overwrite: bool = True,
+    customers: int | None = None,
+    invoices: int | None = None,
+    credit_notes: int | None = None,
+) -> DemoSummary:
+    """Write a demo ledger warehouse (DuckDB, schema `ledger`) to `path`, atomically.
+
+    Scale 1 is 300 customers, 3,000 invoices (~6,000 payments), 300 credit notes (~600
+    allocations); `customers`, `invoices` and `credit_notes` override a count. Payments and
+    allocations follow from the invoices and credit notes. The file is built beside `path` and
+    renamed into place, so a reader never sees a half-written warehouse.
+    """
+    started = time.perf_counter()
+    path = Path(path)
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    counts = {
+        "n_customers": customers if customers is not None else _scaled(CUSTOMERS_PER_SCALE, scale),
+        "n_invoices": invoices if invoices is not None else _scaled(INVOICES_PER_SCALE, scale),
+        "n_credit_notes": (
+            credit_notes if credit_notes is not None else _scaled(CREDIT_NOTES_PER_SCALE, scale)
+        ),
+    }
+    for name, value in counts.items():
+        if value < 1:
+            raise ValueError(f"{name.removeprefix('n_')} must be at least 1, got {value}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    _remove(partial)
+    try:
+        con = duckdb.connect(str(partial))
+        try:
+            _build(con, seed=seed, **counts)
+            rows = {
+                name: con.table(f"ledger.{name}").count("*").fetchall()[0][0] for name in LEDGER_DDL
+            }
+            con.execute("checkpoint")
+        finally:
+            con.close()
+        os.replace(partial, path)
+    finally:
+        _remove(partial)
+    return DemoSummary(path=path, seconds=time.perf_counter() - started, **rows)
+
+
+def _scaled(per_scale: int, scale: float) -> int:
+    return max(1, round(per_scale * scale))
+
+
+def _remove(partial: Path) -> None:
+    for leftover in (partial, partial.with_name(partial.name + ".wal")):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+
+
+def _build(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    seed: int,
+    n_customers: int,
+    n_invoices: int,
+    n_credit_notes: int,
+) -> None:
+    settings = {
+        "seed": seed,
+        "bucket_offset": seed % 1000,
+        "n_customers": n_customers,
+        "n_invoices": n_invoices,
+        "n_credit_notes": n_credit_notes,
+    }
+    for name, value in settings.items():
+        con.execute(f"set variable {name} = $value", {"value": value})
+    con.execute("create schema ledger")
+    for name, columns in LEDGER_DDL.items():
+        con.execute(f"create table ledger.{name} ({columns})")
+    for statement in _statements():
+        con.execute(statement)
+    for name in ("customer_rows", "inv_base", "inv_plan", "cn_base", "alloc_rows", "pay_rows"):
+        con.execute(f"drop table if exists {name}")
+
+
+def _statements() -> list[str]:
+    """The generator's SQL, one file per step, in the order the steps run."""
+    return [path.read_text() for path in sorted(SQL_DIR.glob("*.sql"))]

@@ -1,0 +1,101 @@
+"""The planned rows to send, read from DuckDB as Arrow and cut into bulk requests of 100.
+
+The rows never become Python objects one by one: DuckDB writes each payload's JSON (`to_json` of
+the mart columns), byte for byte what `dumps(encode_payload(row))` writes for these columns
+(money DECIMAL(18,2) as 10.50, dates already Chaser text; tests/engines/test_payload_encoding.py
+proves it on every object), and Arrow joins a batch's payloads into the request's JSON array.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from chaser_pipeline.chaser.bulk import BULK_LIMIT
+from chaser_pipeline.chaser.encoding import EncodedEntries, RawJSON
+from chaser_pipeline.sync.journal import ATTEMPTED_TABLE
+from chaser_pipeline.sync.objects import ChaserObject
+from chaser_pipeline.sync.plan import payload_json_sql
+
+# Rows read from DuckDB at a time: 50 requests' worth.
+CHUNK_ROWS = 50 * BULK_LIMIT
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Up to 100 rows to send: `rows` (Arrow: sync_key, sync_payload_hash,
+    sync_action, sync_payload) and the same rows as one bulk request's encoded entries."""
+
+    rows: pa.Table
+    entries: EncodedEntries
+
+
+def planned_batches(
+    con: duckdb.DuckDBPyConnection,
+    chaser_object: ChaserObject,
+    columns: list[str],
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Iterator[list[Batch]]:
+    """The plan's rows to send, in batches of 100, a chunk of batches at a time.
+
+    Before a chunk is handed out, the keys in it that Chaser has never answered for are
+    committed to `chaser_sync.attempted`: a run killed after Chaser applied a batch but before
+    it was recorded must still count those documents as sent (so a later change, even to a
+    status not worth a first send, is sent too). `con` stays busy until the iterator ends."""
+    # In the plan's order: sorting a million rows first would hold back the first request
+    # for half a second, and Chaser does not care about the order within an object.
+    stream = con.sql(
+        f"""select "{chaser_object.key}" as sync_key, sync_payload_hash, sync_action,
+            sync_first_send, {payload_json_sql(columns)} as sync_payload
+        from sync_plan where sync_action in ('create', 'update')"""
+    ).to_arrow_reader(chunk_rows)
+    attempts_con = con.cursor()
+    try:
+        pending: pa.Table | None = None
+        for record_batch in stream:
+            table = pa.Table.from_batches([record_batch])
+            pending = table if pending is None else pa.concat_tables([pending, table])
+            whole = pending.num_rows - pending.num_rows % BULK_LIMIT
+            if whole >= chunk_rows:
+                yield _chunk(attempts_con, chaser_object, pending.slice(0, whole))
+                pending = pending.slice(whole)
+        if pending is not None and pending.num_rows:
+            yield _chunk(attempts_con, chaser_object, pending)
+    finally:
+        attempts_con.close()
+        stream.close()
+
+
+def _chunk(
+    attempts_con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject, rows: pa.Table
+) -> list[Batch]:
+    """Mark a chunk's never-answered keys as attempted, then cut it into batches of 100."""
+    rows = rows.combine_chunks()
+    attempts_con.register("sync_chunk", rows)
+    try:
+        attempts_con.execute(
+            f"""insert into {ATTEMPTED_TABLE}
+            select $object, sync_key from sync_chunk where sync_first_send""",
+            {"object": chaser_object.name},
+        )
+    finally:
+        attempts_con.unregister("sync_chunk")
+    offsets = pa.array([*range(0, rows.num_rows, BULK_LIMIT), rows.num_rows], pa.int32())
+    payloads = rows["sync_payload"].combine_chunks()
+    arrays = pc.binary_join(pa.ListArray.from_arrays(offsets, payloads), ",")
+    batches = []
+    for i, array in enumerate(arrays.to_pylist()):
+        batch = rows.slice(i * BULK_LIMIT, BULK_LIMIT)
+        entries = EncodedEntries(f"[{array}]", batch.num_rows, functools.partial(_entry, batch))
+        batches.append(Batch(batch, entries))
+    return batches
+
+
+def _entry(rows: pa.Table, index: int) -> RawJSON:
+    return RawJSON(rows["sync_payload"][index].as_py(), rows["sync_key"][index].as_py())

@@ -1,0 +1,122 @@
+"""One sync of one Chaser object: plan, guard, send, report. Nothing here knows Dagster.
+
+Only rows whose payload differs from what Chaser last confirmed are sent, in bulk batches of 100;
+Chaser's answers are committed batch by batch (see `sender`), so a run killed at any point loses
+at most the few batches sent but not yet recorded, and the next run sends nothing already
+confirmed (a batch applied by Chaser but not recorded is sent again: bulk upsert is idempotent
+by key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from datetime import date, datetime
+
+import duckdb
+
+from chaser_pipeline.chaser.client import ChaserClient
+from chaser_pipeline.chaser.encoding import dumps, encode_payload
+from chaser_pipeline.db import WHOLE_HISTORY, utc_now
+from chaser_pipeline.sync.journal import log_held_back
+from chaser_pipeline.sync.objects import ChaserObject
+from chaser_pipeline.sync.plan import SyncOptions, build_plan, payload_columns
+from chaser_pipeline.sync.report import SyncReport
+from chaser_pipeline.sync.sender import Sender
+
+
+class MassChangeError(RuntimeError):
+    """A run would update an unusual share of previously synced rows; nothing was sent."""
+
+
+def sync_object(
+    con: duckdb.DuckDBPyConnection,
+    client_factory: Callable[[], ChaserClient] | None,
+    chaser_object: ChaserObject,
+    *,
+    window: tuple[date, date] = WHOLE_HISTORY,
+    options: SyncOptions | None = None,
+    run_id: str = "",
+    clock: Callable[[], datetime] = utc_now,
+    on_progress: Callable[[SyncReport], None] | None = None,
+) -> SyncReport:
+    """Plan and (unless dry run) send one object's rows in scope; return what happened."""
+    options = options or SyncOptions()
+    started = time.monotonic()
+    now = clock()
+    report = SyncReport(object_name=chaser_object.name, window=window, dry_run=options.dry_run)
+    report.planned = build_plan(con, chaser_object, window, options, now)
+    ((report.previously_synced,),) = con.execute(
+        "select count(*) from sync_plan where sync_confirmed_hash is not null"
+    ).fetchall()
+    report.held_back_by_rules = held_back_by_rules(con, chaser_object)
+    columns = payload_columns(con, chaser_object)
+    report.samples = sample_payloads(con, columns, options.sample_size)
+    if options.dry_run:
+        report.duration_seconds = time.monotonic() - started
+        return report
+    check_mass_change(report, options)
+    log_held_back(con, chaser_object, run_id=run_id, now=now)
+    if report.attempted:
+        assert client_factory is not None
+
+        async def run() -> None:
+            async with client_factory() as client:
+                sender = Sender(
+                    con,
+                    client,
+                    chaser_object,
+                    report,
+                    run_id=run_id,
+                    clock=clock,
+                    on_progress=on_progress,
+                )
+                try:
+                    await sender.send(columns)
+                finally:
+                    report.requests = client.stats.write_requests
+                    report.retries = client.stats.retries
+                    report.rate_limited = client.stats.rate_limited
+
+        asyncio.run(run())
+    report.duration_seconds = time.monotonic() - started
+    return report
+
+
+def sample_payloads(con: duckdb.DuckDBPyConnection, columns: list[str], n: int) -> list[dict]:
+    """The first `n` payloads the plan would send, as Chaser would receive them."""
+    select = ", ".join(f'"{c}"' for c in columns)
+    rows = con.sql(
+        f"select {select} from sync_plan where sync_action in ('create', 'update') limit $1",
+        params=[n],
+    ).to_arrow_table()
+    return [json.loads(dumps(encode_payload(r))) for r in rows.to_pylist()]
+
+
+def check_mass_change(report: SyncReport, options: SyncOptions) -> None:
+    """Stop before sending when a run would update an unusual share of what Chaser holds."""
+    updates, before = report.planned["update"], report.previously_synced
+    if options.confirm_mass_change or before == 0 or updates < options.mass_change_min_rows:
+        return
+    share = updates / before
+    if share > options.mass_change_share:
+        raise MassChangeError(
+            f"Stopped before sending: this run would update {updates} of {before} previously synced "
+            f"{report.object_name} ({share:.0%}, above the {options.mass_change_share:.0%} guard). "
+            "If the ledger really changed that much (a re-mapped column, a currency fix), run again "
+            "with run config `confirm_mass_change: true`."
+        )
+
+
+def held_back_by_rules(con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject) -> int:
+    """Rows of this object that chaser_rejections holds back (0 before the models ran)."""
+    try:
+        ((n,),) = con.execute(
+            "select count(*) from chaser_rejections where entity = ? and severity = 'held_back'",
+            [chaser_object.ledger_entity],
+        ).fetchall()
+    except duckdb.CatalogException:
+        return 0
+    return n

@@ -1,0 +1,210 @@
+"""What Chaser does not hold yet, worked out by comparing payloads, not by guessing from timestamps.
+
+A document is pending when the payload the models would produce for it now (the mart's own SQL
+over the whole history, built from the whole-history intermediate models) would be created,
+updated or held back by the sync plan: the same plan the sync runs, against the hashes Chaser
+confirmed. Its month is pending too when the mart still holds the document in another month (its
+issue date moved) or holds it no longer may (it is now held back), so that partition is rebuilt.
+
+Comparing payloads catches every way a month can change: a late-committed row, a payment moved
+to another invoice, a credit note voided after it paid an invoice, a customer fixed after it was
+rejected. Each pending document carries the time of its newest ledger change, for the data-lag
+check.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from chaser_pipeline.db import WHOLE_HISTORY
+from chaser_pipeline.models.build import model_query
+from chaser_pipeline.models.project import Model, ModelProject
+from chaser_pipeline.sync.journal import ensure_sync_tables
+from chaser_pipeline.sync.objects import CHASER_OBJECTS, ChaserObject
+from chaser_pipeline.sync.plan import SyncOptions, build_plan
+
+# The newest ledger change behind each document (its own row, its payments and allocations, and
+# the credit notes whose allocations count on it), from the de-duplicated staging models.
+CHANGED_AT_SQL = {
+    "invoices": """
+        select invoice_id as key, max(changed_at) as changed_at from (
+            select invoice_id, updated_at as changed_at from stg_invoices
+            union all
+            select invoice_id, updated_at from stg_payments
+            union all
+            select invoice_id, updated_at from stg_credit_allocations
+            union all
+            select a.invoice_id, c.updated_at
+            from stg_credit_allocations as a
+            join stg_credit_notes as c on c.credit_note_id = a.credit_note_id
+        ) group by invoice_id""",
+    "credit_notes": """
+        select credit_note_id as key, max(changed_at) as changed_at from (
+            select credit_note_id, updated_at as changed_at from stg_credit_notes
+            union all
+            select credit_note_id, updated_at from stg_credit_allocations
+        ) group by credit_note_id""",
+    "customers": "select customer_id as key, updated_at as changed_at from stg_customers",
+}
+
+
+@dataclass
+class Pending:
+    """Documents Chaser does not hold as the ledger says they should be, and their months."""
+
+    months: list[str] = field(default_factory=list)  # partition keys, YYYY-MM-01
+    documents: dict[str, int] = field(default_factory=dict)  # per Chaser object
+    oldest_change: datetime | None = None
+    oldest_change_by_month: dict[str, datetime] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.documents.values())
+
+    def as_metadata(self) -> dict[str, Any]:
+        """Plain values for the pending-months asset's metadata; `months_from_metadata` reads
+        them back."""
+        return {
+            "changed_months": list(self.months),
+            "changed_month_count": len(self.months),
+            "pending_documents": dict(self.documents),
+            "oldest_pending_change": str(self.oldest_change or ""),
+        }
+
+
+def months_from_metadata(metadata: Mapping[str, Any]) -> list[str]:
+    """The months a pending-months materialization asked to sync (plain or Dagster values)."""
+    value = metadata.get("changed_months")
+    raw = getattr(value, "value", value) or []
+    return list(json.loads(raw) if isinstance(raw, str) else raw)
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, _, name = table.rpartition(".")
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_name = $name and table_schema = $schema",
+            {"name": name, "schema": schema or "main"},
+        ).fetchone()[0]
+    )
+
+
+def compute_pending(
+    con: duckdb.DuckDBPyConnection,
+    models_dir: Path,
+    *,
+    history_start: date,
+    now: datetime,
+    options: SyncOptions | None = None,
+) -> Pending:
+    """Plan every object over the whole history, without sending; collect what is pending."""
+    options = options or SyncOptions()
+    ensure_sync_tables(con)
+    project = ModelProject(models_dir)
+    con.execute(
+        "create or replace temp table pending_documents ("
+        "object varchar, key varchar, month varchar, changed_at timestamp)"
+    )
+    for chaser_object in CHASER_OBJECTS.values():
+        model = project.models.get(chaser_object.mart)
+        if model is None or any(
+            not _exists(con, upstream)
+            for upstream in model.model_refs
+            if upstream in project.models
+        ):
+            continue  # nothing built yet: nothing can be pending
+        _collect(con, chaser_object, model, history_start, now, options)
+    # Months before the history start are not partitions: nothing there is synced.
+    con.execute(
+        "delete from pending_documents where month is not null and month < $start",
+        {"start": history_start.isoformat()},
+    )
+    return _summarise(con)
+
+
+def _collect(
+    con: duckdb.DuckDBPyConnection,
+    chaser_object: ChaserObject,
+    model: Model,
+    history_start: date,
+    now: datetime,
+    options: SyncOptions,
+) -> None:
+    """Add one object's pending documents (and the months to rebuild) to pending_documents."""
+    name, key = chaser_object.name, chaser_object.key
+    sql, params = model_query(model)
+    con.execute(f"create or replace temp table pending_source as {sql}", params)
+    build_plan(con, chaser_object, WHOLE_HISTORY, options, now, source="pending_source")
+    month = "substr(p.date, 1, 7) || '-01'" if chaser_object.partitioned else "null"
+    con.execute(
+        f"""insert into pending_documents
+        select $object, p.{key}, {month}, c.changed_at
+        from sync_plan as p
+        left join ({CHANGED_AT_SQL[name]}) as c on c.key = p.{key}
+        where p.sync_action in ('create', 'update', 'held_back')""",
+        {"object": name},
+    )
+    if chaser_object.partitioned and not _exists(con, chaser_object.mart):
+        # first run: the whole history is one backfill, every month from the start built
+        con.execute(
+            """insert into pending_documents
+            select $object, null, strftime(month, '%Y-%m-01'), null
+            from range($start::date, (select max(date[:10])::date from pending_source)
+                + interval 1 day, interval 1 month) as t(month)""",
+            {"object": name, "start": history_start},
+        )
+    elif chaser_object.partitioned:
+        # the mart holds the document in another month, or no longer may hold it: that
+        # month's partition must be rebuilt (and its sync will send the change if any)
+        con.execute(
+            f"""insert into pending_documents
+            select $object, m.{key}, substr(m.date, 1, 7) || '-01', c.changed_at
+            from {chaser_object.mart} as m
+            left join pending_source as w on w.{key} = m.{key}
+            left join ({CHANGED_AT_SQL[name]}) as c on c.key = m.{key}
+            where w.{key} is null or substr(w.date, 1, 7) <> substr(m.date, 1, 7)""",
+            {"object": name},
+        )
+
+
+def _summarise(con: duckdb.DuckDBPyConnection) -> Pending:
+    pending = Pending()
+    pending.documents = dict(
+        con.execute(
+            "select object, count(distinct key) from pending_documents "
+            "where key is not null group by 1"
+        ).fetchall()
+    )
+    (pending.oldest_change,) = con.execute(
+        "select min(changed_at) from pending_documents"
+    ).fetchone()
+    by_month = con.execute(
+        "select month, min(changed_at) from pending_documents where month is not null "
+        "group by 1 order by 1"
+    ).fetchall()
+    pending.months = [m for m, _ in by_month]
+    pending.oldest_change_by_month = {m: t for m, t in by_month if t is not None}
+    return pending
+
+
+def contiguous_ranges(months: list[str]) -> list[tuple[str, str]]:
+    """Group month keys (YYYY-MM-01) into stretches of consecutive months (first, last)."""
+    ranges: list[tuple[str, str]] = []
+    for key in sorted(months):
+        day = date.fromisoformat(key)
+        if ranges:
+            last = date.fromisoformat(ranges[-1][1])
+            following = date(last.year + last.month // 12, last.month % 12 + 1, 1)
+            if day == following:
+                ranges[-1] = (ranges[-1][0], key)
+                continue
+        ranges.append((key, key))
+    return ranges

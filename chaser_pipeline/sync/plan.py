@@ -1,0 +1,141 @@
+"""The sync plan: one SQL statement that decides, for every mart row in scope, what to do with it.
+
+Each row's payload hash is compared with the hash Chaser last confirmed: `create` (Chaser has
+never confirmed it), `update` (changed, or refused last time), `unchanged`, `held_back` (its
+customer is not in Chaser yet) or `skipped` (never sent and not worth a first send). The plan is
+the temp table `sync_plan`, which the batches, the samples and the pending check read.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from chaser_pipeline.sync.journal import ATTEMPTED_TABLE, STATE_TABLE, ensure_sync_tables
+from chaser_pipeline.sync.objects import CUSTOMERS, INVOICES, ChaserObject
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    dry_run: bool = False
+    confirm_mass_change: bool = False
+    mass_change_share: float = 0.5
+    mass_change_min_rows: int = 50
+    skip_invisible_unsent: bool = True
+    skip_paid_older_than_days: int | None = 183
+    sample_size: int = 3
+
+
+def _window_text(window: tuple[date, date]) -> tuple[str, str]:
+    return window[0].isoformat(), window[1].isoformat()
+
+
+def build_plan(
+    con: duckdb.DuckDBPyConnection,
+    chaser_object: ChaserObject,
+    window: tuple[date, date],
+    options: SyncOptions,
+    now: datetime,
+    *,
+    source: str | None = None,
+) -> Counter[str]:
+    """Create temp table `sync_plan` (the mart rows in scope, their hash and action); return counts.
+
+    `source` replaces the mart table by a relation with the same columns (the pending check plans
+    the payloads the models would produce now)."""
+    ensure_sync_tables(con)
+    scope = "true"
+    params: dict[str, Any] = {"object": chaser_object.name}
+    if chaser_object.partitioned:
+        # Dates are ISO strings, so the month window compares correctly as text.
+        scope = "m.date >= $window_start and m.date < $window_end"
+        params["window_start"], params["window_end"] = _window_text(window)
+    customer_pending = _waits_for_customer_sql(chaser_object, options)
+    skip = _not_worth_sending_sql(chaser_object, options, now, params)
+    con.execute(
+        f"""create or replace temp table sync_plan as
+        with scoped as (
+            select
+                m.*,
+                md5(to_json(m)::varchar) as sync_payload_hash
+            from {source or chaser_object.mart} as m
+            where {scope}
+        ),
+        planned as (
+            select
+                m.*,
+                s.payload_hash as sync_confirmed_hash,
+                s.chaser_id as sync_chaser_id,
+                -- Chaser has never answered for it, and no run has started to send it
+                s.key is null and a.key is null as sync_first_send,
+                case
+                    -- a document waits for its customer to be accepted by Chaser first
+                    when {customer_pending} then 'held_back'
+                    -- once sent (or sending was attempted: a killed run may have delivered
+                    -- it), every later change is sent; never sent and not worth it: skip
+                    when sync_first_send and ({skip}) then 'skipped'
+                    when s.payload_hash is null then 'create'
+                    -- failed rows are retried every run until they succeed
+                    when s.last_status = 'failed' or s.payload_hash <> m.sync_payload_hash
+                        then 'update'
+                    else 'unchanged'
+                end as sync_action
+            from scoped as m
+            left join {STATE_TABLE} as s
+                on s.object = $object
+                and s.key = m.{chaser_object.key}
+            left join (select distinct key from {ATTEMPTED_TABLE} where object = $object) as a
+                on a.key = m.{chaser_object.key}
+        )
+        select * from planned""",
+        params,
+    )
+    return Counter(
+        dict(con.execute("select sync_action, count(*) from sync_plan group by 1").fetchall())
+    )
+
+
+def _waits_for_customer_sql(chaser_object: ChaserObject, options: SyncOptions) -> str:
+    """SQL over the mart row `m`: true while Chaser has not confirmed the row's customer."""
+    if not chaser_object.customer_column:
+        return "false"
+    waits = f"""not exists (
+        select 1 from {STATE_TABLE} c where c.object = 'customers'
+        and c.key = m.{chaser_object.customer_column} and c.payload_hash is not null)"""
+    if options.dry_run:
+        # A dry run sends no customer: plan as if those the customers mart holds had landed.
+        waits += f""" and not exists (
+            select 1 from {CUSTOMERS.mart} c
+            where c.{CUSTOMERS.key} = m.{chaser_object.customer_column})"""
+    return waits
+
+
+def _not_worth_sending_sql(
+    chaser_object: ChaserObject, options: SyncOptions, now: datetime, params: dict[str, Any]
+) -> str:
+    """SQL over the mart row `m`: true when a row never sent is not worth a first send."""
+    rules = []
+    if options.skip_invisible_unsent and chaser_object.invisible_sql:
+        rules.append(chaser_object.invisible_sql)
+    if options.skip_paid_older_than_days is not None and chaser_object is INVOICES:
+        # Chaser archives a PAID invoice 6 months after it was paid: not worth a first send.
+        params["paid_cutoff"] = (now - timedelta(days=options.skip_paid_older_than_days)).strftime(
+            "%Y-%m-%dT%H:%M:%S.000Z"
+        )
+        rules.append("(m.status = 'PAID' and m.fully_paid_date < $paid_cutoff)")
+    return " or ".join(rules) or "false"
+
+
+def payload_json_sql(columns: list[str]) -> str:
+    """SQL rendering one mart row as its Chaser payload JSON text."""
+    fields = ", ".join(f'"{c}" := "{c}"' for c in columns)
+    return f"to_json(struct_pack({fields}))::varchar"
+
+
+def payload_columns(con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject) -> list[str]:
+    """The mart's columns: the payload's fields."""
+    return [r[0] for r in con.execute(f"describe {chaser_object.mart}").fetchall()]

@@ -1,0 +1,322 @@
+"""The emulator is as strict as Chaser: auth, payload rules, references, all-or-nothing bulk, shared state."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from chaser_pipeline.chaser.encoding import dumps
+from chaser_pipeline.emulator import EmulatorStore, FaultConfig
+from chaser_pipeline.emulator.server import build_parser, faults_from_args
+from tests.support.emulator import (
+    API_KEY,
+    API_SECRET,
+    credit_note,
+    customer,
+    invoice,
+    running_emulator,
+)
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    with running_emulator(tmp_path_factory.mktemp("emulator")) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def http(emulator):
+    """A raw HTTP client: the emulator is tested on its own, without the Chaser client."""
+    with httpx.Client(base_url=emulator.url, auth=(API_KEY, API_SECRET), timeout=10) as client:
+        client.put("/v1/bulk/customers", content=dumps({"entries": [customer(1), customer(2)]}))
+        yield client
+
+
+def send(http: httpx.Client, method: str, path: str, body=None, **kwargs) -> httpx.Response:
+    content = dumps(body) if body is not None else None
+    return http.request(method, path, content=content, **kwargs)
+
+
+def test_requests_without_valid_credentials_get_401(emulator):
+    for auth in (None, (API_KEY, "wrong"), ("wrong", API_SECRET)):
+        response = httpx.get(f"{emulator.url}/v1/organisation", auth=auth)
+        assert response.status_code == 401
+        assert response.json()["message"]
+
+
+def test_organisation(http):
+    assert send(http, "GET", "/v1/organisation").json()["data"]["base_currency"] == "GBP"
+    listed = send(http, "GET", "/v1/organisations").json()
+    assert listed["object"] == "list" and len(listed["data"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "status", "fragment"),
+    [
+        pytest.param(
+            "/v1/invoices", invoice(10, customer_index=404), 422, "C-00404", id="unknown customer"
+        ),
+        pytest.param(
+            "/v1/credit_notes",
+            credit_note(10, customer_index=404),
+            422,
+            "C-00404",
+            id="credit note unknown customer",
+        ),
+        pytest.param(
+            "/v1/invoices",
+            invoice(11, currency_code="GB"),
+            422,
+            "currency_code",
+            id="currency too short",
+        ),
+        pytest.param(
+            "/v1/invoices",
+            invoice(12, currency_code="gbp"),
+            422,
+            "currency_code",
+            id="currency lowercase",
+        ),
+        pytest.param(
+            "/v1/invoices", invoice(13, date="2024-03-01"), 422, "date", id="date without time"
+        ),
+        pytest.param(
+            "/v1/invoices",
+            invoice(14, due_date="2024-03-01T00:00:00Z"),
+            422,
+            "due_date",
+            id="date without ms",
+        ),
+        pytest.param(
+            "/v1/invoices", invoice(15, status="OPEN"), 422, "status", id="unknown status"
+        ),
+        pytest.param(
+            "/v1/invoices",
+            invoice(16, total=Decimal("1.005")),
+            422,
+            "2 decimal",
+            id="three decimals",
+        ),
+        pytest.param(
+            "/v1/invoices",
+            invoice(17, total="120.00"),
+            422,
+            "total must be a number",
+            id="money as string",
+        ),
+        pytest.param(
+            "/v1/invoices",
+            invoice(18, amount_due=None),
+            422,
+            "amount_due is required",
+            id="required missing",
+        ),
+        pytest.param(
+            "/v1/invoices",
+            invoice(19, invoiceId="x"),
+            422,
+            "unknown field invoiceId",
+            id="camelCase key",
+        ),
+        pytest.param(
+            "/v1/customers",
+            customer(20, mobile_number="07700900123"),
+            422,
+            "mobile_number",
+            id="mobile without +",
+        ),
+        pytest.param(
+            "/v1/customers", customer(21, status="ACHIEVED"), 422, "status", id="help page typo"
+        ),
+        pytest.param(
+            "/v1/customers",
+            customer(22, addresses=[{"city": "Leeds", "address_type": "Home"}]),
+            422,
+            "address_type",
+            id="bad address type",
+        ),
+        pytest.param("/v1/customers", customer(1), 409, "already exists", id="create existing key"),
+    ],
+)
+def test_rejections(http, path, payload, status, fragment):
+    response = send(http, "POST", path, payload)
+    assert response.status_code == status, response.text
+    assert fragment in response.json()["message"]
+
+
+def test_body_that_is_not_json_is_400(http):
+    response = http.post("/v1/customers", content=b"{not json")
+    assert response.status_code == 400
+
+
+def test_create_get_update(http):
+    created = send(http, "POST", "/v1/invoices", invoice(100)).json()["data"]
+    assert created["id"].startswith("inv_")
+    assert send(http, "GET", f"/v1/invoices/{created['id']}").json()["data"]["total"] == 120
+    updated = send(
+        http,
+        "PUT",
+        f"/v1/invoices/{created['id']}",
+        {"status": "PAID", "amount_due": Decimal("0.00"), "amount_paid": Decimal("120.00")},
+    )
+    assert updated.status_code == 200, updated.text
+    fetched = send(http, "GET", f"/v1/invoices/{created['id']}")
+    # Money comes back digit for digit, as sent.
+    assert b'"amount_paid":120.00' in fetched.content
+    assert fetched.json()["data"]["status"] == "PAID"
+    assert send(http, "GET", "/v1/invoices/inv_nope").status_code == 404
+
+
+def test_customer_by_external_id(http):
+    found = send(http, "GET", "/v1/customers/ext_C-00002")
+    assert found.status_code == 200
+    assert found.json()["data"]["external_id"] == "C-00002"
+    assert send(http, "GET", "/v1/customers/ext_C-99999").status_code == 404
+
+
+@pytest.mark.parametrize("limit", [0, 101, "x"])
+def test_list_limit_out_of_range_is_400(http, limit):
+    assert send(http, "GET", "/v1/customers", params={"limit": limit}).status_code == 400
+
+
+def test_list_envelope_and_filters(http):
+    body = send(http, "GET", "/v1/customers", params={"page": 0, "limit": 1}).json()
+    assert {k: body[k] for k in ("object", "url", "page_number", "page_size")} == {
+        "object": "list",
+        "url": "/v1/customers",
+        "page_number": 0,
+        "page_size": 1,
+    }
+    assert body["total_count"] >= 2 and len(body["data"]) == 1
+    only = send(http, "GET", "/v1/customers", params={"filter[external_id][in]": "C-00001,C-00002"})
+    assert [c["external_id"] for c in only.json()["data"]] == ["C-00001", "C-00002"]
+    others = send(http, "GET", "/v1/customers", params={"filter[external_id][ne]": "C-00001"})
+    assert "C-00001" not in {c["external_id"] for c in others.json()["data"]}
+    assert send(http, "GET", "/v1/customers", params={"filter[nope][eq]": "1"}).status_code == 400
+    assert (
+        send(http, "GET", "/v1/customers", params={"filter[status][like]": "A"}).status_code == 400
+    )
+
+
+def test_bulk_over_100_entries_is_400(http):
+    response = send(
+        http, "PUT", "/v1/bulk/customers", {"entries": [customer(i) for i in range(101)]}
+    )
+    assert response.status_code == 400
+    assert "100" in response.json()["message"]
+
+
+def test_bulk_is_all_or_nothing_and_names_bad_entries(http, emulator):
+    entries = [invoice(200 + i) for i in range(5)]
+    entries[1] = invoice(201, currency_code="usd")
+    entries[3] = invoice(203, customer_index=777)
+    response = send(http, "PUT", "/v1/bulk/invoices", {"entries": entries})
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert [e["index"] for e in errors] == [1, 3]
+    assert "currency_code" in errors[0]["message"] and "C-00777" in errors[1]["message"]
+    with EmulatorStore(emulator.state_path) as store:
+        assert store.write_count("invoices", "INV-000200") == 0  # nothing of the request applied
+
+
+def test_bulk_upsert_inserts_then_updates_by_key(http, emulator):
+    first = send(
+        http, "PUT", "/v1/bulk/credit_notes", {"entries": [credit_note(1), credit_note(2)]}
+    )
+    assert first.status_code == 200, first.text
+    data = first.json()["data"]
+    assert (data["inserted_count"], data["modified_count"]) == (2, 0)
+    assert [item["index"] for item in data["inserted_ids"]] == [0, 1]
+    again = send(
+        http,
+        "PUT",
+        "/v1/bulk/credit_notes",
+        {
+            "entries": [
+                credit_note(2, remaining_credit=Decimal("0.00"), status="PAID"),
+                credit_note(3),
+            ]
+        },
+    ).json()["data"]
+    assert (again["inserted_count"], again["modified_count"]) == (1, 1)
+    assert again["inserted_ids"][0]["index"] == 1
+    with EmulatorStore(emulator.state_path) as store:
+        by_key = {r["credit_note_id"]: r for r in store.records("credit_notes")}
+        assert by_key["CN-000002"]["status"] == "PAID"
+        assert by_key["CN-000002"]["id"] == data["inserted_ids"][1]["id"]
+        assert store.write_count("credit_notes", "CN-000002") == 2
+        log = store.request_log("credit_notes")
+        assert [row.entries for row in log if row.method == "PUT"] == [2, 2]
+        assert all(row.entries == 1 for row in log if row.method == "POST")
+
+
+def test_state_survives_a_restart_and_is_shared(tmp_path):
+    with running_emulator(tmp_path) as first, running_emulator(tmp_path) as second:
+        auth = (API_KEY, API_SECRET)
+        response = httpx.put(
+            f"{first.url}/v1/bulk/customers", content=dumps({"entries": [customer(5)]}), auth=auth
+        )
+        assert response.status_code == 200
+        # A second process (here: server) on the same file sees the same Chaser.
+        seen = httpx.get(f"{second.url}/v1/customers/ext_C-00005", auth=auth)
+        assert seen.status_code == 200
+    with running_emulator(tmp_path) as again:
+        seen = httpx.get(f"{again.url}/v1/customers/ext_C-00005", auth=(API_KEY, API_SECRET))
+        assert seen.json()["data"]["company_name"] == "Customer 5 Ltd"
+
+
+def test_dropped_write_is_committed_but_unanswered(tmp_path):
+    faults = FaultConfig(rate_drop=1.0, first_attempt_only=True)
+    with running_emulator(tmp_path, faults) as emulator:
+        body = dumps({"entries": [customer(1)]})
+        with httpx.Client(base_url=emulator.url, auth=(API_KEY, API_SECRET)) as http:
+            with pytest.raises(httpx.RemoteProtocolError):
+                http.put("/v1/bulk/customers", content=body)
+            assert http.put("/v1/bulk/customers", content=body).status_code == 200
+        with EmulatorStore(emulator.state_path) as store:
+            assert store.write_count("customers", "C-00001") == 2
+            assert [row.fault for row in store.request_log()] == ["drop", None]
+
+
+def test_hard_rate_limit_answers_429_with_retry_after(tmp_path):
+    with (
+        running_emulator(tmp_path, FaultConfig(max_rps=2)) as emulator,
+        httpx.Client(base_url=emulator.url, auth=(API_KEY, API_SECRET)) as http,
+    ):
+        statuses = [http.get("/v1/organisation") for _ in range(5)]
+    limited = [r for r in statuses if r.status_code == 429]
+    assert limited, [r.status_code for r in statuses]
+    assert 0 < float(limited[0].headers["retry-after"]) <= 1
+
+
+def test_cli_options_become_a_fault_config():
+    args = build_parser().parse_args(
+        [
+            "--port",
+            "0",
+            "--rate-429",
+            "0.1",
+            "--retry-after",
+            "0.05",
+            "--rate-drop",
+            "0.2",
+            "--max-rps",
+            "50",
+            "--seed",
+            "7",
+        ]
+    )
+    faults = faults_from_args(args)
+    assert faults == FaultConfig(rate_429=0.1, retry_after=0.05, rate_drop=0.2, max_rps=50, seed=7)
+    assert args.port == 0
+
+
+def test_money_is_stored_as_received(http, emulator):
+    raw = dumps({"entries": [invoice(300, total=5)]})
+    assert b'"total":5,' in raw
+    assert http.put("/v1/bulk/invoices", content=raw).status_code == 200
+    with EmulatorStore(emulator.state_path) as store:
+        stored = {r["invoice_id"]: r for r in store.records("invoices")}["INV-000300"]
+    assert stored["total"] == 5 and stored["amount_due"] == Decimal("100.00")

@@ -1,0 +1,226 @@
+"""Automation contract: a ledger change triggers a sync of exactly its month, schedule and sensor
+start on, the data-lag check fails when the ledger moved and Chaser did not, and API calls share a pool."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from chaser_pipeline.definitions import defs as load_defs
+from chaser_pipeline.defs.automation.jobs import MONTHLY_ASSETS
+from chaser_pipeline.defs.automation.sensors import HEADLESS_TAG
+from chaser_pipeline.defs.chaser_sync.assets import CHASER_API_POOL
+from tests.support.pipeline import AS_OF, Pipeline, make_pipeline
+
+CHANGE_AT = "2026-11-20 10:00:00"
+LAG_CHECK_OP = "chaser_pending_months_chaser_data_lag"
+
+
+def sync_config(*syncs: str) -> dict:
+    return {name: {"config": {"as_of": AS_OF}} for name in syncs}
+
+
+def run_incremental(p: Pipeline, *, dry_run: bool = False, **kwargs) -> dg.ExecuteInProcessResult:
+    ops = sync_config("sync_chaser_customers")
+    if dry_run:
+        ops["sync_chaser_customers"]["config"]["dry_run"] = True
+    job = p.defs.resolve_job_def("chaser_incremental_sync")
+    result = job.execute_in_process(instance=p.instance, run_config={"ops": ops}, **kwargs)
+    assert result.success
+    return result
+
+
+def run_month(p: Pipeline, month: str, **kwargs) -> dg.ExecuteInProcessResult:
+    result = p.defs.resolve_job_def("chaser_monthly_sync").execute_in_process(
+        instance=p.instance,
+        partition_key=month,
+        run_config={"ops": sync_config("sync_chaser_invoices", "sync_chaser_credit_notes")},
+        **kwargs,
+    )
+    assert result.success
+    return result
+
+
+def evaluate_sensor(p: Pipeline, cursor: str | None):
+    context = dg.build_sensor_context(instance=p.instance, definitions=p.defs, cursor=cursor)
+    data = p.defs.resolve_sensor_def("chaser_changed_months_sensor").evaluate_tick(context)
+    return data, context.cursor
+
+
+def lag_check(p: Pipeline, as_of: str) -> dg.AssetCheckEvaluation:
+    """Run the data-lag check's own job, as its hourly schedule does."""
+    result = p.defs.resolve_job_def("chaser_data_lag_check").execute_in_process(
+        instance=p.instance, run_config={"ops": {LAG_CHECK_OP: {"config": {"as_of": as_of}}}}
+    )
+    assert result.success
+    [evaluation] = result.get_asset_check_evaluations()
+    return evaluation
+
+
+def old_open_invoice(p: Pipeline) -> tuple[str, str]:
+    [(invoice_id, month)] = p.query(
+        """select invoice_id, substr(date, 1, 7) || '-01' from chaser_invoices
+        where status = 'AUTHORISED' and amount_due > 1 and date < '2025-01'
+        order by invoice_id limit 1"""
+    )
+    return invoice_id, month
+
+
+def pay(p: Pipeline, invoice_id: str, at: str = CHANGE_AT) -> None:
+    p.ledger(
+        """insert into ledger.payments values
+        ('P-AUTO-1', ?, 1.00, ?::timestamp, false, ?::timestamp)""",
+        [invoice_id, at, at],
+    )
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    p = make_pipeline(tmp_path)
+    yield p
+    p.instance.dispose()
+    p.handle.stop()
+
+
+def test_schedule_and_sensor_start_running_and_target_the_right_jobs():
+    defs = load_defs()
+    daily_sync_schedule = defs.resolve_schedule_def("chaser_daily_sync")
+    changed_months_sensor = defs.resolve_sensor_def("chaser_changed_months_sensor")
+    assert daily_sync_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert daily_sync_schedule.job_name == "chaser_incremental_sync"
+    assert changed_months_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert changed_months_sensor.job_name == "chaser_monthly_sync"
+
+
+def test_every_step_that_calls_chaser_declares_the_chaser_api_pool():
+    defs = load_defs()
+    callers = {"sync_chaser_customers", "sync_chaser_invoices", "sync_chaser_credit_notes"}
+    for asset in defs.assets:
+        names = {key.to_user_string() for key in asset.keys}
+        pool = asset.op.pool
+        if names & callers:
+            assert pool == CHASER_API_POOL, names
+            assert asset.required_resource_keys >= {"chaser"}
+        else:
+            # nothing else talks to Chaser, so nothing else needs the pool
+            assert "chaser" not in asset.required_resource_keys, names
+    monthly = defs.resolve_job_def("chaser_monthly_sync")
+    assert {node.name for node in monthly.graph.node_defs if node.pool == CHASER_API_POOL} == {
+        "sync_chaser_invoices",
+        "sync_chaser_credit_notes",
+    }
+    assert set(MONTHLY_ASSETS) >= {"sync_chaser_invoices", "sync_chaser_credit_notes"}
+
+
+@pytest.mark.slow
+def test_a_payment_on_an_old_invoice_syncs_exactly_that_month_and_that_invoice(pipeline, tmp_path):
+    p = pipeline
+    assert p.sync().success
+    # from here on a persistent instance: the sensor reads its event log (build_sensor_context
+    # refuses an ephemeral one); the full first sync stays in memory, which is much faster
+    p.instance.dispose()
+    (tmp_path / "dagster_home").mkdir()
+    p.instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home"))
+    nothing, _ = evaluate_sensor(p, None)
+    assert not nothing.run_requests
+
+    invoice_id, month = old_open_invoice(p)
+    pay(p, invoice_id)
+    run_incremental(p)
+    data, cursor = evaluate_sensor(p, None)
+    assert [r.partition_key for r in data.run_requests] == [month]
+    [request] = data.run_requests
+    assert request.run_key
+    # the materialization is consumed: the next tick with the new cursor requests nothing
+    again, _ = evaluate_sensor(p, cursor)
+    assert not again.run_requests
+
+    store = p.store()
+    seq = max((r.seq for r in store.request_log()), default=0)
+    store.close()
+    result = run_month(p, request.partition_key, tags=request.tags)
+    store = p.store()
+    writes = [(r.object_name, r.entries) for r in store.request_log() if r.is_write and r.seq > seq]
+    store.close()
+    assert writes == [("invoices", 1)]
+    [materialization] = result.asset_materializations_for_node("sync_chaser_invoices")
+    assert materialization.partition == month
+    assert materialization.metadata["updated"].value == 1
+
+
+@pytest.mark.slow
+def test_first_run_requests_one_range_run_per_stretch_of_consecutive_months(pipeline, tmp_path):
+    """All history is pending after the first incremental run: a run per month would start
+    dozens of runs on one DuckDB file; consecutive months go in one range run instead."""
+    p = pipeline
+    (tmp_path / "dagster_home").mkdir()
+    p.instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home"))
+    result = run_incremental(p)
+    [pending] = result.asset_materializations_for_node("chaser_pending_months")
+    changed = pending.metadata["changed_months"].value
+    assert len(changed) > 24
+    data, _ = evaluate_sensor(p, None)
+    covered = []
+    for request in data.run_requests:
+        start = request.partition_key or request.tags["dagster/asset_partition_range_start"]
+        end = request.partition_key or request.tags["dagster/asset_partition_range_end"]
+        covered.extend(m for m in changed if start <= m <= end)
+    assert sorted(covered) == sorted(changed)
+    # the demo ledger has invoices in every month: one stretch, one run
+    [request] = data.run_requests
+    assert request.partition_key is None
+    assert request.tags["dagster/asset_partition_range_start"] == changed[0]
+    assert request.tags["dagster/asset_partition_range_end"] == changed[-1]
+
+
+@pytest.mark.slow
+def test_sensor_skips_pending_months_of_headless_syncs_and_dry_runs(pipeline, tmp_path):
+    """`chaser-pipeline sync` runs its own monthly syncs, and a dry run must never lead to
+    real sends: neither run's pending months may start monthly runs."""
+    p = pipeline
+    (tmp_path / "dagster_home").mkdir()
+    p.instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home"))
+
+    run_incremental(p, dry_run=True)
+    data, cursor = evaluate_sensor(p, None)
+    assert not data.run_requests
+    assert "dry run" in data.skip_message
+
+    run_incremental(p, tags={HEADLESS_TAG: "true"})
+    data, cursor = evaluate_sensor(p, cursor)
+    assert not data.run_requests
+    assert "chaser-pipeline sync" in data.skip_message
+
+    # the same change set from a scheduled (non-headless, real) run is requested
+    run_incremental(p)
+    data, _ = evaluate_sensor(p, cursor)
+    assert data.run_requests
+
+
+@pytest.mark.slow
+def test_data_lag_check_fails_when_the_ledger_moved_and_chaser_did_not(pipeline):
+    p = pipeline
+    assert p.sync().success
+    invoice_id, month = old_open_invoice(p)
+    pay(p, invoice_id)
+    # the change is landed, no monthly sync yet; the incremental run leaves the lag check to its
+    # own schedule, so it never judges changes it has just landed
+    result = run_incremental(p)
+    assert not result.get_asset_check_evaluations() or all(
+        e.check_name != "chaser_data_lag" for e in result.get_asset_check_evaluations()
+    )
+    early = lag_check(p, "2026-11-20T11:00:00")  # 1 h after the change
+    assert early.passed
+    assert early.metadata["lag_hours"].value == 1
+    late = lag_check(p, "2026-11-21T06:00:00")  # 20 h: over warn_hours
+    assert not late.passed
+    assert late.severity == dg.AssetCheckSeverity.WARN
+    stale = lag_check(p, "2026-11-21T16:00:00")  # 30 h: over error_hours
+    assert not stale.passed
+    assert stale.severity == dg.AssetCheckSeverity.ERROR
+    assert stale.metadata["lag_hours"].value == 30
+    assert stale.metadata["months_behind"].value == [month]
+
+    run_month(p, month)
+    synced = lag_check(p, "2026-11-21T16:00:00")
+    assert synced.passed, synced.description

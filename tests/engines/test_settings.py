@@ -1,0 +1,114 @@
+"""Configuration contract: bad settings fail before any data moves, naming the variable to fix,
+and secrets never show in a repr, a message or an error."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaser_pipeline.settings import (
+    ConfigError,
+    Secret,
+    load_settings,
+    mask_url,
+    parse_warehouse_url,
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        pytest.param(
+            {"CHASER_WAREHOUSE_URL": "mysql://x/y"}, "CHASER_WAREHOUSE_URL", id="unknown-scheme"
+        ),
+        pytest.param(
+            {"CHASER_WAREHOUSE_URL": "postgresql://host-only"},
+            "CHASER_WAREHOUSE_URL",
+            id="pg-no-db",
+        ),
+        pytest.param({"CHASER_API_KEY": "k"}, "CHASER_API_SECRET", id="key-without-secret"),
+        pytest.param({"CHASER_API_SECRET": "s"}, "CHASER_API_KEY", id="secret-without-key"),
+        pytest.param({"CHASER_API_URL": "ftp://x"}, "CHASER_API_URL", id="api-url-scheme"),
+        pytest.param({"CHASER_API_URL": "https://x"}, "CHASER_API_URL", id="api-url-without-key"),
+        pytest.param({"CHASER_DEFAULT_COUNTRY": "GBR"}, "CHASER_DEFAULT_COUNTRY", id="country"),
+        pytest.param(
+            {"CHASER_HISTORY_START": "2023-13"}, "CHASER_HISTORY_START", id="history-start"
+        ),
+    ],
+)
+def test_bad_configuration_names_the_variable(env, variable):
+    with pytest.raises(ConfigError, match=variable):
+        load_settings(env)
+
+
+def test_defaults_use_the_emulator_and_the_data_folder(tmp_path):
+    settings = load_settings({"CHASER_DUCKDB_PATH": str(tmp_path / "p.duckdb")})
+    assert settings.uses_emulator and settings.api_url is None
+    assert settings.warehouse is None
+    assert (settings.default_country, settings.history_start) == ("GB", "2023-01")
+
+
+def test_a_key_defaults_the_url_to_chaser_and_keeps_the_secret_hidden(tmp_path):
+    settings = load_settings(
+        {
+            "CHASER_API_KEY": "key",
+            "CHASER_API_SECRET": "hunter2-secret",
+            "CHASER_DUCKDB_PATH": str(tmp_path / "p"),
+        }
+    )
+    assert settings.api_url == "https://openapi.chaserhq.com"
+    assert "hunter2-secret" not in repr(settings) and "hunter2-secret" not in str(settings)
+    assert settings.api_secret.get() == "hunter2-secret"
+
+
+def test_warehouse_and_pipeline_duckdb_must_differ(tmp_path):
+    path = tmp_path / "same.duckdb"
+    with pytest.raises(ConfigError, match="same file"):
+        load_settings(
+            {"CHASER_WAREHOUSE_URL": f"duckdb:///{path}", "CHASER_DUCKDB_PATH": str(path)}
+        )
+
+
+def test_warehouse_passwords_are_masked():
+    url = "postgresql://finance:pa55word@db.internal:5432/ledger"
+    parsed = parse_warehouse_url(url)
+    assert parsed.kind == "postgresql"
+    assert "pa55word" not in parsed.display and "pa55word" not in repr(parsed)
+    assert mask_url(url) == "postgresql://finance:***@db.internal:5432/ledger"
+    with pytest.raises(ConfigError) as failure:
+        parse_warehouse_url("oracle://u:pa55word@h/db")
+    assert "pa55word" not in str(failure.value)
+    assert repr(Secret("x")) == "Secret('**********')"
+
+
+@pytest.mark.parametrize(
+    "url, masked",
+    [
+        (
+            "postgresql://finance@db.internal/ledger?sslmode=require&password=pa55word",
+            "postgresql://finance@db.internal/ledger?sslmode=require&password=***",
+        ),
+        (
+            "postgresql://db.internal/ledger?user=finance&PASSWORD=pa55word&connect_timeout=5",
+            "postgresql://db.internal/ledger?user=finance&PASSWORD=***&connect_timeout=5",
+        ),
+        (
+            "postgresql://finance:pa55word@db.internal/ledger?sslpassword=pa55word&sslmode=verify-full",
+            "postgresql://finance:***@db.internal/ledger?sslpassword=***&sslmode=verify-full",
+        ),
+        (
+            "postgresql://finance@db.internal/ledger?password=",
+            "postgresql://finance@db.internal/ledger?password=***",
+        ),
+        ("duckdb:///wh/ledger.duckdb", "duckdb:///wh/ledger.duckdb"),
+    ],
+)
+def test_passwords_in_the_query_string_are_masked(url, masked):
+    assert mask_url(url) == masked
+    assert "pa55word" not in parse_warehouse_url(url).display
+
+
+def test_relative_duckdb_urls_resolve_against_the_given_folder(tmp_path):
+    parsed = parse_warehouse_url("duckdb:///wh/ledger.duckdb", base_dir=tmp_path)
+    assert parsed.duckdb_path == tmp_path / "wh" / "ledger.duckdb"
+    absolute = parse_warehouse_url(f"duckdb:///{tmp_path}/x.duckdb")
+    assert absolute.duckdb_path == tmp_path / "x.duckdb"
