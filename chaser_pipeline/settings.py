@@ -133,6 +133,7 @@ class Settings:
     data_lag_cron: str = DEFAULT_DATA_LAG_CRON
     freshness_warn_hours: float = DEFAULT_FRESHNESS_WARN_HOURS
     freshness_fail_hours: float = DEFAULT_FRESHNESS_FAIL_HOURS
+    state_url: Secret | None = None  # None: the sync state lives in the pipeline's DuckDB
 
     @property
     def uses_emulator(self) -> bool:
@@ -160,6 +161,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_secret=api_secret,
         default_country=_country(variables),
         history_start=_history_start(variables),
+        state_url=_state_url(variables),
         **_automation(variables),
     )
 
@@ -234,6 +236,22 @@ def _chaser_api(variables: _Variables) -> tuple[str | None, Secret | None, Secre
         Secret(key) if key else None,
         Secret(secret) if secret else None,
     )
+
+
+def _state_url(variables: _Variables) -> Secret | None:
+    """CHASER_STATE_URL: a PostgreSQL database for the sync state (default: the pipeline DuckDB)."""
+    url = variables.get("CHASER_STATE_URL")
+    if url is None:
+        return None
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "CHASER_STATE_URL must be a PostgreSQL URL such as "
+            f"postgresql://user:pass@host:5432/db, or unset (got {mask_url(url)!r})"
+        )
+    parts = urlsplit(url)
+    if not parts.hostname or not parts.path.strip("/"):
+        raise ConfigError(f"CHASER_STATE_URL needs a host and a database (got {mask_url(url)})")
+    return Secret(url)
 
 
 def _country(variables: _Variables) -> str:

@@ -32,6 +32,9 @@ class Connection:
     display: str  # never holds a secret
     is_emulator: bool
     make_client: Callable[[], ChaserClient]
+    # What the sync state calls this Chaser with the organisation id: the API URL, or
+    # "builtin-emulator" (whose URL changes with every step's port).
+    identity: str
 
 
 class ChaserTarget(ABC):
@@ -71,6 +74,7 @@ class ChaserApi(ChaserTarget):
             f"Chaser API at {self.url}",
             False,
             self._factory(self.url, self._key, self._secret),
+            self.url,
         )
 
 
@@ -96,4 +100,5 @@ class BuiltinEmulator(ChaserTarget):
                 f"(no CHASER_API_KEY set; state in {self.state_path})",
                 True,
                 self._factory(handle.url, Secret(DEFAULT_API_KEY), Secret(DEFAULT_API_SECRET)),
+                "builtin-emulator",
             )

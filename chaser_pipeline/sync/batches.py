@@ -18,9 +18,9 @@ import pyarrow.compute as pc
 
 from chaser_pipeline.chaser.bulk import BULK_LIMIT
 from chaser_pipeline.chaser.encoding import EncodedEntries, RawJSON
-from chaser_pipeline.sync.journal import ATTEMPTED_TABLE
 from chaser_pipeline.sync.objects import ChaserObject
 from chaser_pipeline.sync.plan import payload_json_sql
+from chaser_pipeline.sync.state import StateWriter, Target
 
 # Rows read from DuckDB at a time: 50 requests' worth.
 CHUNK_ROWS = 50 * BULK_LIMIT
@@ -37,6 +37,8 @@ class Batch:
 
 def planned_batches(
     con: duckdb.DuckDBPyConnection,
+    writer: StateWriter,
+    target: Target,
     chaser_object: ChaserObject,
     columns: list[str],
     *,
@@ -45,9 +47,10 @@ def planned_batches(
     """The plan's rows to send, in batches of 100, a chunk of batches at a time.
 
     Before a chunk is handed out, the keys in it that Chaser has never answered for are
-    committed to `chaser_sync.attempted`: a run killed after Chaser applied a batch but before
-    it was recorded must still count those documents as sent (so a later change, even to a
-    status not worth a first send, is sent too). `con` stays busy until the iterator ends."""
+    committed to the state's `attempted` table (through `writer`): a run killed after Chaser
+    applied a batch but before it was recorded must still count those documents as sent (so a
+    later change, even to a status not worth a first send, is sent too). `con` stays busy until
+    the iterator ends."""
     # In the plan's order: sorting a million rows first would hold back the first request
     # for half a second, and Chaser does not care about the order within an object.
     stream = con.sql(
@@ -55,7 +58,6 @@ def planned_batches(
             sync_first_send, {payload_json_sql(columns)} as sync_payload
         from sync_plan where sync_action in ('create', 'update')"""
     ).to_arrow_reader(chunk_rows)
-    attempts_con = con.cursor()
     try:
         pending: pa.Table | None = None
         for record_batch in stream:
@@ -63,29 +65,30 @@ def planned_batches(
             pending = table if pending is None else pa.concat_tables([pending, table])
             whole = pending.num_rows - pending.num_rows % BULK_LIMIT
             if whole >= chunk_rows:
-                yield _chunk(attempts_con, chaser_object, pending.slice(0, whole))
+                yield _chunk(writer, target, chaser_object, pending.slice(0, whole))
                 pending = pending.slice(whole)
         if pending is not None and pending.num_rows:
-            yield _chunk(attempts_con, chaser_object, pending)
+            yield _chunk(writer, target, chaser_object, pending)
     finally:
-        attempts_con.close()
         stream.close()
 
 
 def _chunk(
-    attempts_con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject, rows: pa.Table
+    writer: StateWriter, target: Target, chaser_object: ChaserObject, rows: pa.Table
 ) -> list[Batch]:
     """Mark a chunk's never-answered keys as attempted, then cut it into batches of 100."""
     rows = rows.combine_chunks()
-    attempts_con.register("sync_chunk", rows)
-    try:
-        attempts_con.execute(
-            f"""insert into {ATTEMPTED_TABLE}
-            select $object, sync_key from sync_chunk where sync_first_send""",
-            {"object": chaser_object.name},
+    first = rows.filter(rows["sync_first_send"])
+    if first.num_rows:
+        writer.attempted(
+            pa.table(
+                {
+                    "target": pa.array([target.key] * first.num_rows, pa.string()),
+                    "object": pa.array([chaser_object.name] * first.num_rows, pa.string()),
+                    "key": first["sync_key"],
+                }
+            )
         )
-    finally:
-        attempts_con.unregister("sync_chunk")
     offsets = pa.array([*range(0, rows.num_rows, BULK_LIMIT), rows.num_rows], pa.int32())
     payloads = rows["sync_payload"].combine_chunks()
     arrays = pc.binary_join(pa.ListArray.from_arrays(offsets, payloads), ",")

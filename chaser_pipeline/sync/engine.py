@@ -19,20 +19,49 @@ import duckdb
 
 from chaser_pipeline.chaser.client import ChaserClient
 from chaser_pipeline.chaser.encoding import dumps, encode_payload
+from chaser_pipeline.chaser.errors import ChaserError
 from chaser_pipeline.db import WHOLE_HISTORY, utc_now
 from chaser_pipeline.sync.journal import log_held_back
 from chaser_pipeline.sync.objects import ChaserObject
 from chaser_pipeline.sync.plan import SyncOptions, build_plan, payload_columns
 from chaser_pipeline.sync.report import SyncReport
 from chaser_pipeline.sync.sender import Sender
+from chaser_pipeline.sync.state import SyncState, Target
 
 
 class MassChangeError(RuntimeError):
     """A run would update an unusual share of previously synced rows; nothing was sent."""
 
 
+def check_target(
+    state: SyncState,
+    url: str,
+    client_factory: Callable[[], ChaserClient],
+    *,
+    run_id: str,
+    now: datetime,
+) -> tuple[Target, bool]:
+    """The target behind `url`: the organisation Chaser answers for the credentials, checked
+    once per run (a later step of the same run reuses the answer). True when it is new to this
+    pipeline, which then starts from nothing for it."""
+    if run_id and (known := state.checked_in_run(url, run_id)) is not None:
+        return known, False
+
+    async def organisation() -> dict:
+        async with client_factory() as client:
+            return await client.organisation.get()
+
+    found = asyncio.run(organisation())
+    organisation_id = str(found.get("id") or found.get("organisation_id") or "")
+    if not organisation_id:
+        raise ChaserError(f"GET /v1/organisation at {url} answered without an organisation id")
+    target = Target(url, organisation_id, str(found.get("name") or ""))
+    return target, state.record_target(target, run_id=run_id, now=now)
+
+
 def sync_object(
-    con: duckdb.DuckDBPyConnection,
+    state: SyncState,
+    target: Target,
     client_factory: Callable[[], ChaserClient] | None,
     chaser_object: ChaserObject,
     *,
@@ -42,12 +71,17 @@ def sync_object(
     clock: Callable[[], datetime] = utc_now,
     on_progress: Callable[[SyncReport], None] | None = None,
 ) -> SyncReport:
-    """Plan and (unless dry run) send one object's rows in scope; return what happened."""
+    """Plan and (unless dry run) send one object's rows in scope; return what happened.
+
+    Call it holding the target's lock (`state.lock`): the plan then sees every answer an
+    earlier sync recorded, and nobody else sends meanwhile."""
     options = options or SyncOptions()
     started = time.monotonic()
     now = clock()
+    con = state.con
+    state.refresh(target)
     report = SyncReport(object_name=chaser_object.name, window=window, dry_run=options.dry_run)
-    report.planned = build_plan(con, chaser_object, window, options, now)
+    report.planned = build_plan(con, chaser_object, window, options, now, target=target)
     ((report.previously_synced,),) = con.execute(
         "select count(*) from sync_plan where sync_confirmed_hash is not null"
     ).fetchall()
@@ -58,14 +92,15 @@ def sync_object(
         report.duration_seconds = time.monotonic() - started
         return report
     check_mass_change(report, options)
-    log_held_back(con, chaser_object, run_id=run_id, now=now)
+    log_held_back(state, target, chaser_object, run_id=run_id, now=now)
     if report.attempted:
         assert client_factory is not None
 
         async def run() -> None:
             async with client_factory() as client:
                 sender = Sender(
-                    con,
+                    state,
+                    target,
                     client,
                     chaser_object,
                     report,

@@ -26,9 +26,9 @@ import duckdb
 from chaser_pipeline.db import WHOLE_HISTORY
 from chaser_pipeline.models.build import model_query
 from chaser_pipeline.models.project import Model, ModelProject
-from chaser_pipeline.sync.journal import ensure_sync_tables
 from chaser_pipeline.sync.objects import CHASER_OBJECTS, ChaserObject
 from chaser_pipeline.sync.plan import SyncOptions, build_plan
+from chaser_pipeline.sync.state import SyncState, Target
 
 # The newest ledger change behind each document (its own row, its payments and allocations, and
 # the credit notes whose allocations count on it), from the de-duplicated staging models.
@@ -98,16 +98,19 @@ def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def compute_pending(
-    con: duckdb.DuckDBPyConnection,
+    state: SyncState,
+    target: Target,
     models_dir: Path,
     *,
     history_start: date,
     now: datetime,
     options: SyncOptions | None = None,
 ) -> Pending:
-    """Plan every object over the whole history, without sending; collect what is pending."""
+    """Plan every object over the whole history against what `target` confirmed, without
+    sending; collect what is pending."""
     options = options or SyncOptions()
-    ensure_sync_tables(con)
+    con = state.con
+    state.refresh(target)
     project = ModelProject(models_dir)
     con.execute(
         "create or replace temp table pending_documents ("
@@ -121,7 +124,7 @@ def compute_pending(
             if upstream in project.models
         ):
             continue  # nothing built yet: nothing can be pending
-        _collect(con, chaser_object, model, history_start, now, options)
+        _collect(con, target, chaser_object, model, history_start, now, options)
     # Months before the history start are not partitions: nothing there is synced.
     con.execute(
         "delete from pending_documents where month is not null and month < $start",
@@ -132,6 +135,7 @@ def compute_pending(
 
 def _collect(
     con: duckdb.DuckDBPyConnection,
+    target: Target,
     chaser_object: ChaserObject,
     model: Model,
     history_start: date,
@@ -142,7 +146,9 @@ def _collect(
     name, key = chaser_object.name, chaser_object.key
     sql, params = model_query(model)
     con.execute(f"create or replace temp table pending_source as {sql}", params)
-    build_plan(con, chaser_object, WHOLE_HISTORY, options, now, source="pending_source")
+    build_plan(
+        con, chaser_object, WHOLE_HISTORY, options, now, target=target, source="pending_source"
+    )
     month = "substr(p.date, 1, 7) || '-01'" if chaser_object.partitioned else "null"
     con.execute(
         f"""insert into pending_documents

@@ -15,8 +15,8 @@ from typing import Any
 
 import duckdb
 
-from chaser_pipeline.sync.journal import ATTEMPTED_TABLE, STATE_TABLE, ensure_sync_tables
 from chaser_pipeline.sync.objects import CUSTOMERS, INVOICES, ChaserObject
+from chaser_pipeline.sync.state import ATTEMPTED_TABLE, STATE_TABLE, Target, prepare_duckdb
 
 
 @dataclass(frozen=True)
@@ -41,15 +41,17 @@ def build_plan(
     options: SyncOptions,
     now: datetime,
     *,
+    target: Target,
     source: str | None = None,
 ) -> Counter[str]:
-    """Create temp table `sync_plan` (the mart rows in scope, their hash and action); return counts.
+    """Create temp table `sync_plan` (the mart rows in scope, their hash and action, against what
+    `target` confirmed); return counts. The working copy must be current (`SyncState.refresh`).
 
     `source` replaces the mart table by a relation with the same columns (the pending check plans
     the payloads the models would produce now)."""
-    ensure_sync_tables(con)
+    prepare_duckdb(con)
     scope = "true"
-    params: dict[str, Any] = {"object": chaser_object.name}
+    params: dict[str, Any] = {"object": chaser_object.name, "target": target.key}
     if chaser_object.partitioned:
         # Dates are ISO strings, so the month window compares correctly as text.
         scope = "m.date >= $window_start and m.date < $window_end"
@@ -86,9 +88,13 @@ def build_plan(
                 end as sync_action
             from scoped as m
             left join {STATE_TABLE} as s
-                on s.object = $object
+                on s.target = $target
+                and s.object = $object
                 and s.key = m.{chaser_object.key}
-            left join (select distinct key from {ATTEMPTED_TABLE} where object = $object) as a
+            left join (
+                select distinct key from {ATTEMPTED_TABLE}
+                where target = $target and object = $object
+            ) as a
                 on a.key = m.{chaser_object.key}
         )
         select * from planned""",
@@ -104,7 +110,7 @@ def _waits_for_customer_sql(chaser_object: ChaserObject, options: SyncOptions) -
     if not chaser_object.customer_column:
         return "false"
     waits = f"""not exists (
-        select 1 from {STATE_TABLE} c where c.object = 'customers'
+        select 1 from {STATE_TABLE} c where c.target = $target and c.object = 'customers'
         and c.key = m.{chaser_object.customer_column} and c.payload_hash is not null)"""
     if options.dry_run:
         # A dry run sends no customer: plan as if those the customers mart holds had landed.

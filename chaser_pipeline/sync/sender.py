@@ -16,14 +16,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-import duckdb
-
 from chaser_pipeline.chaser.bulk import BulkOutcome
 from chaser_pipeline.chaser.client import ChaserClient
 from chaser_pipeline.sync.batches import Batch, planned_batches
-from chaser_pipeline.sync.journal import fold_journal, record_batches
+from chaser_pipeline.sync.journal import record_batches
 from chaser_pipeline.sync.objects import ChaserObject
 from chaser_pipeline.sync.report import SyncReport
+from chaser_pipeline.sync.state import StateWriter, SyncState, Target
 
 # Batches sent but not yet recorded in the state (in flight, or settled and waiting for the
 # commit under way): what a killed run may have to send again.
@@ -40,7 +39,8 @@ class Sender:
 
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
+        state: SyncState,
+        target: Target,
         client: ChaserClient,
         chaser_object: ChaserObject,
         report: SyncReport,
@@ -49,7 +49,8 @@ class Sender:
         clock: Callable[[], datetime],
         on_progress: Callable[[SyncReport], None] | None = None,
     ) -> None:
-        self.con = con
+        self.state = state
+        self.target = target
         self.endpoint = client.endpoint(chaser_object.name)
         self.chaser_object = chaser_object
         self.report = report
@@ -65,13 +66,15 @@ class Sender:
         """Send every planned row; raise the first hard failure once what was sent is recorded."""
         loop = asyncio.get_running_loop()
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaser-sync-state")
-        state_con = self.con.cursor()
-        recorder = asyncio.create_task(self._record_settled(writer, state_con))
+        # one state writer per thread: answers on the writer thread, attempted keys on the reader
+        answers, attempts = self.state.writer(), self.state.writer()
+        recorder = asyncio.create_task(self._record_settled(writer, answers))
         sending: set[asyncio.Task] = set()
         # Chunks are read from DuckDB on their own thread: the next one is read while this one
         # is sent, so requests keep flowing (DuckDB releases the GIL while it works).
         reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaser-sync-read")
-        chunks = planned_batches(self.con, self.chaser_object, columns)
+        # the plan is a temp table of the state's own connection: read it there
+        chunks = planned_batches(self.state.con, attempts, self.target, self.chaser_object, columns)
         reading = loop.run_in_executor(reader, next, chunks, None)
         try:
             while (chunk := await reading) is not None:
@@ -94,8 +97,9 @@ class Sender:
             self.settled.put_nowait(None)
             await recorder
             writer.shutdown(wait=True)
-            state_con.close()
-            fold_journal(self.con)
+            answers.close()
+            attempts.close()
+            self.state.fold()
         if self.failures:
             raise self.failures[0]
 
@@ -117,9 +121,7 @@ class Sender:
             raise
         self.settled.put_nowait((batch, outcome))
 
-    async def _record_settled(
-        self, writer: ThreadPoolExecutor, state_con: duckdb.DuckDBPyConnection
-    ) -> None:
+    async def _record_settled(self, writer: ThreadPoolExecutor, answers: StateWriter) -> None:
         """Commit settled batches in groups until the end marker (None) arrives."""
         loop = asyncio.get_running_loop()
         while True:
@@ -133,7 +135,8 @@ class Sender:
                 if done and not self.failures:
                     record = functools.partial(
                         record_batches,
-                        state_con,
+                        answers,
+                        self.target,
                         self.chaser_object,
                         done,
                         run_id=self.run_id,

@@ -94,7 +94,12 @@ def test_schedule_and_sensor_start_running_and_target_the_right_jobs():
 
 def test_every_step_that_calls_chaser_declares_the_chaser_api_pool():
     defs = load_defs()
-    callers = {"sync_chaser_customers", "sync_chaser_invoices", "sync_chaser_credit_notes"}
+    callers = {
+        "sync_chaser_customers",
+        "sync_chaser_invoices",
+        "sync_chaser_credit_notes",
+        "chaser_pending_months",  # checks which organisation the credentials belong to
+    }
     for asset in defs.assets:
         names = {key.to_user_string() for key in asset.keys}
         pool = asset.op.pool

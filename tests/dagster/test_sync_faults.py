@@ -76,7 +76,7 @@ def test_rejection_threshold_is_a_blocking_check_that_fails_the_sync(tmp_path):
     from dagster_duckdb import DuckDBResource
 
     from chaser_pipeline.defs.chaser_sync.assets import sync_asset
-    from chaser_pipeline.defs.chaser_sync.resources import ChaserApiResource
+    from chaser_pipeline.defs.chaser_sync.resources import ChaserApiResource, SyncStateResource
     from chaser_pipeline.settings import load_settings
 
     sync_chaser_customers = sync_asset(CHASER_OBJECTS["customers"], load_settings())
@@ -90,6 +90,7 @@ def test_rejection_threshold_is_a_blocking_check_that_fails_the_sync(tmp_path):
         resources = {
             "duckdb": DuckDBResource(database=str(tmp_path / "p.duckdb")),
             "chaser": ChaserApiResource(api_url=emu.url, api_key=API_KEY, api_secret=API_SECRET),
+            "sync_state": SyncStateResource(),
         }
         result = dg.materialize(
             [sync_chaser_customers],

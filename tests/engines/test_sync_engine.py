@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from chaser_pipeline.db import WHOLE_HISTORY
-from chaser_pipeline.emulator import EmulatorStore, FaultConfig
-from chaser_pipeline.sync.engine import MassChangeError, sync_object
+from chaser_pipeline.emulator import FaultConfig
+from chaser_pipeline.sync.engine import MassChangeError
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
 from chaser_pipeline.sync.plan import SyncOptions
 from tests.support.marts import emulated_chaser, mart_db
@@ -20,33 +20,31 @@ def test_answers_a_killed_run_committed_to_the_journal_count_before_the_next_pla
     from chaser_pipeline.db import utc_now
     from chaser_pipeline.sync.plan import build_plan
 
-    with emulated_chaser(tmp_path) as clients:
-        client = clients()
+    with emulated_chaser(tmp_path) as chaser:
         con = mart_db(
             tmp_path / "p.duckdb", [("C-1", "Good Ltd")], [("I-1", "C-1"), ("I-2", "C-1")]
         )
-        assert (
-            sync_object(con, client, CHASER_OBJECTS["customers"], run_id="r1").confirmed["create"]
-            == 1
-        )
-        assert (
-            sync_object(con, client, CHASER_OBJECTS["invoices"], run_id="r1").confirmed["create"]
-            == 2
-        )
+        assert chaser.sync(con, "customers", run_id="r1").confirmed["create"] == 1
+        assert chaser.sync(con, "invoices", run_id="r1").confirmed["create"] == 2
+        _, target = chaser.state(con)
         con.execute("update chaser_invoices set total = 13.00 where invoice_id = 'I-1'")
-        build_plan(con, CHASER_OBJECTS["invoices"], WHOLE_HISTORY, SyncOptions(), utc_now())
+        build_plan(
+            con, CHASER_OBJECTS["invoices"], WHOLE_HISTORY, SyncOptions(), utc_now(), target=target
+        )
         [(new_hash,)] = con.execute(
             "select sync_payload_hash from sync_plan where invoice_id = 'I-1'"
         ).fetchall()
         # what the killed run's writer committed: Chaser confirmed the update of I-1
         con.execute(
-            """insert into chaser_sync.journal values
-            ('killed', 'invoices', 'I-1', 'update', 200, null, now()::timestamp, ?, null)""",
-            [new_hash],
+            """insert into chaser_sync.journal (target, run_id, object, key, action, http_status,
+                message, logged_at, payload_hash, chaser_id)
+            values (?, 'killed', 'invoices', 'I-1', 'update', 200, null, now()::timestamp, ?,
+                null)""",
+            [target.key, new_hash],
         )
-        writes = EmulatorStore(tmp_path / "c.sqlite3")
+        writes = chaser.store()
         before = writes.write_request_count("invoices")
-        report = sync_object(con, client, CHASER_OBJECTS["invoices"], run_id="r2")
+        report = chaser.sync(con, "invoices", run_id="r2")
         assert dict(report.planned) == {"unchanged": 2}
         assert writes.write_request_count("invoices") == before
         writes.close()
@@ -63,17 +61,16 @@ def test_answers_a_killed_run_committed_to_the_journal_count_before_the_next_pla
 
 
 def test_a_customer_chaser_refuses_holds_back_its_invoices_until_it_lands(tmp_path):
-    with emulated_chaser(tmp_path) as clients:
-        client = clients()
+    with emulated_chaser(tmp_path) as chaser:
         # Chaser requires a company name; the blank one is refused by Chaser itself.
         con = mart_db(
             tmp_path / "p.duckdb",
             [("C-1", "Good Ltd"), ("C-2", "")],
             [("I-1", "C-1"), ("I-2", "C-2")],
         )
-        customers = sync_object(con, client, CHASER_OBJECTS["customers"], run_id="r1")
+        customers = chaser.sync(con, "customers", run_id="r1")
         assert (sum(customers.confirmed.values()), customers.failed) == (1, 1)
-        invoices = sync_object(con, client, CHASER_OBJECTS["invoices"], run_id="r1")
+        invoices = chaser.sync(con, "invoices", run_id="r1")
         assert invoices.planned["held_back"] == 1 and sum(invoices.confirmed.values()) == 1
         [(message,)] = con.execute(
             "select message from chaser_sync.log where key = 'I-2' and action = 'held_back'"
@@ -88,39 +85,29 @@ def test_a_customer_chaser_refuses_holds_back_its_invoices_until_it_lands(tmp_pa
         con.execute(
             "update chaser_customers set company_name = 'Fixed Ltd' where external_id = 'C-2'"
         )
-        assert (
-            sync_object(con, client, CHASER_OBJECTS["customers"], run_id="r2").confirmed["create"]
-            == 1
-        )
-        again = sync_object(con, client, CHASER_OBJECTS["invoices"], run_id="r2")
+        assert chaser.sync(con, "customers", run_id="r2").confirmed["create"] == 1
+        again = chaser.sync(con, "invoices", run_id="r2")
         assert again.confirmed["create"] == 1 and again.planned["unchanged"] == 1
-        store = EmulatorStore(tmp_path / "c.sqlite3")
+        store = chaser.store()
         assert sorted(r["invoice_id"] for r in store.records("invoices")) == ["I-1", "I-2"]
         store.close()
 
 
 def test_mass_change_guard_stops_before_sending_and_a_flag_confirms(tmp_path):
-    with emulated_chaser(tmp_path) as clients:
-        client = clients()
+    with emulated_chaser(tmp_path) as chaser:
         con = mart_db(tmp_path / "p.duckdb", [(f"C-{i}", f"Co {i}") for i in range(200)], [])
-        first = sync_object(
-            con, client, CHASER_OBJECTS["customers"], run_id="r1"
-        )  # first run: no guard
+        first = chaser.sync(con, "customers", run_id="r1")  # first run: no guard
         assert first.confirmed["create"] == 200
         con.execute(
             "update chaser_customers set company_name = company_name || ' Ltd' where external_id < 'C-5'"
         )
-        store = EmulatorStore(tmp_path / "c.sqlite3")
+        store = chaser.store()
         before = store.write_request_count("customers")
         with pytest.raises(MassChangeError, match=r"update \d+ of 200 previously synced customers"):
-            sync_object(con, client, CHASER_OBJECTS["customers"], run_id="r2")
+            chaser.sync(con, "customers", run_id="r2")
         assert store.write_request_count("customers") == before
-        confirmed = sync_object(
-            con,
-            client,
-            CHASER_OBJECTS["customers"],
-            run_id="r3",
-            options=SyncOptions(confirm_mass_change=True),
+        confirmed = chaser.sync(
+            con, "customers", run_id="r3", options=SyncOptions(confirm_mass_change=True)
         )
         assert confirmed.confirmed["update"] > 100
         store.close()
@@ -131,17 +118,15 @@ def test_a_document_chaser_may_hold_from_an_unrecorded_batch_is_never_skipped(tm
 
     # Every write is applied by Chaser, then its connection drops (once per distinct request).
     faults = FaultConfig(rate_drop=1.0, first_attempt_only=True)
-    with emulated_chaser(tmp_path, faults=faults) as clients:
-        patient = clients(backoff_base=0.01)
-        impatient = clients(max_retries=0)  # gives up on the dropped answer, as a killed run would
+    with emulated_chaser(tmp_path, faults=faults) as chaser:
+        patient = chaser.clients(backoff_base=0.01)
+        impatient = chaser.clients(max_retries=0)  # gives up on the lost answer, as a killed run
         con = mart_db(tmp_path / "p.duckdb", [("C-1", "Good Ltd")], [("I-1", "C-1")])
-        assert (
-            sync_object(con, patient, CHASER_OBJECTS["customers"], run_id="r1").confirmed["create"]
-            == 1
-        )
+        chaser.state(con)  # the target is checked once, before the faults matter
+        assert chaser.sync(con, "customers", patient, run_id="r1").confirmed["create"] == 1
         with pytest.raises(TransportError):
-            sync_object(con, impatient, CHASER_OBJECTS["invoices"], run_id="r1")
-        store = EmulatorStore(tmp_path / "c.sqlite3")
+            chaser.sync(con, "invoices", impatient, run_id="r1")
+        store = chaser.store()
         assert [r["status"] for r in store.records("invoices")] == ["AUTHORISED"]
         assert con.execute(
             "select count(*) from chaser_sync.state where key = 'I-1'"
@@ -149,7 +134,7 @@ def test_a_document_chaser_may_hold_from_an_unrecorded_batch_is_never_skipped(tm
 
         # Voided since: never worth a first send, but Chaser may hold it, so it must be sent.
         con.execute("update chaser_invoices set status = 'VOIDED' where invoice_id = 'I-1'")
-        report = sync_object(con, patient, CHASER_OBJECTS["invoices"], run_id="r2")
+        report = chaser.sync(con, "invoices", patient, run_id="r2")
         assert report.planned["skipped"] == 0 and report.confirmed["create"] == 1
         assert [r["status"] for r in store.records("invoices")] == ["VOIDED"]
         store.close()

@@ -22,11 +22,12 @@ from chaser_pipeline.models.build import build_model, run_models
 from chaser_pipeline.models.project import ModelProject, whole_history_models
 from chaser_pipeline.paths import models_dir
 from chaser_pipeline.settings import parse_warehouse_url
-from chaser_pipeline.sync.engine import sync_object
+from chaser_pipeline.sync.engine import check_target, sync_object
 from chaser_pipeline.sync.objects import CHASER_OBJECTS, CUSTOMERS
 from chaser_pipeline.sync.pending import Pending, compute_pending, contiguous_ranges
 from chaser_pipeline.sync.plan import SyncOptions
 from chaser_pipeline.sync.report import SyncReport
+from chaser_pipeline.sync.state import DuckDBState
 
 API_KEY, API_SECRET = "engine-key", "engine-secret"
 HISTORY_START = date(2023, 1, 1)
@@ -64,6 +65,10 @@ class EnginePipeline:
             self.emulator_state, api_key=API_KEY, api_secret=API_SECRET, **emulator
         )
         self.project = ModelProject(models_dir())
+        self.state = DuckDBState(self.con, root)
+        self.target, _ = check_target(
+            self.state, self.handle.url, self.client, run_id="engine-setup", now=datetime.now()
+        )
 
     def close(self) -> None:
         self.con.close()
@@ -94,7 +99,12 @@ class EnginePipeline:
         run_models(self.con, models_dir(), only=whole_history_models(models_dir()))
         reports = [self._sync(CUSTOMERS, WHOLE_HISTORY, options, now)]
         pending = compute_pending(
-            self.con, models_dir(), history_start=HISTORY_START, now=now, options=options
+            self.state,
+            self.target,
+            models_dir(),
+            history_start=HISTORY_START,
+            now=now,
+            options=options,
         )
         # consecutive months in one range, as the headless sync and the sensor run them
         for first, last in contiguous_ranges(pending.months):
@@ -107,7 +117,8 @@ class EnginePipeline:
 
     def _sync(self, chaser_object, window, options: SyncOptions, now: datetime) -> SyncReport:
         return sync_object(
-            self.con,
+            self.state,
+            self.target,
             self.client,
             chaser_object,
             window=window,

@@ -4,24 +4,68 @@ engine tests that need no models and no Dagster."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import duckdb
 
-from chaser_pipeline.emulator import run_emulator_in_thread
+from chaser_pipeline.chaser.client import ChaserClient
+from chaser_pipeline.db import utc_now
+from chaser_pipeline.emulator import EmulatorStore, run_emulator_in_thread
+from chaser_pipeline.sync.engine import check_target, sync_object
+from chaser_pipeline.sync.objects import CHASER_OBJECTS
+from chaser_pipeline.sync.report import SyncReport
+from chaser_pipeline.sync.state import DuckDBState, Target
 
 API_KEY, API_SECRET = "test-key", "test-secret-never-logged"
 
 
-@contextlib.contextmanager
-def emulated_chaser(tmp_path, **faults):
-    """An emulated Chaser on loopback (state in tmp_path/c.sqlite3), and a factory of clients
-    for it (keyword arguments go to ChaserClient)."""
-    from chaser_pipeline.chaser.client import ChaserClient
+class EmulatedChaser:
+    """An emulated Chaser on loopback, clients for it, and the sync engine pointed at it."""
 
+    def __init__(self, url: str, state_path: Path) -> None:
+        self.url = url
+        self.state_path = state_path
+        self._states: dict[int, tuple[DuckDBState, Target]] = {}
+
+    def clients(self, **options: Any) -> Callable[[], ChaserClient]:
+        """A client factory (keyword arguments go to ChaserClient)."""
+        return lambda: ChaserClient(self.url, API_KEY, API_SECRET, **options)
+
+    def state(self, con: duckdb.DuckDBPyConnection) -> tuple[DuckDBState, Target]:
+        """The DuckDB sync state on `con`, and this Chaser as its target (checked once)."""
+        if id(con) not in self._states:
+            state = DuckDBState(con, self.state_path.parent)
+            target, _ = check_target(state, self.url, self.clients(), run_id="tests", now=utc_now())
+            self._states[id(con)] = (state, target)
+        return self._states[id(con)]
+
+    def sync(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        object_name: str,
+        client: Callable[[], ChaserClient] | None = None,
+        **options: Any,
+    ) -> SyncReport:
+        """One sync of one object from the marts on `con` (keyword arguments go to
+        sync_object)."""
+        state, target = self.state(con)
+        return sync_object(
+            state, target, client or self.clients(), CHASER_OBJECTS[object_name], **options
+        )
+
+    def store(self) -> EmulatorStore:
+        return EmulatorStore(self.state_path)
+
+
+@contextlib.contextmanager
+def emulated_chaser(tmp_path: Path, **faults: Any) -> Iterator[EmulatedChaser]:
+    """An emulated Chaser on loopback with its state in tmp_path/c.sqlite3."""
     with run_emulator_in_thread(
         tmp_path / "c.sqlite3", api_key=API_KEY, api_secret=API_SECRET, **faults
     ) as emu:
-        yield lambda **options: lambda: ChaserClient(emu.url, API_KEY, API_SECRET, **options)
+        yield EmulatedChaser(emu.url, tmp_path / "c.sqlite3")
 
 
 def mart_db(path, customers: list[tuple], invoices: list[tuple]) -> duckdb.DuckDBPyConnection:

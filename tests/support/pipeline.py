@@ -80,8 +80,7 @@ class Pipeline:
         try:
             table = con.sql(
                 f"""select m.* from {chaser_object.mart} m
-                join chaser_sync.state s on s.object = $1 and s.key = m.{chaser_object.key}
-                where s.payload_hash is not null""",
+                join chaser_sync.holdings h on h.object = $1 and h.key = m.{chaser_object.key}""",
                 params=[object_name],
             ).to_arrow_table()
         finally:

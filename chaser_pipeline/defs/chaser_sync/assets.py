@@ -8,25 +8,26 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from chaser_pipeline.chaser.errors import ChaserError
+from chaser_pipeline.chaser.target import Connection
 from chaser_pipeline.db import WHOLE_HISTORY, clock_from, utc_now
 from chaser_pipeline.defs.chaser_sync.checks import (
     data_lag_check,
     rejection_rate_result,
     rejection_rate_spec,
 )
-from chaser_pipeline.defs.chaser_sync.resources import ChaserResource
+from chaser_pipeline.defs.chaser_sync.resources import ChaserResource, SyncStateResource
 from chaser_pipeline.defs.freshness import daily_freshness
 from chaser_pipeline.defs.partitions import monthly_partitions
 from chaser_pipeline.defs.resources import duckdb_connection
 from chaser_pipeline.models.project import whole_history_models
 from chaser_pipeline.paths import models_dir
 from chaser_pipeline.settings import Settings, load_settings
-from chaser_pipeline.sync.engine import MassChangeError, sync_object
-from chaser_pipeline.sync.journal import LOG_TABLE, ensure_sync_tables
+from chaser_pipeline.sync.engine import MassChangeError, check_target, sync_object
 from chaser_pipeline.sync.objects import CHASER_OBJECTS, CUSTOMERS, ChaserObject
 from chaser_pipeline.sync.pending import Pending, compute_pending
 from chaser_pipeline.sync.plan import SyncOptions
 from chaser_pipeline.sync.report import SyncReport
+from chaser_pipeline.sync.state import LOG_TABLE, StateLockTimeout, SyncState, Target
 
 CHASER_API_POOL = "chaser_api"
 GROUP = "sync"
@@ -117,10 +118,12 @@ def run_sync_step(
     config: SyncConfig,
     duckdb: DuckDBResource,
     chaser: ChaserResource,
+    sync_state: SyncStateResource,
 ) -> dg.MaterializeResult:
     """One sync asset's step: plan and send the object's rows in scope, report what happened."""
     window = _window(context, chaser_object)
     scope = f"issued {window[0]} to {window[1]}" if chaser_object.partitioned else "all"
+    clock = clock_from(config.as_of)
 
     def progress(report: SyncReport) -> None:
         done = sum(report.confirmed.values()) + report.failed
@@ -132,28 +135,51 @@ def run_sync_step(
                 report.attempted,
             )
 
-    with chaser.target().connect() as target, duckdb_connection(duckdb) as con:
-        context.log.info("Syncing %s (%s) to %s", chaser_object.name, scope, target.display)
+    with chaser.target().connect() as connection, duckdb_connection(duckdb) as con:
+        state = sync_state.open(con, duckdb.database)
         try:
-            report = sync_object(
-                con,
-                target.make_client,
-                chaser_object,
-                window=window,
-                options=config.options(),
-                run_id=context.run.run_id,
-                clock=clock_from(config.as_of),
-                on_progress=progress,
-            )
-        except (MassChangeError, ChaserError) as exc:
+            target = open_target(context, state, connection, clock())
+            context.log.info("Syncing %s (%s) to %s", chaser_object.name, scope, connection.display)
+            with state.lock(target, wait_seconds=sync_state.lock_wait_seconds):
+                report = sync_object(
+                    state,
+                    target,
+                    connection.make_client,
+                    chaser_object,
+                    window=window,
+                    options=config.options(),
+                    run_id=context.run.run_id,
+                    clock=clock,
+                    on_progress=progress,
+                )
+        except (MassChangeError, ChaserError, StateLockTimeout) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
     _log_outcome(context, report, chaser_object)
     return dg.MaterializeResult(
-        metadata=_metadata(report, target.display),
+        metadata=_metadata(report, connection.display),
         check_results=[
             rejection_rate_result(report, config.max_rejection_share, chaser_object.sync_asset)
         ],
     )
+
+
+def open_target(
+    context: dg.AssetExecutionContext, state: SyncState, connection: Connection, now: datetime
+) -> Target:
+    """The Chaser organisation this run sends to, checked once per run; a target this pipeline
+    never sent to starts from nothing, and the run says so."""
+    target, new = check_target(
+        state, connection.identity, connection.make_client, run_id=context.run.run_id, now=now
+    )
+    if new:
+        context.log.warning(
+            "%s (organisation %s %s) is new to this pipeline: nothing sent to another Chaser "
+            "counts for it, so the whole history is sent to it",
+            connection.display,
+            target.organisation_id,
+            target.organisation_name,
+        )
+    return target
 
 
 def sync_asset(chaser_object: ChaserObject, settings: Settings) -> dg.AssetsDefinition:
@@ -183,8 +209,9 @@ def sync_asset(chaser_object: ChaserObject, settings: Settings) -> dg.AssetsDefi
         config: SyncConfig,
         duckdb: DuckDBResource,
         chaser: ChaserResource,
+        sync_state: SyncStateResource,
     ) -> dg.MaterializeResult:
-        return run_sync_step(context, chaser_object, config, duckdb, chaser)
+        return run_sync_step(context, chaser_object, config, duckdb, chaser, sync_state)
 
     return _sync
 
@@ -196,16 +223,18 @@ def sync_asset(chaser_object: ChaserObject, settings: Settings) -> dg.AssetsDefi
     metadata={"dagster/table_name": LOG_TABLE},
 )
 def chaser_sync_log(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource, sync_state: SyncStateResource
 ) -> dg.MaterializeResult:
     """Append-only log of every row sent, rejected or held back: run, key, action, status, message."""
     with duckdb_connection(duckdb) as con:
-        ensure_sync_tables(con)
-        (rows,) = con.execute(f"select count(*) from {LOG_TABLE}").fetchone()
-        recent = con.execute(
+        state = sync_state.open(con, duckdb.database)
+        state.fold()
+        [(rows,)] = state.query(f"select count(*) from {LOG_TABLE}")
+        recent = state.query(
             f"""select object, action, count(*) from {LOG_TABLE}
-            where logged_at > now()::timestamp - interval 1 day group by all order by all"""
-        ).fetchall()
+            where logged_at > now()::timestamp - interval '1 day'
+            group by object, action order by object, action"""
+        )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
@@ -220,11 +249,19 @@ def chaser_sync_log(
     )
 
 
-def pending_now(duckdb: DuckDBResource, settings: Settings, now: datetime) -> Pending:
-    """What Chaser does not hold as the ledger says, planned over the whole history now."""
+def pending_now(
+    duckdb: DuckDBResource,
+    sync_state: SyncStateResource,
+    target: Target | None,
+    settings: Settings,
+    now: datetime,
+) -> Pending:
+    """What `target` does not hold as the ledger says, planned over the whole history now."""
     with duckdb_connection(duckdb) as con:
+        state = sync_state.open(con, duckdb.database)
+        target = target or state.last_target()
         return compute_pending(
-            con, models_dir(), history_start=settings.history_start_date, now=now
+            state, target, models_dir(), history_start=settings.history_start_date, now=now
         )
 
 
@@ -234,12 +271,20 @@ def pending_months_asset(settings: Settings) -> dg.AssetsDefinition:
         group_name=GROUP,
         deps=[*whole_history_models(models_dir()), CUSTOMERS.sync_asset],
         kinds={"duckdb"},
+        # it asks Chaser which organisation the credentials belong to: one request
+        pool=CHASER_API_POOL,
     )
     def chaser_pending_months(
-        context: dg.AssetExecutionContext, duckdb: DuckDBResource
+        context: dg.AssetExecutionContext,
+        duckdb: DuckDBResource,
+        chaser: ChaserResource,
+        sync_state: SyncStateResource,
     ) -> dg.MaterializeResult:
         """Months holding documents whose payload Chaser has not confirmed as the ledger says."""
-        pending = pending_now(duckdb, settings, utc_now())
+        now = utc_now()
+        with chaser.target().connect() as connection, duckdb_connection(duckdb) as con:
+            target = open_target(context, sync_state.open(con, duckdb.database), connection, now)
+        pending = pending_now(duckdb, sync_state, target, settings, now)
         context.log.info(
             "Documents Chaser does not hold as the ledger says: %s; months to sync: %s",
             pending.documents or "none",

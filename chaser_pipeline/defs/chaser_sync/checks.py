@@ -8,6 +8,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from chaser_pipeline.db import clock_from
+from chaser_pipeline.defs.chaser_sync.resources import SyncStateResource
 from chaser_pipeline.settings import Settings
 from chaser_pipeline.sync.pending import Pending
 from chaser_pipeline.sync.report import SyncReport
@@ -55,10 +56,10 @@ class DataLagConfig(dg.Config):
 
 
 def data_lag_check(
-    settings: Settings,
-    pending_now: Callable[[DuckDBResource, Settings, datetime], Pending],
+    settings: Settings, pending_now: Callable[..., Pending]
 ) -> dg.AssetChecksDefinition:
-    """The data-lag check on chaser_pending_months; `pending_now` works out what is pending."""
+    """The data-lag check on chaser_pending_months; `pending_now` works out what the Chaser
+    target the pipeline last checked does not hold (no request to Chaser)."""
 
     @dg.asset_check(
         asset=PENDING_MONTHS_ASSET,
@@ -66,9 +67,11 @@ def data_lag_check(
         description="How far Chaser is behind the ledger: age of the oldest ledger change whose "
         "payload Chaser has not confirmed (catches a sync that succeeds while skipping months).",
     )
-    def chaser_data_lag(config: DataLagConfig, duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    def chaser_data_lag(
+        config: DataLagConfig, duckdb: DuckDBResource, sync_state: SyncStateResource
+    ) -> dg.AssetCheckResult:
         now = clock_from(config.as_of)()
-        return lag_result(pending_now(duckdb, settings, now), now, config)
+        return lag_result(pending_now(duckdb, sync_state, None, settings, now), now, config)
 
     return chaser_data_lag
 

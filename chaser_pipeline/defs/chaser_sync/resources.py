@@ -5,11 +5,14 @@ Secrets are bound with `dagster.EnvVar`, so the UI shows the variable's name, ne
 """
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from chaser_pipeline.chaser.target import BuiltinEmulator, ChaserApi, ChaserTarget, ClientOptions
 from chaser_pipeline.settings import Secret, Settings, load_settings
+from chaser_pipeline.sync.state import DuckDBState, SyncState
 
 
 class ChaserResource(dg.ConfigurableResource, ABC):
@@ -48,9 +51,25 @@ class ChaserEmulatorResource(ChaserResource):
     """The emulator's SQLite state file, beside the pipeline's DuckDB."""
 
     def target(self) -> ChaserTarget:
-        from pathlib import Path
-
         return BuiltinEmulator(Path(self.state_path), self._options())
+
+
+class SyncStateResource(dg.ConfigurableResource):
+    """Where what Chaser confirmed is kept: the pipeline's DuckDB, or PostgreSQL
+    (CHASER_STATE_URL), so runs in fresh containers know what earlier runs sent."""
+
+    url: str = ""
+    """A PostgreSQL URL; empty keeps the state in the pipeline's DuckDB."""
+    lock_wait_seconds: float = 600.0
+    """How long a sync waits for another one sending to the same Chaser before giving up."""
+
+    def open(self, con: duckdb.DuckDBPyConnection, duckdb_path: str) -> SyncState:
+        """The state, with `con` (the pipeline's DuckDB at `duckdb_path`) as its working copy."""
+        if self.url:
+            from chaser_pipeline.sync.postgres_state import PostgresState
+
+            return PostgresState(con, Secret(self.url))
+        return DuckDBState(con, Path(duckdb_path).parent)
 
 
 def chaser_resource(settings: Settings) -> ChaserResource:
@@ -68,5 +87,11 @@ def chaser_resource(settings: Settings) -> ChaserResource:
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    """`chaser`: the real API or the built-in emulator, as the settings say."""
-    return dg.Definitions(resources={"chaser": chaser_resource(load_settings())})
+    """`chaser`: the real API or the built-in emulator; `sync_state`: DuckDB or PostgreSQL."""
+    settings = load_settings()
+    sync_state = (
+        SyncStateResource(url=dg.EnvVar("CHASER_STATE_URL"))
+        if settings.state_url is not None
+        else SyncStateResource()
+    )
+    return dg.Definitions(resources={"chaser": chaser_resource(settings), "sync_state": sync_state})
