@@ -22,8 +22,9 @@ from chaser_pipeline.defs.automation.jobs import (
     MONTHLY_JOB,
 )
 from chaser_pipeline.defs.automation.sensors import HEADLESS_TAG
+from chaser_pipeline.defs.chaser_sync.checks import PENDING_ASSET
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
-from chaser_pipeline.sync.pending import contiguous_ranges, months_from_metadata
+from chaser_pipeline.sync.pending import months_from_metadata, sync_range
 from chaser_pipeline.sync.report import SyncSummary
 
 SYNC_ASSETS = tuple(o.sync_asset for o in CHASER_OBJECTS.values())
@@ -118,16 +119,15 @@ def run_sync(
     log_level: str = "INFO",
     echo: Callable[[str], None] = print,
 ) -> SyncRun:
-    """The incremental job, then the monthly job per stretch of changed months, then (unless a
-    dry run) the data-lag check; every run recorded in `instance`."""
+    """The incremental job, then one monthly run over the changed months, then (unless a dry
+    run) the data-lag check; every run recorded in `instance`."""
     sync_config: dict[str, Any] = {}
     if dry_run:
         sync_config["dry_run"] = True
-    if confirm_mass_change:
-        sync_config["confirm_mass_change"] = True
     if as_of:
         sync_config["as_of"] = as_of
-    runner = _Runner(defs, instance, sync_config, log_level, echo)
+    pending_config = {"confirm_mass_change": True} if confirm_mass_change else {}
+    runner = _Runner(defs, instance, sync_config, pending_config, log_level, echo)
     for run_id in recover_abandoned_runs(instance):
         echo(f"  marked run {run_id} as failed: it was abandoned by a killed sync")
     if runner.incremental(full_refresh):
@@ -145,12 +145,14 @@ class _Runner:
         defs: dg.Definitions,
         instance: dg.DagsterInstance,
         sync_config: dict[str, Any],
+        pending_config: dict[str, Any],
         log_level: str,
         echo: Callable[[str], None],
     ) -> None:
         self.defs = defs
         self.instance = instance
         self.sync_config = sync_config
+        self.pending_config = pending_config
         self.log_level = log_level
         self.echo = echo
         self.run = SyncRun()
@@ -159,9 +161,12 @@ class _Runner:
         self, job: str, assets: list[str], tags: dict[str, str], full_refresh: bool = False
     ) -> dg.ExecuteInProcessResult:
         config = self.sync_config if job != DATA_LAG_JOB else {}
+        run_config = _run_config(assets, config, full_refresh, self.log_level)
+        if self.pending_config and PENDING_ASSET in assets:
+            run_config["ops"][PENDING_ASSET] = {"config": self.pending_config}
         return self.defs.resolve_job_def(job).execute_in_process(
             instance=self.instance,
-            run_config=_run_config(assets, config, full_refresh, self.log_level),
+            run_config=run_config,
             tags={HEADLESS_TAG: "true", **tags},
             raise_on_error=False,
         )
@@ -178,7 +183,7 @@ class _Runner:
             )
             self.run.success = False
             return False
-        [pending] = result.asset_materializations_for_node("chaser_pending_months")
+        [pending] = result.asset_materializations_for_node(PENDING_ASSET)
         months = self.run.months = months_from_metadata(dict(pending.metadata))
         if months:
             self.echo(f"  months with ledger changes: {len(months)} ({months[0]} .. {months[-1]})")
@@ -187,17 +192,20 @@ class _Runner:
         return True
 
     def monthly(self) -> None:
-        """One range run of the monthly job per stretch of consecutive changed months."""
-        for start, end in contiguous_ranges(self.run.months):
-            tags = {
-                "dagster/asset_partition_range_start": start,
-                "dagster/asset_partition_range_end": end,
-            }
-            result = self._execute(MONTHLY_JOB, list(MONTHLY_ASSETS), tags)
-            _collect(result, self.run, self.echo)
-            if not result.success:
-                self.echo(f"  run {result.run_id} for {start} .. {end} failed")
-                self.run.success = False
+        """One range run of the monthly job over every changed month."""
+        months = sync_range(self.run.months)
+        if months is None:
+            return
+        start, end = months
+        tags = {
+            "dagster/asset_partition_range_start": start,
+            "dagster/asset_partition_range_end": end,
+        }
+        result = self._execute(MONTHLY_JOB, list(MONTHLY_ASSETS), tags)
+        _collect(result, self.run, self.echo)
+        if not result.success:
+            self.echo(f"  run {result.run_id} for {start} .. {end} failed")
+            self.run.success = False
 
     def data_lag(self) -> None:
         result = self._execute(DATA_LAG_JOB, [], {})

@@ -28,8 +28,9 @@ CHUNK_ROWS = 50 * BULK_LIMIT
 
 @dataclass(frozen=True)
 class Batch:
-    """Up to 100 rows to send: `rows` (Arrow: sync_key, sync_payload_hash,
-    sync_action, sync_payload) and the same rows as one bulk request's encoded entries."""
+    """Up to 100 rows to send: `rows` (Arrow: sync_key, sync_payload_hash, sync_action,
+    sync_first_send, sync_chase_measure, sync_payload) and the same rows as one bulk request's
+    encoded entries."""
 
     rows: pa.Table
     entries: EncodedEntries
@@ -51,12 +52,13 @@ def planned_batches(
     applied a batch but before it was recorded must still count those documents as sent (so a
     later change, even to a status not worth a first send, is sent too). `con` stays busy until
     the iterator ends."""
-    # In the plan's order: sorting a million rows first would hold back the first request
-    # for half a second, and Chaser does not care about the order within an object.
+    # Stop-chasing changes first, then new rows, then the rest (sync_priority): a run cut short
+    # leaves the least harmful remainder.
     stream = con.sql(
         f"""select "{chaser_object.key}" as sync_key, sync_payload_hash, sync_action,
-            sync_first_send, {payload_json_sql(columns)} as sync_payload
-        from sync_plan where sync_action in ('create', 'update')"""
+            sync_first_send, sync_chase_measure, {payload_json_sql(columns)} as sync_payload
+        from sync_plan where sync_action in ('create', 'update')
+        order by sync_priority"""
     ).to_arrow_reader(chunk_rows)
     try:
         pending: pa.Table | None = None

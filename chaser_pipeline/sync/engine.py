@@ -23,6 +23,7 @@ from chaser_pipeline.chaser.errors import ChaserError
 from chaser_pipeline.db import WHOLE_HISTORY, utc_now
 from chaser_pipeline.sync.journal import log_held_back
 from chaser_pipeline.sync.objects import ChaserObject
+from chaser_pipeline.sync.pending import Pending
 from chaser_pipeline.sync.plan import SyncOptions, build_plan, payload_columns
 from chaser_pipeline.sync.report import SyncReport
 from chaser_pipeline.sync.sender import Sender
@@ -91,7 +92,6 @@ def sync_object(
     if options.dry_run:
         report.duration_seconds = time.monotonic() - started
         return report
-    check_mass_change(report, options)
     log_held_back(state, target, chaser_object, run_id=run_id, now=now)
     if report.attempted:
         assert client_factory is not None
@@ -130,18 +130,24 @@ def sample_payloads(con: duckdb.DuckDBPyConnection, columns: list[str], n: int) 
     return [json.loads(dumps(encode_payload(r))) for r in rows.to_pylist()]
 
 
-def check_mass_change(report: SyncReport, options: SyncOptions) -> None:
-    """Stop before sending when a run would update an unusual share of what Chaser holds."""
-    updates, before = report.planned["update"], report.previously_synced
+def check_mass_change(pending: Pending, options: SyncOptions) -> None:
+    """One decision per sync, before anything is sent: stop when the sync would update an
+    unusual share of what the target holds, every object and month counted together. A target
+    that holds nothing yet (a first load) is expected to take everything."""
+    updates, before = pending.updates, pending.synced
     if options.confirm_mass_change or before == 0 or updates < options.mass_change_min_rows:
         return
     share = updates / before
     if share > options.mass_change_share:
+        objects = ", ".join(
+            f"{counts['update']} {name}" for name, counts in pending.planned.items() if counts
+        )
         raise MassChangeError(
-            f"Stopped before sending: this run would update {updates} of {before} previously synced "
-            f"{report.object_name} ({share:.0%}, above the {options.mass_change_share:.0%} guard). "
-            "If the ledger really changed that much (a re-mapped column, a currency fix), run again "
-            "with run config `confirm_mass_change: true`."
+            f"Stopped before sending anything: this sync would update {updates} of {before} "
+            f"rows Chaser holds ({share:.0%}, above the {options.mass_change_share:.0%} guard: "
+            f"{objects}). If the ledger really changed that much (a re-mapped column, a "
+            "currency fix), run `chaser-pipeline sync --confirm-mass-change` (in Dagster: run "
+            "config `confirm_mass_change: true` on chaser_pending_months)."
         )
 
 

@@ -61,6 +61,7 @@ def record_batches(
             "logged_at": pa.array([now] * rows, pa.timestamp("us")),
             "payload_hash": answers["payload_hash"],
             "chaser_id": answers["chaser_id"],
+            "chase_measure": answers["chase_measure"],
         }
     )
     writer.journal(journal)
@@ -98,6 +99,7 @@ def _answers(rows: pa.Table, outcome: BulkOutcome) -> pa.Table:
             "message": message,
             "payload_hash": payload_hash,
             "chaser_id": chaser_id,
+            "chase_measure": rows["sync_chase_measure"],
         }
     )
 

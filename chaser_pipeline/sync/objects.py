@@ -24,13 +24,25 @@ class ChaserObject:
     invisible_sql: str | None = None
     # The mart column naming the customer the row waits for; None for customers themselves.
     customer_column: str | None = None
+    # SQL over the mart row `m`: how much Chaser chases on this payload (the amount it asks for,
+    # minus the credit that lowers a statement; 1 for an active customer). A change that lowers
+    # it stops or reduces chasing and is sent before anything else.
+    chase_sql: str = "0"
 
     @property
     def sync_asset(self) -> str:
         return f"sync_chaser_{self.name}"
 
 
-CUSTOMERS = ChaserObject("customers", "chaser_customers", "external_id", "customer", False)
+CUSTOMERS = ChaserObject(
+    "customers",
+    "chaser_customers",
+    "external_id",
+    "customer",
+    False,
+    # archiving a customer stops every reminder to it
+    chase_sql="case when m.status = 'ACTIVE' then 1 else 0 end",
+)
 INVOICES = ChaserObject(
     "invoices",
     "chaser_invoices",
@@ -39,6 +51,8 @@ INVOICES = ChaserObject(
     True,
     invisible_sql="m.status in ('DRAFT', 'SUBMITTED', 'VOIDED', 'DELETED')",
     customer_column="customer_external_id",
+    # Chaser chases the amount due of an AUTHORISED invoice; PAID, VOIDED, DELETED: nothing
+    chase_sql="case when m.status = 'AUTHORISED' then m.amount_due else 0 end",
 )
 CREDIT_NOTES = ChaserObject(
     "credit_notes",
@@ -49,6 +63,8 @@ CREDIT_NOTES = ChaserObject(
     # Only ACTIVE credit notes appear on statements.
     invisible_sql="m.status <> 'ACTIVE'",
     customer_column="customer_external_id",
+    # credit left on an ACTIVE credit note lowers what a statement asks for
+    chase_sql="case when m.status = 'ACTIVE' then -m.remaining_credit else 0 end",
 )
 
 CHASER_OBJECTS: dict[str, ChaserObject] = {o.name: o for o in (CUSTOMERS, INVOICES, CREDIT_NOTES)}

@@ -15,6 +15,7 @@ check.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -63,10 +64,22 @@ class Pending:
     documents: dict[str, int] = field(default_factory=dict)  # per Chaser object
     oldest_change: datetime | None = None
     oldest_change_by_month: dict[str, datetime] = field(default_factory=dict)
+    # per Chaser object: the whole-history plan's rows by action, and rows Chaser confirmed
+    planned: dict[str, Counter[str]] = field(default_factory=dict)
+    previously_synced: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
         return sum(self.documents.values())
+
+    @property
+    def updates(self) -> int:
+        """Rows Chaser holds that this sync would update, every object and month together."""
+        return sum(counts["update"] for counts in self.planned.values())
+
+    @property
+    def synced(self) -> int:
+        return sum(self.previously_synced.values())
 
     def as_metadata(self) -> dict[str, Any]:
         """Plain values for the pending-months asset's metadata; `months_from_metadata` reads
@@ -111,6 +124,7 @@ def compute_pending(
     options = options or SyncOptions()
     con = state.con
     state.refresh(target)
+    pending = Pending()
     project = ModelProject(models_dir)
     con.execute(
         "create or replace temp table pending_documents ("
@@ -124,17 +138,19 @@ def compute_pending(
             if upstream in project.models
         ):
             continue  # nothing built yet: nothing can be pending
-        _collect(con, target, chaser_object, model, history_start, now, options)
+        _collect(con, pending, target, chaser_object, model, history_start, now, options)
     # Months before the history start are not partitions: nothing there is synced.
     con.execute(
         "delete from pending_documents where month is not null and month < $start",
         {"start": history_start.isoformat()},
     )
-    return _summarise(con)
+    _summarise(con, pending)
+    return pending
 
 
 def _collect(
     con: duckdb.DuckDBPyConnection,
+    pending: Pending,
     target: Target,
     chaser_object: ChaserObject,
     model: Model,
@@ -146,9 +162,13 @@ def _collect(
     name, key = chaser_object.name, chaser_object.key
     sql, params = model_query(model)
     con.execute(f"create or replace temp table pending_source as {sql}", params)
-    build_plan(
+    planned = build_plan(
         con, chaser_object, WHOLE_HISTORY, options, now, target=target, source="pending_source"
     )
+    ((synced,),) = con.execute(
+        "select count(*) from sync_plan where sync_confirmed_hash is not null"
+    ).fetchall()
+    pending.planned[name], pending.previously_synced[name] = planned, synced
     month = "substr(p.date, 1, 7) || '-01'" if chaser_object.partitioned else "null"
     con.execute(
         f"""insert into pending_documents
@@ -181,8 +201,7 @@ def _collect(
         )
 
 
-def _summarise(con: duckdb.DuckDBPyConnection) -> Pending:
-    pending = Pending()
+def _summarise(con: duckdb.DuckDBPyConnection, pending: Pending) -> None:
     pending.documents = dict(
         con.execute(
             "select object, count(distinct key) from pending_documents "
@@ -198,19 +217,13 @@ def _summarise(con: duckdb.DuckDBPyConnection) -> Pending:
     ).fetchall()
     pending.months = [m for m, _ in by_month]
     pending.oldest_change_by_month = {m: t for m, t in by_month if t is not None}
-    return pending
 
 
-def contiguous_ranges(months: list[str]) -> list[tuple[str, str]]:
-    """Group month keys (YYYY-MM-01) into stretches of consecutive months (first, last)."""
-    ranges: list[tuple[str, str]] = []
-    for key in sorted(months):
-        day = date.fromisoformat(key)
-        if ranges:
-            last = date.fromisoformat(ranges[-1][1])
-            following = date(last.year + last.month // 12, last.month % 12 + 1, 1)
-            if day == following:
-                ranges[-1] = (ranges[-1][0], key)
-                continue
-        ranges.append((key, key))
-    return ranges
+def sync_range(months: list[str]) -> tuple[str, str] | None:
+    """The one range of months (first, last) a sync of these pending months runs over.
+
+    One range, not one run per stretch of consecutive months: each object's changes are then
+    sent in one priority order (stop-chasing first) across every month, so a run cut short
+    leaves the least harmful remainder; months in between that did not change are rebuilt and
+    planned, and send nothing."""
+    return (min(months), max(months)) if months else None

@@ -63,7 +63,8 @@ def build_plan(
         with scoped as (
             select
                 m.*,
-                md5(to_json(m)::varchar) as sync_payload_hash
+                md5(to_json(m)::varchar) as sync_payload_hash,
+                ({chaser_object.chase_sql})::decimal(18, 2) as sync_chase_measure
             from {source or chaser_object.mart} as m
             where {scope}
         ),
@@ -85,7 +86,8 @@ def build_plan(
                     when s.last_status = 'failed' or s.payload_hash <> m.sync_payload_hash
                         then 'update'
                     else 'unchanged'
-                end as sync_action
+                end as sync_action,
+                s.chase_measure as sync_confirmed_measure
             from scoped as m
             left join {STATE_TABLE} as s
                 on s.target = $target
@@ -97,7 +99,19 @@ def build_plan(
             ) as a
                 on a.key = m.{chaser_object.key}
         )
-        select * from planned""",
+        select
+            *,
+            -- what goes first when a run may be cut short (budget, crash, deadline): changes
+            -- that stop or reduce chasing (paid, voided, withdrawn, less due, more credit,
+            -- archived), then new rows, then the rest; a row confirmed before chase measures
+            -- were kept counts as reducing when it no longer chases at all
+            case
+                when sync_action = 'update'
+                    and sync_chase_measure < coalesce(sync_confirmed_measure, 1e15) then 0
+                when sync_action = 'create' then 1
+                else 2
+            end as sync_priority
+        from planned""",
         params,
     )
     return Counter(

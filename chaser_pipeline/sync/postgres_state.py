@@ -189,7 +189,9 @@ class PostgresState(SyncState):
     def record_target(self, target: Target, *, run_id: str, now: datetime) -> bool:
         with self._session() as conn, conn.cursor() as cur:
             cur.execute(
-                f"""insert into {TARGETS_TABLE} values ($1, $2, $3, $4, $5, $5, $6)
+                f"""insert into {TARGETS_TABLE} (target, url, organisation_id, organisation_name,
+                    first_seen_at, last_checked_at, checked_run_id)
+                values ($1, $2, $3, $4, $5, $5, $6)
                 on conflict (target) do update set last_checked_at = excluded.last_checked_at,
                     checked_run_id = excluded.checked_run_id,
                     organisation_name = excluded.organisation_name

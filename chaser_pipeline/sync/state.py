@@ -61,6 +61,29 @@ JOURNAL_COLUMNS = (
     "logged_at",
     "payload_hash",
     "chaser_id",
+    "chase_measure",
+)
+STATE_COLUMNS = (
+    "target",
+    "object",
+    "key",
+    "payload_hash",
+    "confirmed_at",
+    "chaser_id",
+    "last_status",
+    "last_error",
+    "last_attempt_at",
+    "chase_measure",
+)
+LOG_COLUMNS = (
+    "target",
+    "run_id",
+    "object",
+    "key",
+    "action",
+    "http_status",
+    "message",
+    "logged_at",
 )
 
 
@@ -103,14 +126,16 @@ def _ddl(kind: str) -> list[str]:
             chaser_id varchar,
             last_status varchar not null,  -- confirmed | failed
             last_error varchar,
-            last_attempt_at timestamp not null
+            last_attempt_at timestamp not null,
+            -- how much Chaser chases on the confirmed payload (amount due, credit, active)
+            chase_measure decimal(18, 2)
             {", primary key (target, object, key)" if postgres else ""})""",
         f"""create table if not exists {ATTEMPTED_TABLE} (
             target varchar not null, object varchar not null, key varchar not null)""",
         f"""create table if not exists {JOURNAL_TABLE} (
             {seq}, target varchar, run_id varchar, object varchar, key varchar,
             action varchar, http_status integer, message varchar, logged_at timestamp,
-            payload_hash varchar, chaser_id varchar)""",
+            payload_hash varchar, chaser_id varchar, chase_measure decimal(18, 2))""",
         f"""create table if not exists {LOG_TABLE} (
             target varchar, run_id varchar, object varchar, key varchar, action varchar,
             http_status integer, message varchar, logged_at timestamp)""",
@@ -149,20 +174,23 @@ _FOLD = [
         payload_hash = coalesce(f.payload_hash, s.payload_hash),
         confirmed_at = case when f.payload_hash is null then s.confirmed_at else f.logged_at end,
         chaser_id = coalesce(f.chaser_id, s.chaser_id),
+        chase_measure = case
+            when f.payload_hash is null then s.chase_measure else f.chase_measure end,
         last_status = case when f.action = 'failed' then 'failed' else 'confirmed' end,
         last_error = case when f.action = 'failed' then f.message end,
         last_attempt_at = f.logged_at
     from sync_fold as f
     where f.sync_known and s.target = f.target and s.object = f.object and s.key = f.key""",
-    f"""insert into {STATE_TABLE}
+    f"""insert into {STATE_TABLE} ({", ".join(STATE_COLUMNS)})
     select target, object, key, payload_hash,
         case when payload_hash is null then null else logged_at end,
         chaser_id,
         case when action = 'failed' then 'failed' else 'confirmed' end,
         case when action = 'failed' then message end,
-        logged_at
+        logged_at,
+        case when payload_hash is null then null else chase_measure end
     from sync_fold where not sync_known""",
-    f"""insert into {LOG_TABLE}
+    f"""insert into {LOG_TABLE} ({", ".join(LOG_COLUMNS)})
     select target, run_id, object, key, action, http_status, message, logged_at
     from sync_journal order by seq""",
     f"delete from {JOURNAL_TABLE} where seq in (select seq from sync_journal)",
@@ -204,6 +232,8 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"alter table {SCHEMA}.{table} rename column resource to object")
         if table in ("state", "attempted", "log") and "target" not in names:
             con.execute(f"alter table {SCHEMA}.{table} add column target varchar default 'unknown'")
+        if table == "state" and "chase_measure" not in names:
+            con.execute(f"alter table {STATE_TABLE} add column chase_measure decimal(18, 2)")
     if "journal" in tables and "seq" not in tables["journal"]:
         # an unfolded journal of an older version holds answers for the unknown target
         con.execute(f"alter table {JOURNAL_TABLE} rename to journal_v1")
@@ -212,7 +242,7 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             f"""insert into {JOURNAL_TABLE} ({", ".join(JOURNAL_COLUMNS)})
             select 'unknown', run_id, object, key, action, http_status, message, logged_at,
-                payload_hash, chaser_id
+                payload_hash, chaser_id, null
             from {SCHEMA}.journal_v1 order by rowid"""
         )
         con.execute(f"drop table {SCHEMA}.journal_v1")
@@ -419,7 +449,9 @@ def _record_target_duckdb(
             )
         else:
             con.execute(
-                f"insert into {TARGETS_TABLE} values ($1, $2, $3, $4, $5, $5, $6)",
+                f"""insert into {TARGETS_TABLE} (target, url, organisation_id, organisation_name,
+                    first_seen_at, last_checked_at, checked_run_id)
+                values ($1, $2, $3, $4, $5, $5, $6)""",
                 [
                     target.key,
                     target.url,

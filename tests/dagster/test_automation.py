@@ -154,9 +154,10 @@ def test_a_payment_on_an_old_invoice_syncs_exactly_that_month_and_that_invoice(p
 
 
 @pytest.mark.slow
-def test_first_run_requests_one_range_run_per_stretch_of_consecutive_months(pipeline, tmp_path):
+def test_first_run_requests_one_range_run_covering_every_pending_month(pipeline, tmp_path):
     """All history is pending after the first incremental run: a run per month would start
-    dozens of runs on one DuckDB file; consecutive months go in one range run instead."""
+    dozens of runs on one DuckDB file, and would send each month's changes in turn instead of
+    the stop-chasing changes of every month first; one range run covers them all."""
     p = pipeline
     (tmp_path / "dagster_home").mkdir()
     p.instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home"))
@@ -171,7 +172,6 @@ def test_first_run_requests_one_range_run_per_stretch_of_consecutive_months(pipe
         end = request.partition_key or request.tags["dagster/asset_partition_range_end"]
         covered.extend(m for m in changed if start <= m <= end)
     assert sorted(covered) == sorted(changed)
-    # the demo ledger has invoices in every month: one stretch, one run
     [request] = data.run_requests
     assert request.partition_key is None
     assert request.tags["dagster/asset_partition_range_start"] == changed[0]

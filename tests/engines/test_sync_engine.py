@@ -1,16 +1,15 @@
 """Sync engine contract, without Dagster: answers a killed run committed count before the next plan,
-a customer Chaser refuses holds back its documents until it lands, the mass-change guard stops
-before sending, and a document Chaser may hold from an unrecorded batch is never skipped."""
+a customer Chaser refuses holds back its documents until it lands, a document Chaser may hold
+from an unrecorded batch is never skipped, and stop-chasing changes go first."""
 
 from __future__ import annotations
 
 import pytest
 
-from chaser_pipeline.db import WHOLE_HISTORY
+from chaser_pipeline.db import WHOLE_HISTORY, utc_now
 from chaser_pipeline.emulator import FaultConfig
-from chaser_pipeline.sync.engine import MassChangeError
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
-from chaser_pipeline.sync.plan import SyncOptions
+from chaser_pipeline.sync.plan import SyncOptions, build_plan
 from tests.support.marts import emulated_chaser, mart_db
 
 
@@ -93,26 +92,6 @@ def test_a_customer_chaser_refuses_holds_back_its_invoices_until_it_lands(tmp_pa
         store.close()
 
 
-def test_mass_change_guard_stops_before_sending_and_a_flag_confirms(tmp_path):
-    with emulated_chaser(tmp_path) as chaser:
-        con = mart_db(tmp_path / "p.duckdb", [(f"C-{i}", f"Co {i}") for i in range(200)], [])
-        first = chaser.sync(con, "customers", run_id="r1")  # first run: no guard
-        assert first.confirmed["create"] == 200
-        con.execute(
-            "update chaser_customers set company_name = company_name || ' Ltd' where external_id < 'C-5'"
-        )
-        store = chaser.store()
-        before = store.write_request_count("customers")
-        with pytest.raises(MassChangeError, match=r"update \d+ of 200 previously synced customers"):
-            chaser.sync(con, "customers", run_id="r2")
-        assert store.write_request_count("customers") == before
-        confirmed = chaser.sync(
-            con, "customers", run_id="r3", options=SyncOptions(confirm_mass_change=True)
-        )
-        assert confirmed.confirmed["update"] > 100
-        store.close()
-
-
 def test_a_document_chaser_may_hold_from_an_unrecorded_batch_is_never_skipped(tmp_path):
     from chaser_pipeline.chaser.errors import TransportError
 
@@ -138,3 +117,50 @@ def test_a_document_chaser_may_hold_from_an_unrecorded_batch_is_never_skipped(tm
         assert report.planned["skipped"] == 0 and report.confirmed["create"] == 1
         assert [r["status"] for r in store.records("invoices")] == ["VOIDED"]
         store.close()
+
+
+def test_stop_chasing_changes_go_first_then_new_documents_then_the_rest(tmp_path):
+    """Within a run, the writes that stop or reduce chasing are sent before any other, so a run
+    cut short (budget, crash, deadline) leaves the least harmful remainder."""
+    from chaser_pipeline.sync.batches import planned_batches
+
+    with emulated_chaser(tmp_path) as chaser:
+        invoices = [(f"I-{i:03d}", "C-1") for i in range(300)]
+        con = mart_db(tmp_path / "p.duckdb", [("C-1", "Good Ltd")], invoices)
+        chaser.sync(con, "customers", run_id="r1")
+        assert chaser.sync(con, "invoices", run_id="r1").confirmed["create"] == 300
+        # 100 get paid, 100 get a later due date (chased as much as before), 100 new ones
+        con.execute(
+            """update chaser_invoices set status = 'PAID', amount_paid = total, amount_due = 0,
+            fully_paid_date = '2024-03-20T00:00:00.000Z' where invoice_id >= 'I-200'"""
+        )
+        con.execute(
+            """update chaser_invoices set due_date = '2024-05-31T00:00:00.000Z'
+            where invoice_id < 'I-100'"""
+        )
+        con.executemany(
+            """insert into chaser_invoices values (?, 'N-1', 'C-1', 'AUTHORISED', 'GBP', 10.00,
+            12.00, 0.00, 12.00, '2024-03-01T00:00:00.000Z', '2024-03-31T00:00:00.000Z', null)""",
+            [(f"J-{i:03d}",) for i in range(100)],
+        )
+        state, target = chaser.state(con)
+        build_plan(
+            con, CHASER_OBJECTS["invoices"], WHOLE_HISTORY, SyncOptions(), utc_now(), target=target
+        )
+        columns = [r[0] for r in con.execute("describe chaser_invoices").fetchall()]
+        writer = state.writer()
+        try:
+            sent = [
+                key
+                for chunk in planned_batches(
+                    con, writer, target, CHASER_OBJECTS["invoices"], columns, chunk_rows=100
+                )
+                for batch in chunk
+                for key in batch.rows["sync_key"].to_pylist()
+            ]
+        finally:
+            writer.close()
+        assert len(sent) == 300
+        assert all(key >= "I-200" for key in sent[:100])  # paid: Chaser stops chasing
+        assert all(key.startswith("J-") for key in sent[100:200])  # new documents
+        assert all(key < "I-100" for key in sent[200:])  # the rest

@@ -22,9 +22,9 @@ from chaser_pipeline.models.build import build_model, run_models
 from chaser_pipeline.models.project import ModelProject, whole_history_models
 from chaser_pipeline.paths import models_dir
 from chaser_pipeline.settings import parse_warehouse_url
-from chaser_pipeline.sync.engine import check_target, sync_object
+from chaser_pipeline.sync.engine import check_mass_change, check_target, sync_object
 from chaser_pipeline.sync.objects import CHASER_OBJECTS, CUSTOMERS
-from chaser_pipeline.sync.pending import Pending, compute_pending, contiguous_ranges
+from chaser_pipeline.sync.pending import Pending, compute_pending, sync_range
 from chaser_pipeline.sync.plan import SyncOptions
 from chaser_pipeline.sync.report import SyncReport
 from chaser_pipeline.sync.state import DuckDBState
@@ -93,11 +93,11 @@ class EnginePipeline:
                 land(self.con, table, reader, since=since, full_refresh=full_refresh, now=now)
 
     def run(self, now: datetime, options: SyncOptions | None = None) -> EngineRun:
-        """Extract, whole-history models, customers, pending months, then each month's sync."""
+        """Extract, whole-history models, the whole-history plan and its mass-change decision,
+        customers, then one range over the pending months."""
         options = options or SyncOptions()
         self.extract(now)
         run_models(self.con, models_dir(), only=whole_history_models(models_dir()))
-        reports = [self._sync(CUSTOMERS, WHOLE_HISTORY, options, now)]
         pending = compute_pending(
             self.state,
             self.target,
@@ -106,9 +106,11 @@ class EnginePipeline:
             now=now,
             options=options,
         )
-        # consecutive months in one range, as the headless sync and the sensor run them
-        for first, last in contiguous_ranges(pending.months):
-            window = _window(first, last)
+        check_mass_change(pending, options)  # one decision, before anything is sent
+        reports = [self._sync(CUSTOMERS, WHOLE_HISTORY, options, now)]
+        # one range over every pending month, as the headless sync and the sensor run them
+        if months := sync_range(pending.months):
+            window = _window(*months)
             for chaser_object in CHASER_OBJECTS.values():
                 if chaser_object.partitioned:
                     build_model(self.con, self.project.models[chaser_object.mart], window)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from chaser_pipeline.defs.chaser_sync.checks import DATA_LAG, PENDING_ASSET
 from chaser_pipeline.models.project import whole_history_models
 from chaser_pipeline.paths import models_dir
 
@@ -21,7 +22,7 @@ MONTHLY_ASSETS = (
 
 # The data-lag check runs on its own: inside the incremental run it would see the changes just
 # landed, which the monthly runs the sensor starts next have not had a chance to send.
-DATA_LAG_CHECK = dg.AssetCheckKey(dg.AssetKey("chaser_pending_months"), "chaser_data_lag")
+DATA_LAG_CHECK = dg.AssetCheckKey(dg.AssetKey(PENDING_ASSET), DATA_LAG)
 
 
 def incremental_sync_job() -> dg.UnresolvedAssetJobDefinition:
@@ -32,7 +33,7 @@ def incremental_sync_job() -> dg.UnresolvedAssetJobDefinition:
             | dg.AssetSelection.assets(
                 *whole_history_models(models_dir()),
                 "sync_chaser_customers",
-                "chaser_pending_months",
+                PENDING_ASSET,
                 "chaser_sync_log",
             )
         )

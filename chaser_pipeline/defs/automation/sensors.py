@@ -3,9 +3,10 @@
 import dagster as dg
 
 from chaser_pipeline.defs.automation.jobs import MONTHLY_JOB
+from chaser_pipeline.defs.chaser_sync.checks import PENDING_ASSET
 from chaser_pipeline.defs.partitions import monthly_partitions
 from chaser_pipeline.settings import Settings
-from chaser_pipeline.sync.pending import contiguous_ranges, months_from_metadata
+from chaser_pipeline.sync.pending import months_from_metadata, sync_range
 
 # Runs of `chaser-pipeline sync` carry this tag: they sync their own months.
 HEADLESS_TAG = "chaser_pipeline/headless"
@@ -24,7 +25,7 @@ def changed_months_sensor(settings: Settings) -> dg.SensorDefinition:
     """The sensor that follows each incremental run with the monthly runs it found needed."""
 
     @dg.asset_sensor(
-        asset_key=dg.AssetKey("chaser_pending_months"),
+        asset_key=dg.AssetKey(PENDING_ASSET),
         job_name=MONTHLY_JOB,
         name="chaser_changed_months_sensor",
         default_status=dg.DefaultSensorStatus.RUNNING,
@@ -33,8 +34,8 @@ def changed_months_sensor(settings: Settings) -> dg.SensorDefinition:
     def chaser_changed_months_sensor(
         context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry
     ) -> dg.SkipReason | list[dg.RunRequest]:
-        """After each incremental run, request a monthly sync of every month with changes:
-        one run per stretch of consecutive months (the monthly assets run a range in one run).
+        """After each incremental run, request one monthly sync run covering every month with
+        changes (the monthly assets run a range in one run, stop-chasing changes first).
 
         Not after a `chaser-pipeline sync` run (it syncs its months itself) nor after a dry run
         (a dry run must never lead to real sends)."""
@@ -55,19 +56,14 @@ def changed_months_sensor(settings: Settings) -> dg.SensorDefinition:
             return dg.SkipReason("No month has ledger changes waiting for Chaser.")
         # One materialization of chaser_pending_months per incremental run: its run id and the
         # months make a run key unique per change set (EventLogEntry carries no storage id).
-        requests = []
-        for start, end in contiguous_ranges(wanted):
-            if start == end:
-                requests.append(
-                    dg.RunRequest(run_key=f"{asset_event.run_id}:{start}", partition_key=start)
-                )
-            else:
-                requests.append(
-                    dg.RunRequest(
-                        run_key=f"{asset_event.run_id}:{start}...{end}",
-                        tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
-                    )
-                )
-        return requests
+        start, end = sync_range(wanted)
+        if start == end:
+            return [dg.RunRequest(run_key=f"{asset_event.run_id}:{start}", partition_key=start)]
+        return [
+            dg.RunRequest(
+                run_key=f"{asset_event.run_id}:{start}...{end}",
+                tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
+            )
+        ]
 
     return chaser_changed_months_sensor

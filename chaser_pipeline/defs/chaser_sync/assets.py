@@ -11,6 +11,7 @@ from chaser_pipeline.chaser.errors import ChaserError
 from chaser_pipeline.chaser.target import Connection
 from chaser_pipeline.db import WHOLE_HISTORY, clock_from, utc_now
 from chaser_pipeline.defs.chaser_sync.checks import (
+    PENDING_ASSET,
     data_lag_check,
     rejection_rate_result,
     rejection_rate_spec,
@@ -22,7 +23,12 @@ from chaser_pipeline.defs.resources import duckdb_connection
 from chaser_pipeline.models.project import whole_history_models
 from chaser_pipeline.paths import models_dir
 from chaser_pipeline.settings import Settings, load_settings
-from chaser_pipeline.sync.engine import MassChangeError, check_target, sync_object
+from chaser_pipeline.sync.engine import (
+    MassChangeError,
+    check_mass_change,
+    check_target,
+    sync_object,
+)
 from chaser_pipeline.sync.objects import CHASER_OBJECTS, CUSTOMERS, ChaserObject
 from chaser_pipeline.sync.pending import Pending, compute_pending
 from chaser_pipeline.sync.plan import SyncOptions
@@ -47,11 +53,6 @@ class SyncConfig(dg.Config):
 
     dry_run: bool = False
     """Plan only: show creates, updates, unchanged, held back and skipped rows, send nothing."""
-    confirm_mass_change: bool = False
-    """Send even when the run would update more than `mass_change_share` of synced rows."""
-    mass_change_share: float = 0.5
-    mass_change_min_rows: int = 50
-    """The mass-change guard ignores runs with fewer updates than this."""
     max_rejection_share: float = 0.01
     """The sync fails when Chaser rejects more than this share of the rows sent."""
     skip_invisible_unsent: bool = True
@@ -64,6 +65,25 @@ class SyncConfig(dg.Config):
     def options(self) -> SyncOptions:
         return SyncOptions(
             dry_run=self.dry_run,
+            skip_invisible_unsent=self.skip_invisible_unsent,
+            skip_paid_older_than_days=self.skip_paid_older_than_days,
+        )
+
+
+class PendingConfig(dg.Config):
+    """Run config of the whole-history plan that decides, before anything is sent, what a
+    sync may send."""
+
+    confirm_mass_change: bool = False
+    """Send even when the sync would update more than `mass_change_share` of what Chaser holds."""
+    mass_change_share: float = 0.5
+    mass_change_min_rows: int = 50
+    """The mass-change guard ignores syncs with fewer updates than this."""
+    skip_invisible_unsent: bool = True
+    skip_paid_older_than_days: int = 183
+
+    def options(self) -> SyncOptions:
+        return SyncOptions(
             confirm_mass_change=self.confirm_mass_change,
             mass_change_share=self.mass_change_share,
             mass_change_min_rows=self.mass_change_min_rows,
@@ -186,7 +206,9 @@ def sync_asset(chaser_object: ChaserObject, settings: Settings) -> dg.AssetsDefi
     """The asset that upserts one mart into Chaser (monthly partitions for documents)."""
     name = chaser_object.sync_asset
     partitioned = chaser_object.partitioned
-    deps = [] if chaser_object is CUSTOMERS else [CUSTOMERS.sync_asset]
+    # customers wait for the whole-history plan (and its mass-change decision); the documents
+    # wait for their customers
+    deps = [PENDING_ASSET] if chaser_object is CUSTOMERS else [CUSTOMERS.sync_asset]
     # BackfillPolicy is beta in Dagster 1.13; a warning at every load helps nobody.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)
@@ -255,36 +277,48 @@ def pending_now(
     target: Target | None,
     settings: Settings,
     now: datetime,
+    options: SyncOptions | None = None,
 ) -> Pending:
     """What `target` does not hold as the ledger says, planned over the whole history now."""
     with duckdb_connection(duckdb) as con:
         state = sync_state.open(con, duckdb.database)
         target = target or state.last_target()
         return compute_pending(
-            state, target, models_dir(), history_start=settings.history_start_date, now=now
+            state,
+            target,
+            models_dir(),
+            history_start=settings.history_start_date,
+            now=now,
+            options=options,
         )
 
 
 def pending_months_asset(settings: Settings) -> dg.AssetsDefinition:
     @dg.asset(
-        name="chaser_pending_months",
+        name=PENDING_ASSET,
         group_name=GROUP,
-        deps=[*whole_history_models(models_dir()), CUSTOMERS.sync_asset],
+        deps=whole_history_models(models_dir()),
         kinds={"duckdb"},
         # it asks Chaser which organisation the credentials belong to: one request
         pool=CHASER_API_POOL,
     )
     def chaser_pending_months(
         context: dg.AssetExecutionContext,
+        config: PendingConfig,
         duckdb: DuckDBResource,
         chaser: ChaserResource,
         sync_state: SyncStateResource,
     ) -> dg.MaterializeResult:
-        """Months holding documents whose payload Chaser has not confirmed as the ledger says."""
+        """What Chaser does not hold as the ledger says, every object over the whole history:
+        the months to sync, and the one mass-change decision of the sync (before any send)."""
         now = utc_now()
         with chaser.target().connect() as connection, duckdb_connection(duckdb) as con:
             target = open_target(context, sync_state.open(con, duckdb.database), connection, now)
-        pending = pending_now(duckdb, sync_state, target, settings, now)
+        pending = pending_now(duckdb, sync_state, target, settings, now, config.options())
+        try:
+            check_mass_change(pending, config.options())
+        except MassChangeError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
         context.log.info(
             "Documents Chaser does not hold as the ledger says: %s; months to sync: %s",
             pending.documents or "none",

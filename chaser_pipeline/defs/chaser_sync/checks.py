@@ -15,7 +15,8 @@ from chaser_pipeline.sync.report import SyncReport
 
 REJECTION_RATE = "rejection_rate"
 DATA_LAG = "chaser_data_lag"
-PENDING_MONTHS_ASSET = "chaser_pending_months"
+# The whole-history plan: the months to sync, and the sync's one mass-change decision.
+PENDING_ASSET = "chaser_pending_months"
 
 
 def rejection_rate_spec(asset: str) -> dg.AssetCheckSpec:
@@ -62,7 +63,7 @@ def data_lag_check(
     target the pipeline last checked does not hold (no request to Chaser)."""
 
     @dg.asset_check(
-        asset=PENDING_MONTHS_ASSET,
+        asset=PENDING_ASSET,
         name=DATA_LAG,
         description="How far Chaser is behind the ledger: age of the oldest ledger change whose "
         "payload Chaser has not confirmed (catches a sync that succeeds while skipping months).",
