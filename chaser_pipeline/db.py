@@ -12,6 +12,13 @@ import duckdb
 WHOLE_HISTORY: tuple[date, date] = (date(1, 1, 1), date(9999, 12, 31))
 
 
+def document_window(start: date, end: date, history_start: date) -> tuple[date, date]:
+    """The issue dates a monthly partition [start, end) holds. The first partition also holds
+    every document issued before the history start (CHASER_HISTORY_START), so no open document
+    is left out by the partitioning."""
+    return (WHOLE_HISTORY[0] if start <= history_start else start, end)
+
+
 def utc_now() -> datetime:
     """Now, as the naive UTC timestamp the pipeline stores in DuckDB."""
     return datetime.now(UTC).replace(tzinfo=None)

@@ -67,6 +67,9 @@ class Pending:
     # per Chaser object: the whole-history plan's rows by action, and rows Chaser confirmed
     planned: dict[str, Counter[str]] = field(default_factory=dict)
     previously_synced: dict[str, int] = field(default_factory=dict)
+    # documents issued before the history start that Chaser does not hold as the ledger says:
+    # the first month's partition carries them
+    before_history_start: int = 0
 
     @property
     def total(self) -> int:
@@ -89,6 +92,7 @@ class Pending:
             "changed_month_count": len(self.months),
             "pending_documents": dict(self.documents),
             "oldest_pending_change": str(self.oldest_change or ""),
+            "documents_before_history_start": self.before_history_start,
         }
 
 
@@ -139,9 +143,14 @@ def compute_pending(
         ):
             continue  # nothing built yet: nothing can be pending
         _collect(con, pending, target, chaser_object, model, history_start, now, options)
-    # Months before the history start are not partitions: nothing there is synced.
+    # The first partition also holds every document issued before the history start.
+    ((pending.before_history_start,),) = con.execute(
+        """select count(distinct (object, key)) from pending_documents
+        where key is not null and month < $start""",
+        {"start": history_start.isoformat()},
+    ).fetchall()
     con.execute(
-        "delete from pending_documents where month is not null and month < $start",
+        "update pending_documents set month = $start where month < $start",
         {"start": history_start.isoformat()},
     )
     _summarise(con, pending)

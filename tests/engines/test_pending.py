@@ -138,3 +138,26 @@ def test_an_invoice_moved_to_another_month_leaves_its_old_month_clean(pipeline):
     ]
     assert p.chaser("invoices")[invoice_id]["date"] == new_date
     assert_nothing_pending(p)
+
+
+def test_an_open_invoice_issued_before_the_history_start_reaches_chaser(tmp_path, demo_warehouse):
+    """No document is left out by the partitioning: the first month's partition carries every
+    open document issued before CHASER_HISTORY_START, and the run says how many there are."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    warehouse.write_bytes(demo_warehouse.read_bytes())
+    p = EnginePipeline(tmp_path, warehouse)
+    try:
+        p.ledger(
+            """insert into ledger.invoices
+            select 'INV-OLD-1', 'OLD-1', customer_id, 'AUTHORISED', 'GBP', 80.00, 96.00,
+                date '2022-06-15', date '2022-07-15', timestamp '2022-06-15 09:00'
+            from ledger.customers where company_name <> '' order by customer_id limit 1"""
+        )
+        first = p.run(FIRST_RUN)
+        assert first.pending.before_history_start >= 1
+        assert first.pending.months[0] == "2023-01-01"
+        held = p.chaser("invoices")["INV-OLD-1"]
+        assert held["status"] == "AUTHORISED" and held["date"].startswith("2022-06-15")
+        assert_nothing_pending(p)
+    finally:
+        p.close()

@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 
 from chaser_pipeline.chaser.client import ChaserClient
-from chaser_pipeline.db import WHOLE_HISTORY
+from chaser_pipeline.db import WHOLE_HISTORY, document_window
 from chaser_pipeline.emulator import EmulatorStore, run_emulator_in_thread
 from chaser_pipeline.ledger.contract import LEDGER_TABLES
 from chaser_pipeline.ledger.landing import fetch_since, land, stored_cursor
@@ -48,9 +48,11 @@ class EngineRun:
 
 
 def _window(first: str, last: str) -> tuple[date, date]:
-    """[first month, the month after the last): what a range run builds and syncs."""
+    """[first month, the month after the last): what a range run builds and syncs (the first
+    partition holds every document issued before the history start too)."""
     start, final = date.fromisoformat(first), date.fromisoformat(last)
-    return start, date(final.year + final.month // 12, final.month % 12 + 1, 1)
+    end = date(final.year + final.month // 12, final.month % 12 + 1, 1)
+    return document_window(start, end, HISTORY_START)
 
 
 class EnginePipeline:

@@ -9,7 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from chaser_pipeline.chaser.errors import ChaserError
 from chaser_pipeline.chaser.target import Connection
-from chaser_pipeline.db import WHOLE_HISTORY, clock_from, utc_now
+from chaser_pipeline.db import WHOLE_HISTORY, clock_from, document_window, utc_now
 from chaser_pipeline.defs.chaser_sync.checks import (
     PENDING_ASSET,
     data_lag_check,
@@ -103,11 +103,13 @@ def _metadata(report: SyncReport, target: str) -> dict[str, object]:
     return meta
 
 
-def _window(context: dg.AssetExecutionContext, chaser_object: ChaserObject) -> tuple[date, date]:
+def _window(
+    context: dg.AssetExecutionContext, chaser_object: ChaserObject, history_start: date
+) -> tuple[date, date]:
     if not chaser_object.partitioned:
         return WHOLE_HISTORY
     window = context.partition_time_window
-    return (window.start.date(), window.end.date())
+    return document_window(window.start.date(), window.end.date(), history_start)
 
 
 def _log_outcome(
@@ -139,10 +141,15 @@ def run_sync_step(
     duckdb: DuckDBResource,
     chaser: ChaserResource,
     sync_state: SyncStateResource,
+    history_start: date,
 ) -> dg.MaterializeResult:
     """One sync asset's step: plan and send the object's rows in scope, report what happened."""
-    window = _window(context, chaser_object)
-    scope = f"issued {window[0]} to {window[1]}" if chaser_object.partitioned else "all"
+    window = _window(context, chaser_object, history_start)
+    scope = (
+        f"issued from {window[0]} up to (not including) {window[1]}"
+        if chaser_object.partitioned
+        else "all"
+    )
     clock = clock_from(config.as_of)
 
     def progress(report: SyncReport) -> None:
@@ -233,7 +240,15 @@ def sync_asset(chaser_object: ChaserObject, settings: Settings) -> dg.AssetsDefi
         chaser: ChaserResource,
         sync_state: SyncStateResource,
     ) -> dg.MaterializeResult:
-        return run_sync_step(context, chaser_object, config, duckdb, chaser, sync_state)
+        return run_sync_step(
+            context,
+            chaser_object,
+            config,
+            duckdb,
+            chaser,
+            sync_state,
+            settings.history_start_date,
+        )
 
     return _sync
 

@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from chaser_pipeline.db import document_window
 from chaser_pipeline.defs.models.checks import model_checks
 from chaser_pipeline.defs.partitions import monthly_partitions
 from chaser_pipeline.defs.resources import duckdb_connection
@@ -57,11 +58,12 @@ def _column_lineage(
 def model_asset(
     project: ModelProject,
     model: Model,
-    partitions_def: dg.PartitionsDefinition,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
     default_country: str,
 ) -> dg.AssetsDefinition:
     """The asset that builds `model` in the pipeline's DuckDB (table `main.<name>`)."""
     partitioned = model.partitioned_by is not None
+    history_start = partitions_def.start.date()
     deps = [dg.AssetDep(landing_asset_name(t)) for t in model.landing_tables] + [
         dg.AssetDep(m) for m in project.upstream_models(model.name)
     ]
@@ -100,7 +102,9 @@ def model_asset(
         if partitioned and (context.has_partition_key or context.has_partition_key_range):
             # Works for one partition and for a range run (single-run backfill policy).
             time_window = context.partition_time_window
-            window = (time_window.start.date(), time_window.end.date())
+            window = document_window(
+                time_window.start.date(), time_window.end.date(), history_start
+            )
         with duckdb_connection(duckdb) as con:
             register_field_rules(con, default_country)
             build = build_model(con, model, window)
@@ -124,7 +128,7 @@ def model_asset(
 
 def build_model_definitions(
     models_folder: Path,
-    partitions_def: dg.PartitionsDefinition,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
     default_country: str,
     rules: Sequence[MartRule] = (),
 ) -> dg.Definitions:
