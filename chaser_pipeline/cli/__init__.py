@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 from chaser_pipeline.paths import data_dir
+from chaser_pipeline.preflight import check_local_paths
 from chaser_pipeline.settings import ConfigError, load_settings
 
 
@@ -32,6 +33,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
     """Run extract, models, checks and sync through Dagster, in-process; non-zero on failure."""
     try:
         settings = load_settings()
+        # every local place the run needs, checked before any data moves
+        home_setting = os.environ.get("DAGSTER_HOME", "").strip()
+        check_local_paths(
+            settings,
+            dagster_home=Path(home_setting) if home_setting else data_dir() / "dagster_home",
+        )
     except ConfigError as exc:
         print(f"chaser-pipeline: configuration error: {exc}", file=sys.stderr)
         return 2
