@@ -24,6 +24,9 @@ class ChaserObject:
     invisible_sql: str | None = None
     # The mart column naming the customer the row waits for; None for customers themselves.
     customer_column: str | None = None
+    # The mart column that routes a row to its parent's endpoint (contact persons go to their
+    # customer's bulk endpoint); it is hashed with the payload but not sent. None: no routing.
+    route_column: str | None = None
     # SQL over the mart row `m`: how much Chaser chases on this payload (the amount it asks for,
     # minus the credit that lowers a statement; 1 for an active customer). A change that lowers
     # it stops or reduces chasing and is sent before anything else.

@@ -38,6 +38,7 @@ from chaser_pipeline.sync.state import (
     _record_target_duckdb,
     append_duckdb,
     prepare_duckdb,
+    replacement_rows,
 )
 
 # Serialises the DDL of concurrent first runs (CREATE ... IF NOT EXISTS is not race-free).
@@ -178,6 +179,20 @@ class PostgresState(SyncState):
 
     def writer(self) -> StateWriter:
         return _PostgresWriter(self._url)
+
+    def replace(self, target: Target, object_name: str, rows: pa.Table, *, now: datetime) -> None:
+        state_rows, attempted = replacement_rows(target, object_name, rows, now)
+        with self._session() as conn, conn.cursor() as cur:
+            for table in (STATE_TABLE, ATTEMPTED_TABLE):
+                cur.execute(
+                    f"delete from {table} where target = $1 and object = $2",
+                    [target.key, object_name],
+                )
+            for table, data in ((STATE_TABLE, state_rows), (ATTEMPTED_TABLE, attempted)):
+                if data.num_rows:
+                    cur.adbc_ingest(table.split(".")[1], data, mode="append", db_schema_name=SCHEMA)
+            conn.commit()
+        self.refresh(target)
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         with self._session() as conn, conn.cursor() as cur:

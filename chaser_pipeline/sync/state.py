@@ -326,6 +326,11 @@ class SyncState(ABC):
     def save_requests(self, target: Target, times: Sequence[float]) -> None: ...
 
     @abstractmethod
+    def replace(self, target: Target, object_name: str, rows: pa.Table, *, now: datetime) -> None:
+        """Replace the target's state rows of one object by `rows` (key, payload_hash,
+        chaser_id, chase_measure: what Chaser holds), all confirmed and attempted."""
+
+    @abstractmethod
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         """Rows of a read-only query on the sync tables where they live ($1, $2 parameters)."""
 
@@ -404,6 +409,21 @@ class DuckDBState(SyncState):
         prepare_duckdb(self.con)
         return self.con.execute(sql, list(params)).fetchall()
 
+    def replace(self, target: Target, object_name: str, rows: pa.Table, *, now: datetime) -> None:
+        prepare_duckdb(self.con)
+        state_rows, attempted = replacement_rows(target, object_name, rows, now)
+        with transaction(self.con):
+            self.con.execute(
+                f"delete from {STATE_TABLE} where target = $1 and object = $2",
+                [target.key, object_name],
+            )
+            self.con.execute(
+                f"delete from {ATTEMPTED_TABLE} where target = $1 and object = $2",
+                [target.key, object_name],
+            )
+            append_duckdb(self.con, STATE_TABLE, state_rows)
+            append_duckdb(self.con, ATTEMPTED_TABLE, attempted)
+
     def writer(self) -> StateWriter:
         return _DuckDBWriter(self.con)
 
@@ -431,6 +451,33 @@ class DuckDBState(SyncState):
                 REQUESTS_TABLE,
                 pa.table({"target": [target.key] * len(times), "sent_at": list(times)}),
             )
+
+
+def replacement_rows(
+    target: Target, object_name: str, rows: pa.Table, now: datetime
+) -> tuple[pa.Table, pa.Table]:
+    """State and attempted rows for what Chaser holds (reconcile)."""
+    n = rows.num_rows
+
+    def constant(value: object, kind: pa.DataType) -> pa.Array:
+        return pa.array([value] * n, kind)
+
+    state_rows = pa.table(
+        {
+            "target": constant(target.key, pa.string()),
+            "object": constant(object_name, pa.string()),
+            "key": rows["key"],
+            "payload_hash": rows["payload_hash"],
+            "confirmed_at": constant(now, pa.timestamp("us")),
+            "chaser_id": rows["chaser_id"],
+            "last_status": constant("confirmed", pa.string()),
+            "last_error": constant(None, pa.string()),
+            "last_attempt_at": constant(now, pa.timestamp("us")),
+            "chase_measure": rows["chase_measure"],
+        }
+    )
+    attempted = state_rows.select(["target", "object", "key"])
+    return state_rows, attempted
 
 
 def _record_target_duckdb(
