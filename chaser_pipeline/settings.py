@@ -27,6 +27,7 @@ DEFAULT_HISTORY_START = "2023-01"
 DEFAULT_SYNC_CRON = "0 5 * * *"
 DEFAULT_SYNC_TIMEZONE = "UTC"
 DEFAULT_DATA_LAG_CRON = "30 * * * *"
+DEFAULT_DRIFT_CRON = "15 4 * * *"
 DEFAULT_FRESHNESS_WARN_HOURS = 13.0
 DEFAULT_FRESHNESS_FAIL_HOURS = 26.0
 
@@ -131,6 +132,7 @@ class Settings:
     sync_cron: str = DEFAULT_SYNC_CRON
     sync_timezone: str = DEFAULT_SYNC_TIMEZONE
     data_lag_cron: str = DEFAULT_DATA_LAG_CRON
+    drift_cron: str = DEFAULT_DRIFT_CRON
     freshness_warn_hours: float = DEFAULT_FRESHNESS_WARN_HOURS
     freshness_fail_hours: float = DEFAULT_FRESHNESS_FAIL_HOURS
     state_url: Secret | None = None  # None: the sync state lives in the pipeline's DuckDB
@@ -293,6 +295,7 @@ def _automation(variables: _Variables) -> dict[str, Any]:
         "sync_cron": variables.get("CHASER_SYNC_CRON") or DEFAULT_SYNC_CRON,
         "sync_timezone": timezone,
         "data_lag_cron": variables.get("CHASER_DATA_LAG_CRON") or DEFAULT_DATA_LAG_CRON,
+        "drift_cron": variables.get("CHASER_DRIFT_CRON") or DEFAULT_DRIFT_CRON,
         "freshness_warn_hours": warn_hours,
         "freshness_fail_hours": fail_hours,
     }

@@ -191,3 +191,34 @@ def test_the_api_secret_never_reaches_logs_metadata_or_the_event_log(pipeline, c
     assert all(API_SECRET not in serialize_value(event) for event in events)
     assert API_SECRET not in caplog.text
     assert any("sync_chaser_customers" in serialize_value(e) for e in events)
+
+
+def test_the_daily_drift_check_warns_about_a_record_edited_in_chaser(pipeline):
+    import sqlite3
+
+    from chaser_pipeline.chaser.encoding import dumps
+
+    assert pipeline.sync().success
+
+    def drift_check() -> dg.AssetCheckEvaluation:
+        result = pipeline.defs.resolve_job_def("chaser_drift_sample").execute_in_process(
+            instance=pipeline.instance,
+            run_config={
+                "ops": {"chaser_sync_log_chaser_drift_sample": {"config": {"pages_per_object": 9}}}
+            },
+        )
+        [evaluation] = result.get_asset_check_evaluations()
+        return evaluation
+
+    clean = drift_check()
+    assert clean.passed and clean.metadata["records_read"].value > 100
+    [(customer_id,)] = pipeline.query("select min(external_id) from chaser_customers")
+    edited = dict(pipeline.chaser("customers")[customer_id], company_name="Edited By Hand Ltd")
+    with sqlite3.connect(pipeline.emulator_state) as chaser:
+        chaser.execute(
+            "update customers set payload = ? where key = ?", (dumps(edited).decode(), customer_id)
+        )
+    found = drift_check()
+    assert not found.passed and found.severity == dg.AssetCheckSeverity.WARN
+    assert found.metadata["drifted"].value == {"customers": [customer_id]}
+    assert "chaser-pipeline reconcile" in found.description

@@ -4,6 +4,7 @@ import dagster as dg
 
 from chaser_pipeline.defs.automation.jobs import (
     data_lag_job,
+    drift_job,
     incremental_sync_job,
     monthly_sync_job,
 )
@@ -16,7 +17,7 @@ from chaser_pipeline.settings import load_settings
 def automation() -> dg.Definitions:
     settings = load_settings()
     return dg.Definitions(
-        jobs=[incremental_sync_job(), monthly_sync_job(), data_lag_job()],
+        jobs=[incremental_sync_job(), monthly_sync_job(), data_lag_job(), drift_job()],
         schedules=schedules(settings),
         sensors=[changed_months_sensor(settings)],
     )

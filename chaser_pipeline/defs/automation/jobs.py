@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import dagster as dg
 
-from chaser_pipeline.defs.chaser_sync.checks import DATA_LAG, PENDING_ASSET
+from chaser_pipeline.defs.chaser_sync.checks import (
+    DATA_LAG,
+    DRIFT_SAMPLE,
+    PENDING_ASSET,
+    SYNC_LOG_ASSET,
+)
 from chaser_pipeline.models.project import whole_history_models
 from chaser_pipeline.paths import models_dir
 
 INCREMENTAL_JOB = "chaser_incremental_sync"
 MONTHLY_JOB = "chaser_monthly_sync"
 DATA_LAG_JOB = "chaser_data_lag_check"
+DRIFT_JOB = "chaser_drift_sample"
 
 MONTHLY_ASSETS = (
     "chaser_invoices",
@@ -23,6 +29,7 @@ MONTHLY_ASSETS = (
 # The data-lag check runs on its own: inside the incremental run it would see the changes just
 # landed, which the monthly runs the sensor starts next have not had a chance to send.
 DATA_LAG_CHECK = dg.AssetCheckKey(dg.AssetKey(PENDING_ASSET), DATA_LAG)
+DRIFT_CHECK = dg.AssetCheckKey(dg.AssetKey(SYNC_LOG_ASSET), DRIFT_SAMPLE)
 
 
 def incremental_sync_job() -> dg.UnresolvedAssetJobDefinition:
@@ -37,7 +44,7 @@ def incremental_sync_job() -> dg.UnresolvedAssetJobDefinition:
                 "chaser_sync_log",
             )
         )
-        - dg.AssetSelection.checks(DATA_LAG_CHECK),
+        - dg.AssetSelection.checks(DATA_LAG_CHECK, DRIFT_CHECK),
         description="Land ledger changes, rebuild the whole-history models, sync customers, and "
         "find the months whose documents changed (the sensor then syncs exactly those months).",
     )
@@ -57,4 +64,12 @@ def data_lag_job() -> dg.UnresolvedAssetJobDefinition:
         DATA_LAG_JOB,
         selection=dg.AssetSelection.checks(DATA_LAG_CHECK),
         description="How far Chaser is behind the ledger: fails when landed changes wait too long.",
+    )
+
+
+def drift_job() -> dg.UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        DRIFT_JOB,
+        selection=dg.AssetSelection.checks(DRIFT_CHECK),
+        description="Read a few pages of what Chaser holds and compare them with the sync state.",
     )

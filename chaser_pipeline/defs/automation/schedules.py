@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from chaser_pipeline.defs.automation.jobs import DATA_LAG_JOB, INCREMENTAL_JOB
+from chaser_pipeline.defs.automation.jobs import DATA_LAG_JOB, DRIFT_JOB, INCREMENTAL_JOB
 from chaser_pipeline.settings import ConfigError, Settings
 
 
@@ -41,5 +41,13 @@ def schedules(settings: Settings) -> list[dg.ScheduleDefinition]:
             "CHASER_DATA_LAG_CRON",
             settings,
             "Hourly: how far Chaser is behind the ledger (catches months a sync skipped).",
+        ),
+        _schedule(
+            "chaser_drift_sample",
+            DRIFT_JOB,
+            settings.drift_cron,
+            "CHASER_DRIFT_CRON",
+            settings,
+            "Daily: a few pages of what Chaser holds compared with the sync state.",
         ),
     ]

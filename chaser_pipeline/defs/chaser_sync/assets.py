@@ -13,6 +13,7 @@ from chaser_pipeline.db import WHOLE_HISTORY, clock_from, document_window, utc_n
 from chaser_pipeline.defs.chaser_sync.checks import (
     PENDING_ASSET,
     data_lag_check,
+    drift_sample_check,
     rejection_rate_result,
     rejection_rate_spec,
 )
@@ -361,5 +362,5 @@ def chaser_sync() -> dg.Definitions:
             chaser_sync_log,
             pending_months_asset(settings),
         ],
-        asset_checks=[data_lag_check(settings, pending_now)],
+        asset_checks=[data_lag_check(settings, pending_now), drift_sample_check()],
     )

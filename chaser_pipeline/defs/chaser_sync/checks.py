@@ -7,7 +7,7 @@ from datetime import datetime
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from chaser_pipeline.db import clock_from
+from chaser_pipeline.db import clock_from, utc_now
 from chaser_pipeline.defs.chaser_sync.resources import SyncStateResource
 from chaser_pipeline.settings import Settings
 from chaser_pipeline.sync.pending import Pending
@@ -107,3 +107,74 @@ def lag_result(pending: Pending, now: datetime, config: DataLagConfig) -> dg.Ass
             else "Chaser holds every ledger change"
         ),
     )
+
+
+DRIFT_SAMPLE = "chaser_drift_sample"
+SYNC_LOG_ASSET = "chaser_sync_log"
+
+
+class DriftSampleConfig(dg.Config):
+    """How much of Chaser the daily drift check reads back."""
+
+    pages_per_object: int = 2
+    """Pages of 100 records read per object (each page is one request of Chaser's budget)."""
+    objects: list[str] = ["customers", "invoices", "credit_notes"]
+
+
+def drift_sample_check() -> dg.AssetChecksDefinition:
+    """A daily sample of what Chaser holds, compared with what the sync state says it holds."""
+    from chaser_pipeline.defs.chaser_sync.resources import ChaserResource
+    from chaser_pipeline.defs.resources import duckdb_connection
+    from chaser_pipeline.sync.reconcile import sample_drift
+
+    @dg.asset_check(
+        asset=SYNC_LOG_ASSET,
+        name=DRIFT_SAMPLE,
+        description="A few pages of what Chaser holds, read back each day and compared with "
+        "what the sync state says it confirmed: catches records edited by hand in Chaser or a "
+        "state restored from an old backup (run `chaser-pipeline reconcile` to repair).",
+    )
+    def chaser_drift_sample(
+        context: dg.AssetCheckExecutionContext,
+        config: DriftSampleConfig,
+        duckdb: DuckDBResource,
+        chaser: ChaserResource,
+        sync_state: SyncStateResource,
+    ) -> dg.AssetCheckResult:
+        seed = int(utc_now().strftime("%Y%m%d"))
+        samples = []
+        with chaser.target().connect() as connection, duckdb_connection(duckdb) as con:
+            state = sync_state.open(con, duckdb.database)
+            target = state.last_target()
+            for name in config.objects:
+                samples.append(
+                    sample_drift(
+                        state,
+                        target,
+                        connection.make_client,
+                        name,
+                        pages=config.pages_per_object,
+                        seed=seed,
+                    )
+                )
+        drifted = {s.object_name: s.drifted[:10] for s in samples if s.drifted}
+        unknown = {s.object_name: s.unknown[:10] for s in samples if s.unknown}
+        read = sum(s.records for s in samples)
+        return dg.AssetCheckResult(
+            passed=not drifted,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "records_read": read,
+                "requests": sum(len(s.pages) for s in samples),
+                "drifted": dg.MetadataValue.json(drifted),
+                "unknown_to_the_state": dg.MetadataValue.json(unknown),
+            },
+            description=(
+                f"{sum(len(v) for v in drifted.values())} of {read} records read back differ "
+                "from what the state says Chaser confirmed: run `chaser-pipeline reconcile`"
+                if drifted
+                else f"{read} records read back hold what the state says"
+            ),
+        )
+
+    return chaser_drift_sample
