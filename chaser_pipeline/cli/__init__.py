@@ -9,6 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from chaser_pipeline.cli import reconcile as reconcile_command
 from chaser_pipeline.paths import data_dir
 from chaser_pipeline.preflight import check_local_paths
 from chaser_pipeline.settings import ConfigError, load_settings
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     sync.add_argument("--verbose", action="store_true", help="print every Dagster event")
     sync.set_defaults(func=cmd_sync)
+
+    reconcile_command.add_parser(sub)
 
     demo = sub.add_parser("demo-data", help="write a demo ledger warehouse (DuckDB)")
     demo.add_argument(

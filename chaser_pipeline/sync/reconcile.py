@@ -54,8 +54,9 @@ class ObjectDrift:
     def summary(self) -> str:
         return (
             f"{self.object_name}: Chaser holds {self.held}; {self.in_step} as the ledger says, "
-            f"{len(self.differing)} differ, {len(self.unknown)} unknown to the ledger, "
-            f"{self.missing} not in Chaser; the state disagreed on {self.state_disagrees} "
+            f"{len(self.differing)} differ, {len(self.unknown)} unknown to the ledger; "
+            f"{self.missing} of the ledger's are not in Chaser (never sent: not worth it, "
+            f"waiting, or deleted there); the state disagreed on {self.state_disagrees} "
             f"({self.requests} requests)"
         )
 
