@@ -1,0 +1,154 @@
+"""The deployment recipe (deploy/): run pods that start with empty working folders share one
+PostgreSQL sync state, so a second sync sends nothing and two at once never send a row twice; the
+image's code-server command serves the code location; the Helm values keep secrets in a secret."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chaser_pipeline.demo.generator import generate_demo_warehouse
+from chaser_pipeline.emulator import EmulatorStore, run_emulator_in_thread
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+API_KEY, API_SECRET = "deploy-key", "deploy-secret-never-logged"
+
+
+def _worker_env(root: Path, name: str, warehouse: Path, chaser_url: str, state_url: str) -> dict:
+    """A run pod: its own empty working folder and Dagster home, the shared warehouse, Chaser
+    and sync state."""
+    folder = root / name
+    folder.mkdir()
+    return {
+        **os.environ,
+        "CHASER_WAREHOUSE_URL": f"duckdb:///{warehouse}",
+        "CHASER_DUCKDB_PATH": str(folder / "pipeline.duckdb"),
+        "CHASER_API_URL": chaser_url,
+        "CHASER_API_KEY": API_KEY,
+        "CHASER_API_SECRET": API_SECRET,
+        "CHASER_STATE_URL": state_url,
+        "DAGSTER_HOME": str(folder / "dagster_home"),
+    }
+
+
+def _sync(env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "chaser-pipeline"), "sync"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.fixture
+def shared(tmp_path):
+    warehouse = generate_demo_warehouse(
+        tmp_path / "warehouse.duckdb", invoices=300, customers=40, credit_notes=40, seed=5
+    ).path
+    with run_emulator_in_thread(
+        tmp_path / "chaser.sqlite3", api_key=API_KEY, api_secret=API_SECRET
+    ) as chaser:
+        yield warehouse, chaser
+
+
+@pytest.mark.postgres
+def test_a_second_pod_with_an_empty_working_folder_sends_nothing(tmp_path, shared, postgres_url):
+    warehouse, chaser = shared
+    first = _sync(_worker_env(tmp_path, "pod-1", warehouse, chaser.url, postgres_url))
+    output, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, output[-3000:]
+    with EmulatorStore(chaser.state_path) as store:
+        writes, held = store.write_request_count(), store.count("invoices")
+    assert held > 50
+
+    second = _sync(_worker_env(tmp_path, "pod-2", warehouse, chaser.url, postgres_url))
+    output, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, output[-3000:]
+    with EmulatorStore(chaser.state_path) as store:
+        assert store.write_request_count() == writes, output[-3000:]
+    assert "0 created, 0 updated" in output
+
+
+@pytest.mark.postgres
+def test_two_pods_syncing_at_once_never_send_a_row_twice(tmp_path, shared, postgres_url):
+    warehouse, chaser = shared
+    pods = [
+        _sync(_worker_env(tmp_path, f"pod-{i}", warehouse, chaser.url, postgres_url))
+        for i in (1, 2)
+    ]
+    outputs = [pod.communicate(timeout=600)[0] for pod in pods]
+    for pod, output in zip(pods, outputs, strict=True):
+        assert pod.returncode == 0, output[-3000:]
+    with EmulatorStore(chaser.state_path) as store:
+        for object_name in ("customers", "invoices", "credit_notes"):
+            held = store.records(object_name)
+            assert held, object_name
+            key = {"customers": "external_id"}.get(object_name, object_name[:-1] + "_id")
+            written_twice = [r[key] for r in held if store.write_count(object_name, r[key]) != 1]
+            assert written_twice == [], (object_name, written_twice[:5])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_images_command_serves_the_code_location(tmp_path):
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
+    command = yaml.safe_load(re.search(r"^CMD (\[.*\])$", dockerfile, re.M).group(1))
+    assert command[:3] == ["dagster", "api", "grpc"]
+    port = _free_port()
+    args = [str(BIN / "dagster"), *command[1:]]
+    args[args.index("-p") + 1] = str(port)
+    args[args.index("-h") + 1] = "127.0.0.1"
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    server = subprocess.Popen(args, cwd=REPO, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            check = subprocess.run(
+                [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(port)],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            if check.returncode == 0:
+                break
+            assert server.poll() is None, "the code server exited"
+            assert time.monotonic() < deadline, check.stdout + check.stderr
+            time.sleep(0.5)  # the server is starting: poll until the deadline
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_the_helm_values_keep_secrets_in_a_kubernetes_secret():
+    values = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())
+    [deployment] = values["dagster-user-deployments"]["deployments"]
+    assert deployment["dagsterApiGrpcArgs"] == ["-m", "chaser_pipeline.definitions"]
+    assert {"name": "chaser-pipeline"} in deployment["envSecrets"]
+    assert {"name": "chaser-pipeline"} in values["runLauncher"]["config"]["k8sRunLauncher"][
+        "envSecrets"
+    ]
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert values["concurrency"]["pools"]["defaultLimit"] == 1
+    known = set(re.findall(r"^(CHASER_[A-Z_]+)=", (REPO / ".env.example").read_text(), re.M))
+    for variable in deployment["env"]:
+        assert variable["name"] in known, variable["name"]
+        assert not re.search(r"SECRET|KEY|PASSWORD|STATE_URL|WAREHOUSE_URL", variable["name"])
+    secret_file = (REPO / "deploy" / "k8s" / "chaser.env.example").read_text()
+    assert set(re.findall(r"^(CHASER_[A-Z_]+)=", secret_file, re.M)) <= known
