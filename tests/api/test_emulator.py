@@ -1,4 +1,6 @@
-"""The emulator is as strict as Chaser: auth, payload rules, references, all-or-nothing bulk, shared state."""
+"""The emulator follows Chaser's document and is as strict as Chaser: the error contract (403, 400,
+404, 429 with {message, type, url}), the request limit and waiver, payload rules, references,
+all-or-nothing bulk, contact persons, overpayments, organisation sync, faults and shared state."""
 
 from __future__ import annotations
 
@@ -8,8 +10,13 @@ import httpx
 import pytest
 
 from chaser_pipeline.chaser.encoding import dumps
-from chaser_pipeline.emulator import EmulatorStore, FaultConfig
-from chaser_pipeline.emulator.server import build_parser, faults_from_args
+from chaser_pipeline.emulator import EmulatorStore, FaultConfig, RateLimitConfig
+from chaser_pipeline.emulator.server import (
+    build_parser,
+    credentials_from,
+    faults_from_args,
+    rate_limit_from_args,
+)
 from tests.support.emulator import (
     API_KEY,
     API_SECRET,
@@ -22,7 +29,9 @@ from tests.support.emulator import (
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
-    with running_emulator(tmp_path_factory.mktemp("emulator")) as handle:
+    """One emulator for the module's payload tests; the request limit has tests of its own."""
+    unlimited = RateLimitConfig(requests_per_minute=None)
+    with running_emulator(tmp_path_factory.mktemp("emulator"), rate_limit=unlimited) as handle:
         yield handle
 
 
@@ -39,11 +48,21 @@ def send(http: httpx.Client, method: str, path: str, body=None, **kwargs) -> htt
     return http.request(method, path, content=content, **kwargs)
 
 
-def test_requests_without_valid_credentials_get_401(emulator):
+def assert_error(response: httpx.Response, status: int, error_type: str) -> dict:
+    """Chaser's documented error body: {message, type, url}."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["type"] == error_type
+    assert body["url"] == f"https://openapi.chaserhq.com/docs/#errors/{error_type}"
+    assert body["message"]
+    return body
+
+
+def test_requests_without_valid_credentials_get_403(emulator):
     for auth in (None, (API_KEY, "wrong"), ("wrong", API_SECRET)):
         response = httpx.get(f"{emulator.url}/v1/organisation", auth=auth)
-        assert response.status_code == 401
-        assert response.json()["message"]
+        body = assert_error(response, 403, "forbidden_error")
+        assert body["message"] == "requested resource is forbidden"
 
 
 def test_organisation(http):
@@ -56,99 +75,112 @@ def test_organisation(http):
     ("path", "payload", "status", "fragment"),
     [
         pytest.param(
-            "/v1/invoices", invoice(10, customer_index=404), 422, "C-00404", id="unknown customer"
+            "/v1/invoices", invoice(10, customer_index=404), 400, "C-00404", id="unknown customer"
         ),
         pytest.param(
             "/v1/credit_notes",
             credit_note(10, customer_index=404),
-            422,
+            400,
             "C-00404",
             id="credit note unknown customer",
         ),
         pytest.param(
             "/v1/invoices",
             invoice(11, currency_code="GB"),
-            422,
+            400,
             "currency_code",
             id="currency too short",
         ),
         pytest.param(
             "/v1/invoices",
             invoice(12, currency_code="gbp"),
-            422,
+            400,
             "currency_code",
             id="currency lowercase",
         ),
         pytest.param(
-            "/v1/invoices", invoice(13, date="2024-03-01"), 422, "date", id="date without time"
+            "/v1/invoices", invoice(13, date="2024-03-01"), 400, "date", id="date without time"
         ),
         pytest.param(
             "/v1/invoices",
             invoice(14, due_date="2024-03-01T00:00:00Z"),
-            422,
+            400,
             "due_date",
             id="date without ms",
         ),
         pytest.param(
-            "/v1/invoices", invoice(15, status="OPEN"), 422, "status", id="unknown status"
+            "/v1/invoices", invoice(15, status="OPEN"), 400, "status", id="unknown status"
         ),
         pytest.param(
             "/v1/invoices",
             invoice(16, total=Decimal("1.005")),
-            422,
+            400,
             "2 decimal",
             id="three decimals",
         ),
         pytest.param(
             "/v1/invoices",
             invoice(17, total="120.00"),
-            422,
+            400,
             "total must be a number",
             id="money as string",
         ),
         pytest.param(
             "/v1/invoices",
             invoice(18, amount_due=None),
-            422,
+            400,
             "amount_due is required",
             id="required missing",
         ),
         pytest.param(
             "/v1/invoices",
             invoice(19, invoiceId="x"),
-            422,
+            400,
             "unknown field invoiceId",
             id="camelCase key",
         ),
         pytest.param(
             "/v1/customers",
             customer(20, mobile_number="07700900123"),
-            422,
+            400,
             "mobile_number",
             id="mobile without +",
         ),
         pytest.param(
-            "/v1/customers", customer(21, status="ACHIEVED"), 422, "status", id="help page typo"
+            "/v1/customers", customer(21, status="ACHIEVED"), 400, "status", id="help page typo"
         ),
         pytest.param(
             "/v1/customers",
             customer(22, addresses=[{"city": "Leeds", "address_type": "Home"}]),
-            422,
+            400,
             "address_type",
             id="bad address type",
         ),
-        pytest.param("/v1/customers", customer(1), 409, "already exists", id="create existing key"),
+        pytest.param("/v1/customers", customer(1), 400, "already exists", id="create existing key"),
     ],
 )
 def test_rejections(http, path, payload, status, fragment):
     response = send(http, "POST", path, payload)
-    assert response.status_code == status, response.text
-    assert fragment in response.json()["message"]
+    assert fragment in assert_error(response, status, "validation_error")["message"]
 
 
 def test_body_that_is_not_json_is_400(http):
     response = http.post("/v1/customers", content=b"{not json")
-    assert response.status_code == 400
+    assert_error(response, 400, "validation_error")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        pytest.param("GET", "/v1/nothing_here", id="unknown object"),
+        pytest.param("GET", "/v2/customers", id="unknown version"),
+        pytest.param("DELETE", "/v1/customers/ext_C-00001", id="method not served"),
+        pytest.param("GET", "/v1/contact_persons", id="contact persons only under a customer"),
+        pytest.param("GET", "/v1/invoices/inv_nope", id="unknown entity"),
+    ],
+)
+def test_unknown_url_or_entity_is_404(http, method, path):
+    assert_error(send(http, method, path), 404, "not_found_error")
 
 
 def test_create_get_update(http):
@@ -213,8 +245,7 @@ def test_bulk_is_all_or_nothing_and_names_bad_entries(http, emulator):
     entries[1] = invoice(201, currency_code="usd")
     entries[3] = invoice(203, customer_index=777)
     response = send(http, "PUT", "/v1/bulk/invoices", {"entries": entries})
-    assert response.status_code == 422
-    errors = response.json()["errors"]
+    errors = assert_error(response, 400, "validation_error")["errors"]
     assert [e["index"] for e in errors] == [1, 3]
     assert "currency_code" in errors[0]["message"] and "C-00777" in errors[1]["message"]
     with EmulatorStore(emulator.state_path) as store:
@@ -280,18 +311,7 @@ def test_dropped_write_is_committed_but_unanswered(tmp_path):
             assert [row.fault for row in store.request_log()] == ["drop", None]
 
 
-def test_hard_rate_limit_answers_429_with_retry_after(tmp_path):
-    with (
-        running_emulator(tmp_path, FaultConfig(max_rps=2)) as emulator,
-        httpx.Client(base_url=emulator.url, auth=(API_KEY, API_SECRET)) as http,
-    ):
-        statuses = [http.get("/v1/organisation") for _ in range(5)]
-    limited = [r for r in statuses if r.status_code == 429]
-    assert limited, [r.status_code for r in statuses]
-    assert 0 < float(limited[0].headers["retry-after"]) <= 1
-
-
-def test_cli_options_become_a_fault_config():
+def test_cli_options_become_fault_and_limit_configs():
     args = build_parser().parse_args(
         [
             "--port",
@@ -302,15 +322,62 @@ def test_cli_options_become_a_fault_config():
             "0.05",
             "--rate-drop",
             "0.2",
-            "--max-rps",
-            "50",
+            "--silent-after",
+            "5",
+            "--outage-after",
+            "6",
+            "--forbidden-after",
+            "7",
             "--seed",
             "7",
+            "--requests-per-minute",
+            "30",
+            "--rate-limit-retry-after",
+            "--new-organisation",
+            "--waiver-hours",
+            "0.5",
         ]
     )
-    faults = faults_from_args(args)
-    assert faults == FaultConfig(rate_429=0.1, retry_after=0.05, rate_drop=0.2, max_rps=50, seed=7)
+    assert faults_from_args(args) == FaultConfig(
+        rate_429=0.1,
+        retry_after=0.05,
+        rate_drop=0.2,
+        silent_after=5,
+        outage_after=6,
+        forbidden_after=7,
+        seed=7,
+    )
+    assert rate_limit_from_args(args) == RateLimitConfig(
+        requests_per_minute=30, retry_after=True, new_organisation=True, waiver_seconds=1800
+    )
     assert args.port == 0
+
+
+def test_cli_defaults_follow_the_document():
+    args = build_parser().parse_args([])
+    assert (
+        rate_limit_from_args(args)
+        == RateLimitConfig()
+        == RateLimitConfig(
+            requests_per_minute=200, window_seconds=60, retry_after=False, new_organisation=False
+        )
+    )
+    assert faults_from_args(args) == FaultConfig()
+    assert not FaultConfig().active
+    assert rate_limit_from_args(build_parser().parse_args(["--requests-per-minute", "0"])) == (
+        RateLimitConfig(requests_per_minute=None)
+    )
+
+
+def test_credentials_come_from_the_environment_unless_flags_say_otherwise():
+    environment = {
+        "CHASER_EMULATOR_API_KEY": "env-key",
+        "CHASER_EMULATOR_API_SECRET": "env-secret",
+    }
+    assert credentials_from(build_parser().parse_args([]), environment) == ("env-key", "env-secret")
+    flags = build_parser().parse_args(["--api-key", "k", "--api-secret=-s"])
+    assert credentials_from(flags, environment) == ("k", "-s")
+    assert credentials_from(build_parser().parse_args([]), {}) == ("emulator", "emulator-secret")
 
 
 def test_money_is_stored_as_received(http, emulator):
