@@ -231,7 +231,18 @@ class CustomerContactPersons(ObjectEndpoint):
         self.customer_external_id = customer_external_id
 
     async def delete(self, chaser_id: str) -> None:
-        await self._client.request("DELETE", f"{self.path}/{_quote(chaser_id)}")
+        """Delete one contact person; if an attempt may have landed before its answer was
+        lost, a record already gone counts as deleted."""
+        path = f"{self.path}/{_quote(chaser_id)}"
+
+        async def recover() -> dict[str, Any] | None:
+            try:
+                await self.get(chaser_id)
+            except NotFoundError:
+                return {"data": None}
+            return None
+
+        await self._client.send("DELETE", path, recover=recover)
 
 
 class ContactPersons:

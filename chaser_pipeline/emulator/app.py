@@ -79,7 +79,7 @@ class _Exchange:
     object_name: str | None
     signature: bytes  # identifies a repeat of the same request (faults hit it at most once)
     number: int = 0  # 1 for the first request this app served
-    admitted: bool = False  # counted by the organisation's request limit
+    counted: bool = False  # counted by the organisation's request limit
     logged: bool = False
 
     @property
@@ -158,7 +158,9 @@ class EmulatorApp:
                 scope, receive, send
             )
             return
-        refusal = self.rate_limit.admit()
+        admission = self.rate_limit.admit()
+        exchange.counted = admission.counted
+        refusal = admission.refusal
         if refusal is not None:
             self._log(exchange, 429, None, None)
             headers = (
@@ -170,7 +172,6 @@ class EmulatorApp:
                 scope, receive, send
             )
             return
-        exchange.admitted = True
         await self._route(exchange, scope, receive, send)
 
     async def _read(self, scope: dict[str, Any], receive: Any) -> _Exchange | None:
@@ -207,7 +208,7 @@ class EmulatorApp:
             status=status,
             entries=entries,
             fault=fault,
-            admitted=exchange.admitted,
+            counted=exchange.counted,
         )
         exchange.logged = True
 

@@ -46,6 +46,15 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True)
+class Admission:
+    """The limit's decision on one request: `refusal` when it is over the limit; `counted`
+    when it uses the window (not during the waiver, nor when there is no limit)."""
+
+    counted: bool
+    refusal: Refusal | None = None
+
+
+@dataclass(frozen=True)
 class Refusal:
     """A request over the limit: how long until the window has room, and what to send."""
 
@@ -78,7 +87,7 @@ class OrganisationRateLimit:
             with store.transaction():
                 store.set_meta(ORGANISATION_CREATED_AT, created)
         self._created_at = float(created) if created is not None else None
-        self._admitted: deque[float] = deque(store.admitted_since(now - config.window_seconds))
+        self._counted: deque[float] = deque(store.counted_since(now - config.window_seconds))
 
     @property
     def waiver_ends_at(self) -> float | None:
@@ -99,25 +108,32 @@ class OrganisationRateLimit:
             with EmulatorStore(self._store.path) as store, store.transaction():
                 store.set_meta(ORGANISATION_CREATED_AT, repr(self._created_at))
 
-    def admit(self) -> Refusal | None:
-        """Count one arriving request; a Refusal when the window is full (not counted)."""
+    def admit(self) -> Admission:
+        """Decide on one arriving request; a refused one is not counted."""
         limit = self.config.requests_per_minute
         if limit is None:
-            return None
+            return _UNCOUNTED
         with self._lock:
             now = self._clock()
             if self.in_waiver(now):
-                return None
+                return _UNCOUNTED
             horizon = now - self.config.window_seconds
-            admitted = self._admitted
-            while admitted and admitted[0] <= horizon:
-                admitted.popleft()
-            if len(admitted) < limit:
-                admitted.append(now)
-                return None
-            wait = admitted[len(admitted) - limit] + self.config.window_seconds - now
-        return Refusal(
-            max(wait, 0.0),
-            f"rate limit exceeded: at most {limit} requests in "
-            f"{self.config.window_seconds:g} s per organisation",
+            counted = self._counted
+            while counted and counted[0] <= horizon:
+                counted.popleft()
+            if len(counted) < limit:
+                counted.append(now)
+                return _COUNTED
+            wait = counted[len(counted) - limit] + self.config.window_seconds - now
+        return Admission(
+            False,
+            Refusal(
+                max(wait, 0.0),
+                f"rate limit exceeded: at most {limit} requests in "
+                f"{self.config.window_seconds:g} s per organisation",
+            ),
         )
+
+
+_COUNTED = Admission(True)
+_UNCOUNTED = Admission(False)

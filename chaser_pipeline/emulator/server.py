@@ -54,6 +54,14 @@ def build_app(
     )
 
 
+def _stop_listening(server: uvicorn.Server) -> None:
+    """An injected outage: refuse new connections at once (runs in the server's loop), then
+    let the server shut down."""
+    for listener in getattr(server, "servers", []):
+        listener.close()
+    server.should_exit = True
+
+
 def _describe_limit(app: EmulatorApp) -> str:
     limit = app.rate_limit
     config = limit.config
@@ -158,7 +166,7 @@ def run_emulator_in_thread(
     server = uvicorn.Server(
         _uvicorn_config(app, host, bound_port, log_level="warning", log_config=None)
     )
-    app.on_outage = lambda: setattr(server, "should_exit", True)
+    app.on_outage = lambda: _stop_listening(server)
     thread = threading.Thread(
         target=server.run,
         kwargs={"sockets": [sock]},
@@ -220,7 +228,7 @@ def serve(
 
     def outage() -> None:
         print("  injected outage: the emulator stops listening", flush=True)
-        server.should_exit = True
+        _stop_listening(server)
 
     app.on_outage = outage
     try:

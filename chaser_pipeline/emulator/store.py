@@ -49,7 +49,7 @@ _SCHEMA = [
         status integer not null,
         entries integer,
         fault text,
-        admitted integer not null default 0
+        counted integer not null default 0
     )""",
 ]
 
@@ -58,8 +58,8 @@ _SCHEMA = [
 _MIGRATIONS = [
     (
         "requests",
-        "admitted",
-        "alter table requests add column admitted integer not null default 0",
+        "counted",
+        "alter table requests add column counted integer not null default 0",
     ),
     *(
         (
@@ -269,11 +269,11 @@ class EmulatorStore:
             (name, value),
         )
 
-    def admitted_since(self, since: float) -> list[float]:
-        """Arrival times of the requests the rate limit admitted since `since`, oldest first:
+    def counted_since(self, since: float) -> list[float]:
+        """Arrival times of the requests the request limit counted since `since`, oldest first:
         what a restarted emulator's window starts from."""
         rows = self._db.execute(
-            "select at from requests where at > ? and admitted = 1 order by at", (since,)
+            "select at from requests where at > ? and counted = 1 order by at", (since,)
         )
         return [row[0] for row in rows]
 
@@ -386,11 +386,11 @@ class EmulatorStore:
         status: int,
         entries: int | None,
         fault: str | None,
-        admitted: bool = False,
+        counted: bool = False,
     ) -> None:
         self._db.execute(
             "insert into requests "
-            "(at, method, path, object, is_write, status, entries, fault, admitted) "
+            "(at, method, path, object, is_write, status, entries, fault, counted) "
             "values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (at, method, path, object_name, int(is_write), status, entries, fault, int(admitted)),
+            (at, method, path, object_name, int(is_write), status, entries, fault, int(counted)),
         )

@@ -4,6 +4,7 @@ all-or-nothing bulk, contact persons, overpayments, organisation sync, faults an
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 
 from chaser_pipeline.chaser.encoding import dumps
 from chaser_pipeline.emulator import EmulatorStore, FaultConfig, RateLimitConfig
+from chaser_pipeline.emulator.app import object_of
 from chaser_pipeline.emulator.server import (
     build_parser,
     credentials_from,
@@ -20,9 +22,11 @@ from chaser_pipeline.emulator.server import (
 from tests.support.emulator import (
     API_KEY,
     API_SECRET,
+    contact_person,
     credit_note,
     customer,
     invoice,
+    overpayment,
     running_emulator,
 )
 
@@ -387,3 +391,276 @@ def test_money_is_stored_as_received(http, emulator):
     with EmulatorStore(emulator.state_path) as store:
         stored = {r["invoice_id"]: r for r in store.records("invoices")}["INV-000300"]
     assert stored["total"] == 5 and stored["amount_due"] == Decimal("100.00")
+
+
+# ---- contact persons, overpayments, organisation sync -----------------------------------------
+
+
+def test_contact_persons_live_under_their_customer(http, emulator):
+    base = "/v1/customers/ext_C-00001/contact_persons"
+    created = send(http, "POST", base, contact_person(1))
+    assert created.status_code == 201, created.text
+    person = created.json()["data"]
+    assert person["id"].startswith("cp_") and person["external_id"] == "P-0001"
+    # The same external id under another customer is another contact person.
+    other = send(http, "POST", "/v1/customers/ext_C-00002/contact_persons", contact_person(1))
+    assert other.status_code == 201, other.text
+    # ...but not twice under one customer.
+    again = send(http, "POST", base, contact_person(1))
+    assert "already exists" in assert_error(again, 400, "validation_error")["message"]
+
+    by_chaser_id = send(http, "GET", f"/v1/customers/ext_C-00001/contact_persons/{person['id']}")
+    customer_id = by_chaser_id.json()["data"]["customer_id"]
+    listed = send(http, "GET", f"/v1/customers/{customer_id}/contact_persons").json()
+    assert listed["total_count"] == 1 and listed["data"][0]["id"] == person["id"]
+
+    updated = send(http, "PUT", f"{base}/{person['id']}", {"status": "ARCHIVED"})
+    assert updated.json()["data"]["status"] == "ARCHIVED"
+    # A contact person is found only through its own customer.
+    elsewhere = send(http, "GET", f"/v1/customers/ext_C-00002/contact_persons/{person['id']}")
+    assert_error(elsewhere, 404, "not_found_error")
+    deleted = send(http, "DELETE", f"{base}/{person['id']}")
+    assert deleted.status_code == 200
+    assert send(http, "GET", base).json()["total_count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        pytest.param(contact_person(5, external_id=None), "external_id is required", id="no key"),
+        pytest.param(
+            contact_person(5, mobile_number="07700900456"), "mobile_number", id="not E.164"
+        ),
+        pytest.param(contact_person(5, status="ACTIVE "), "status", id="bad status"),
+        pytest.param(contact_person(5, company_name="X"), "unknown field company_name", id="field"),
+    ],
+)
+def test_contact_person_rejections(http, payload, fragment):
+    response = send(http, "POST", "/v1/customers/ext_C-00001/contact_persons", payload)
+    assert fragment in assert_error(response, 400, "validation_error")["message"]
+
+
+def test_contact_persons_of_an_unknown_customer_are_404(http):
+    for method, path, body in [
+        ("GET", "/v1/customers/ext_C-55555/contact_persons", None),
+        ("POST", "/v1/customers/ext_C-55555/contact_persons", contact_person(1)),
+        ("PUT", "/v1/bulk/customers/ext_C-55555/contact_persons", {"entries": [contact_person(1)]}),
+    ]:
+        assert_error(send(http, method, path, body), 404, "not_found_error")
+
+
+def test_contact_persons_bulk_upsert_per_customer(http, emulator):
+    path = "/v1/bulk/customers/ext_C-00002/contact_persons"
+    first = send(http, "PUT", path, {"entries": [contact_person(7), contact_person(8)]})
+    assert first.json()["data"]["inserted_count"] == 2, first.text
+    again = send(http, "PUT", path, {"entries": [contact_person(8, status="ARCHIVED")]})
+    assert (again.json()["data"]["modified_count"], again.json()["data"]["inserted_count"]) == (
+        1,
+        0,
+    )
+    bad = send(
+        http, "PUT", path, {"entries": [contact_person(9), contact_person(10, mobile_number="1")]}
+    )
+    assert [e["index"] for e in assert_error(bad, 400, "validation_error")["errors"]] == [1]
+    with EmulatorStore(emulator.state_path) as store:
+        assert store.write_count("contact_persons", "P-0008") == 2
+        assert store.write_count("contact_persons", "P-0009") == 0  # all or nothing
+        owners = {
+            r["customer_id"]
+            for r in store.records("contact_persons")
+            if r["external_id"] in ("P-0007", "P-0008")
+        }
+    assert owners == {send(http, "GET", "/v1/customers/ext_C-00002").json()["data"]["id"]}
+
+
+def test_overpayments_follow_the_credit_note_rules(http, emulator):
+    first = send(
+        http, "PUT", "/v1/bulk/overpayments", {"entries": [overpayment(1), overpayment(2)]}
+    )
+    assert first.status_code == 200, first.text
+    entries = [
+        overpayment(3, customer_index=999),
+        overpayment(4, status="AUTHORISED"),
+        overpayment(5, total=Decimal("1.001")),
+        overpayment(6, date="2024-03-07"),
+        overpayment(7, remaining_credit=Decimal("0.00"), status="PAID"),
+    ]
+    refused = send(http, "PUT", "/v1/bulk/overpayments", {"entries": entries})
+    errors = assert_error(refused, 400, "validation_error")["errors"]
+    assert [e["index"] for e in errors] == [0, 1, 2, 3]
+    assert "C-00999" in errors[0]["message"] and "status" in errors[1]["message"]
+    listed = send(http, "GET", "/v1/overpayments", params={"filter[status][eq]": "ACTIVE"}).json()
+    assert listed["total_count"] == 2
+    one = send(http, "GET", f"/v1/overpayments/{listed['data'][0]['id']}").json()["data"]
+    assert one["overpayment_id"] == "OP-000001"
+    known = send(http, "POST", "/v1/overpayments", overpayment(1))
+    assert_error(known, 400, "validation_error")
+
+
+def test_organisation_sync(http):
+    assert send(http, "POST", "/v1/organisation/sync").json() == {"data": {"result": True}}
+    tasks = {"tasks": [{"task": "invoices"}]}
+    assert send(http, "POST", "/v1/organisation/sync", tasks).json() == {"data": {"result": True}}
+    assert_error(
+        send(http, "POST", "/v1/organisation/sync", {"tasks": "all"}), 400, "validation_error"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "object_name"),
+    [
+        ("/v1/customers", "customers"),
+        ("/v1/customers/ext_C-1", "customers"),
+        ("/v1/bulk/invoices", "invoices"),
+        ("/v1/credit_notes/crn_1", "credit_notes"),
+        ("/v1/overpayments", "overpayments"),
+        ("/v1/bulk/overpayments", "overpayments"),
+        ("/v1/customers/ext_C-1/contact_persons", "contact_persons"),
+        ("/v1/customers/cus_1/contact_persons/cp_1", "contact_persons"),
+        ("/v1/bulk/customers/ext_C-1/contact_persons", "contact_persons"),
+        ("/v1/organisation", "organisation"),
+        ("/v1/organisation/sync", "organisation"),
+        ("/v1/nothing", None),
+        ("/health", None),
+    ],
+)
+def test_request_log_names_the_object_each_request_addressed(path, object_name):
+    assert object_of(path) == object_name
+
+
+def test_an_external_id_with_a_slash_stays_one_path_segment(http):
+    assert (
+        send(
+            http, "PUT", "/v1/bulk/customers", {"entries": [customer(1, external_id="A/1")]}
+        ).status_code
+        == 200
+    )
+    found = send(http, "GET", "/v1/customers/ext_A%2F1")
+    assert found.json()["data"]["external_id"] == "A/1"
+    people = send(
+        http,
+        "PUT",
+        "/v1/bulk/customers/ext_A%2F1/contact_persons",
+        {"entries": [contact_person(1)]},
+    )
+    assert people.status_code == 200, people.text
+
+
+# ---- the request limit -----------------------------------------------------------------------
+
+
+def test_by_default_200_requests_a_minute_then_429_without_retry_after(tmp_path):
+    with (
+        running_emulator(tmp_path) as emulator,
+        httpx.Client(base_url=emulator.url, auth=(API_KEY, API_SECRET)) as http,
+    ):
+        statuses = [http.get("/v1/organisation").status_code for _ in range(200)]
+        refused = http.get("/v1/organisation")
+        wrong_key = httpx.get(f"{emulator.url}/v1/organisation", auth=("nope", "nope"))
+    assert statuses == [200] * 200
+    body = assert_error(refused, 429, "rate_limit_error")
+    assert "200 requests in 60 s" in body["message"]
+    assert "retry-after" not in refused.headers
+    assert wrong_key.status_code == 403  # credentials are checked before the budget
+
+
+def test_the_window_slides_and_a_retry_after_option_names_the_wait(tmp_path):
+    limit = RateLimitConfig(requests_per_minute=3, window_seconds=1.0, retry_after=True)
+    with (
+        running_emulator(tmp_path, rate_limit=limit) as emulator,
+        httpx.Client(base_url=emulator.url, auth=(API_KEY, API_SECRET)) as http,
+    ):
+        assert [http.get("/v1/organisation").status_code for _ in range(3)] == [200] * 3
+        refused = http.get("/v1/organisation")
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        deadline = time.monotonic() + 5
+        while http.get("/v1/organisation").status_code == 429:  # refusals are not counted
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+def test_a_new_organisation_has_no_limit_until_its_waiver_ends_even_across_restarts(tmp_path):
+    new = RateLimitConfig(requests_per_minute=3, window_seconds=60, new_organisation=True)
+    auth = (API_KEY, API_SECRET)
+    with running_emulator(tmp_path, rate_limit=new) as emulator:
+        assert emulator.app.rate_limit.in_waiver()
+        assert {
+            httpx.get(f"{emulator.url}/v1/organisation", auth=auth).status_code for _ in range(10)
+        } == {200}
+    # Restarted without the flag: the organisation is still the same new one.
+    later = RateLimitConfig(requests_per_minute=3, window_seconds=60)
+    with running_emulator(tmp_path, rate_limit=later) as emulator:
+        assert {
+            httpx.get(f"{emulator.url}/v1/organisation", auth=auth).status_code for _ in range(5)
+        } == {200}
+        emulator.end_waiver()
+        statuses = [
+            httpx.get(f"{emulator.url}/v1/organisation", auth=auth).status_code for _ in range(4)
+        ]
+    assert statuses == [200, 200, 200, 429]
+    with running_emulator(tmp_path, rate_limit=later) as emulator:
+        assert not emulator.app.rate_limit.in_waiver()
+        # The restarted emulator remembers the last minute: the window is still full.
+        assert httpx.get(f"{emulator.url}/v1/organisation", auth=auth).status_code == 429
+
+
+def test_a_refused_bulk_request_may_name_no_entry(tmp_path):
+    unlimited = RateLimitConfig(requests_per_minute=None)
+    with (
+        running_emulator(tmp_path, rate_limit=unlimited, name_bad_entries=False) as emulator,
+        httpx.Client(base_url=emulator.url, auth=(API_KEY, API_SECRET)) as http,
+    ):
+        send(http, "PUT", "/v1/bulk/customers", {"entries": [customer(1)]})
+        one_bad = send(
+            http,
+            "PUT",
+            "/v1/bulk/invoices",
+            {"entries": [invoice(1), invoice(2, currency_code="gbp")]},
+        )
+    body = assert_error(one_bad, 400, "validation_error")
+    assert "errors" not in body and "currency_code" in body["message"]
+
+
+# ---- mid-run faults --------------------------------------------------------------------------
+
+
+def test_revoked_credentials_answer_403_after_n_requests(tmp_path):
+    with (
+        running_emulator(tmp_path, FaultConfig(forbidden_after=2)) as emulator,
+        httpx.Client(base_url=emulator.url, auth=(API_KEY, API_SECRET)) as http,
+    ):
+        statuses = [http.get("/v1/organisation") for _ in range(3)]
+    assert [r.status_code for r in statuses[:2]] == [200, 200]
+    assert_error(statuses[2], 403, "forbidden_error")
+
+
+def test_a_silent_emulator_accepts_and_never_answers(tmp_path):
+    with (
+        running_emulator(tmp_path, FaultConfig(silent_after=1)) as emulator,
+        httpx.Client(base_url=emulator.url, auth=(API_KEY, API_SECRET), timeout=0.5) as http,
+    ):
+        assert http.get("/v1/organisation").status_code == 200
+        started = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            http.get("/v1/organisation")
+        assert time.monotonic() - started >= 0.5
+        with EmulatorStore(emulator.state_path) as store:
+            assert [row.fault for row in store.request_log()] == [None, "silent"]
+
+
+def test_an_outage_drops_the_request_then_refuses_connections(tmp_path):
+    with running_emulator(tmp_path, FaultConfig(outage_after=1)) as emulator:
+        with httpx.Client(base_url=emulator.url, auth=(API_KEY, API_SECRET)) as http:
+            assert http.get("/v1/organisation").status_code == 200
+            with pytest.raises(httpx.RemoteProtocolError):
+                http.get("/v1/organisation")
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                httpx.get(f"{emulator.url}/v1/organisation", timeout=1)
+            except httpx.ConnectError:
+                break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the emulator still accepts connections"
+            time.sleep(0.05)
