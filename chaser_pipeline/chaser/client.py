@@ -203,6 +203,13 @@ class ChaserClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    @property
+    def in_flight_limit(self) -> int:
+        """Requests this client sends at once right now: more during an initial load."""
+        if self.budget.initial_load:
+            return max(self.max_in_flight, self.initial_load_in_flight)
+        return self.max_in_flight
+
     def endpoint(self, object_name: str) -> ObjectEndpoint | ContactPersons:
         """The endpoint of one Chaser object by its API name (customers, invoices, ...)."""
         endpoint = getattr(self, object_name, None)

@@ -238,10 +238,12 @@ def test_initial_load_runs_unpaced_in_the_waiver_and_falls_back_at_the_first_429
                 emulator, budget=budget, max_in_flight=2, initial_load_in_flight=16
             ) as client:
                 # In the waiver: 16 requests of 50 ms at once, far above 6 a window.
+                assert client.in_flight_limit == 16
                 fast = await burst(client, 16)
                 assert budget.initial_load and client.stats.rate_limited == 0
                 emulator.end_waiver()
                 await burst(client, 2 * LIMIT)
+                assert client.in_flight_limit == 2
                 return fast, client.stats
 
         fast, stats = run(scenario())
