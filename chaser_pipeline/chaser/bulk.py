@@ -1,9 +1,9 @@
 """Bulk upsert: up to 100 entries a request, and the entries Chaser refuses isolated from the rest.
 
 Chaser answers a refused request with 400 `validation_error`; how it names one bad entry among 100
-is not documented. An answer that names entries (`errors.named_errors`, the one guess) settles
-those and sends the rest again in one request; an answer that names none is halved until each
-bad entry stands alone. Bulk upsert matches by key, so sending the good entries again is harmless.
+is not documented. Which refusals are about entries is decided in `errors.refuses_entries`; an
+answer that names entries (`errors.named_errors`, the guess) settles those and sends the rest
+again in one request; an answer that names none is halved until each bad entry stands alone. Bulk upsert matches by key, so sending the good entries again is harmless.
 If a request fails otherwise part-way (network, 403, deadline), the error carries what was
 settled before (`ChaserError.settled`), so the caller can record it.
 """
@@ -17,10 +17,9 @@ from typing import Any
 from chaser_pipeline.chaser.encoding import EncodedEntries, RawJSON
 from chaser_pipeline.chaser.errors import (
     ChaserError,
-    NotFoundError,
-    ValidationError,
     error_message,
     named_errors,
+    refuses_entries,
 )
 
 BULK_LIMIT = 100
@@ -124,15 +123,9 @@ class BulkUpsert:
         self.outcome.requests += 1
         try:
             body, status = await self.send(self._entries(indexes))
-        except NotFoundError as exc:
-            # A 404 that names entries (e.g. an unknown customer) is a row rejection; one that
-            # names none means the endpoint itself is missing.
-            if not named_errors(exc.body, len(indexes)):
+        except ChaserError as exc:
+            if not refuses_entries(exc, len(indexes)):
                 raise
-            await self._isolate(indexes, 404, exc.body)
-            return
-        except ValidationError as exc:
-            # 400 validation_error: some entries are refused; nothing else stops here.
             await self._isolate(indexes, exc.status or 400, exc.body)
             return
         errors = body.get("errors") if isinstance(body, dict) else None

@@ -139,6 +139,17 @@ def named_errors(body: Any, count: int) -> dict[int, str]:
     return named
 
 
+def refuses_entries(error: ChaserError, count: int) -> bool:
+    """Whether a refused bulk request of `count` entries is about some of its entries (find
+    and reject them, land the rest) rather than about the request (stop).
+
+    400 `validation_error` always is. A guess: a 404 that names entries (an unknown customer
+    reference, say) is too; one that names none means the URL itself is unknown."""
+    if isinstance(error, ValidationError):
+        return True
+    return isinstance(error, NotFoundError) and bool(named_errors(error.body, count))
+
+
 def error_for_status(method: str, path: str, status: int, body: Any) -> ChaserError:
     """The error an answer that is neither a success nor worth sending again stands for."""
     where = f"{method} {path}"
