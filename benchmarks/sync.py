@@ -52,6 +52,7 @@ import chaser_pipeline.chaser.client as client_module
 import chaser_pipeline.sync.engine as engine_module
 import chaser_pipeline.sync.sender as sender_module
 from benchmarks.bare_httpx import BareResult, send_bare
+from chaser_pipeline.chaser.budget import RequestBudget
 from chaser_pipeline.chaser.bulk import BULK_LIMIT
 from chaser_pipeline.chaser.client import ChaserClient
 from chaser_pipeline.chaser.encoding import dumps, encode_payload
@@ -229,6 +230,8 @@ class EmulatorProcess:
                 "--api-key",
                 API_KEY,
                 f"--api-secret={secret}",  # `=`: a token may start with "-"
+                "--requests-per-minute",
+                "0",  # no request limit: the benchmark measures the engine, not the budget
                 "--log-level",
                 "warning",
             ],
@@ -375,7 +378,7 @@ def run_engine(
             API_KEY,
             secret,
             max_in_flight=in_flight,
-            requests_per_second=1_000_000.0,
+            budget=RequestBudget(None),
         )
 
     def clock() -> datetime:
@@ -434,7 +437,7 @@ def main() -> None:
     )
     print(
         f"scale {args.scale}, seed {args.seed}, {args.in_flight} requests in flight, "
-        f"rate limit off (requests_per_second=1e6); engine via sync_object, NOT through Dagster"
+        f"request budget off (RequestBudget(None)); engine via sync_object, NOT through Dagster"
     )
     print(
         "skip rules: "

@@ -1,9 +1,11 @@
 """Bulk upsert: up to 100 entries a request, and the entries Chaser refuses isolated from the rest.
 
-How Chaser reports one bad entry among 100 is not documented. An answer that names entries (an
-`errors` list with indexes) settles those and sends the rest again in one request; an answer
-that names none is halved until each bad entry stands alone. Bulk upsert matches by key, so
-sending the good entries again is harmless.
+Chaser answers a refused request with 400 `validation_error`; how it names one bad entry among 100
+is not documented. Which refusals are about entries is decided in `errors.refuses_entries`; an
+answer that names entries (`errors.named_errors`, the guess) settles those and sends the rest
+again in one request; an answer that names none is halved until each bad entry stands alone. Bulk upsert matches by key, so sending the good entries again is harmless.
+If a request fails otherwise part-way (network, 403, deadline), the error carries what was
+settled before (`ChaserError.settled`), so the caller can record it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from typing import Any
 
 from chaser_pipeline.chaser.encoding import EncodedEntries, RawJSON
 from chaser_pipeline.chaser.errors import (
-    ConflictError,
-    NotFoundError,
-    ValidationError,
+    ChaserError,
     error_message,
+    named_errors,
+    refuses_entries,
 )
 
 BULK_LIMIT = 100
@@ -67,15 +69,23 @@ class BulkOutcome:
 SendBulk = Callable[[Any], Awaitable[tuple[Any, int]]]
 
 
-def named_errors(body: Any, count: int) -> dict[int, str]:
-    """The entries (positions in a bulk request of `count`) an answer's `errors` list names."""
-    named: dict[int, str] = {}
-    errors = body.get("errors") if isinstance(body, dict) else None
-    for item in errors if isinstance(errors, list) else []:
-        position = item.get("index") if isinstance(item, dict) else None
-        if isinstance(position, int) and not isinstance(position, bool) and 0 <= position < count:
-            named.setdefault(position, error_message(item))
-    return named
+def entry_key(entry: Any, key_field: str) -> str | None:
+    """The key of one entry: a pre-encoded entry carries it, a payload holds it."""
+    return entry.key if isinstance(entry, RawJSON) else entry.get(key_field)
+
+
+def refused_outcome(
+    encoded: Sequence[Any], key_field: str, status: int, message: str
+) -> BulkOutcome:
+    """The outcome of a bulk upsert whose every entry was refused for one reason."""
+    return BulkOutcome(
+        failed=[
+            EntryFailure(i, entry_key(encoded[i], key_field), status, message)
+            for i in range(len(encoded))
+        ],
+        requests=1,
+        key_of=lambda i: entry_key(encoded[i], key_field),
+    )
 
 
 class BulkUpsert:
@@ -88,11 +98,18 @@ class BulkUpsert:
         self.outcome = BulkOutcome(key_of=lambda index: self.key(encoded[index]))
 
     def key(self, entry: Any) -> str | None:
-        return entry.key if isinstance(entry, RawJSON) else entry.get(self.key_field)
+        return entry_key(entry, self.key_field)
 
     async def run(self) -> BulkOutcome:
-        if self.encoded:
-            await self._send(list(range(len(self.encoded))))
+        try:
+            if self.encoded:
+                await self._send(list(range(len(self.encoded))))
+        except ChaserError as exc:
+            exc.settled = self._sorted()
+            raise
+        return self._sorted()
+
+    def _sorted(self) -> BulkOutcome:
         self.outcome.accepted.sort()
         self.outcome.failed.sort(key=lambda f: f.index)
         return self.outcome
@@ -106,18 +123,9 @@ class BulkUpsert:
         self.outcome.requests += 1
         try:
             body, status = await self.send(self._entries(indexes))
-        except ConflictError:
-            # 409 is not a row rejection (a key clash or a concurrent write): halving would
-            # record good rows as failed, so the caller decides.
-            raise
-        except NotFoundError as exc:
-            # A 404 that names entries (e.g. an unknown customer) is a row rejection; one that
-            # names none means the endpoint itself is missing.
-            if not named_errors(exc.body, len(indexes)):
+        except ChaserError as exc:
+            if not refuses_entries(exc, len(indexes)):
                 raise
-            await self._isolate(indexes, 404, exc.body)
-            return
-        except ValidationError as exc:
             await self._isolate(indexes, exc.status or 400, exc.body)
             return
         errors = body.get("errors") if isinstance(body, dict) else None

@@ -1,33 +1,43 @@
-"""Async client for the Chaser API: auth, timeouts, bounded concurrency, rate limit and retries.
+"""Async client for the Chaser API: auth, timeouts, bounded concurrency, the request budget and
+retries.
 
-One `ChaserClient` owns one `httpx.AsyncClient` (connections are reused) and one semaphore and
-rate limiter shared by every request made through it. The API objects (`organisation`,
-`customers`, `invoices`, `credit_notes`) are small endpoint objects on the client. Nothing here
-knows about Dagster.
+One `ChaserClient` owns one `httpx.AsyncClient` (connections are reused) and its in-flight bound.
+The request budget (`RequestBudget`) paces every request and may be shared by all the clients of
+one run; the run's deadline bounds every wait. The API objects (`organisation`, `customers`,
+`invoices`, `credit_notes`, `overpayments`, `contact_persons`) are small endpoint objects on the
+client. Nothing here knows about Dagster.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from aiolimiter import AsyncLimiter
 
+from chaser_pipeline.chaser.budget import RequestBudget
 from chaser_pipeline.chaser.encoding import dumps, loads
 from chaser_pipeline.chaser.endpoints import (
+    ContactPersons,
     CreditNotes,
     Customers,
     Invoices,
     ObjectEndpoint,
     Organisation,
+    Overpayments,
 )
 from chaser_pipeline.chaser.errors import (
+    URL_VARIABLE,
+    ChaserNotAnsweringError,
+    ChaserUnreachableError,
+    DeadlineExceededError,
     RateLimitedError,
     ServerError,
     TransportError,
@@ -37,7 +47,9 @@ from chaser_pipeline.chaser.errors import (
 from chaser_pipeline.chaser.retry import (
     RATE_LIMITED_STATUS,
     Backoff,
+    never_reached_chaser,
     parse_retry_after,
+    rate_limit_wait,
     should_retry,
 )
 from chaser_pipeline.settings import Secret
@@ -45,6 +57,13 @@ from chaser_pipeline.settings import Secret
 log = logging.getLogger(__name__)
 
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+DEFAULT_REQUEST_TIMEOUT = 30.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+# Called before a request whose earlier attempt may have been applied is sent again; a body it
+# returns (not None) ends the request, e.g. the record a lost create made.
+Recover = Callable[[], Awaitable[Any]]
 
 
 def _reveal(value: Any) -> str:
@@ -57,9 +76,19 @@ def _reveal(value: Any) -> str:
     raise TypeError("api_key and api_secret must be str or Secret")
 
 
+def display_url(url: str) -> str:
+    """The URL without user name, password, query or fragment: safe for messages."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
 @dataclass
 class ClientStats:
-    """What one client has done so far; shared by every endpoint of the client."""
+    """What one client has done so far; shared by every endpoint of the client.
+
+    `requests` counts requests sent (each one against the budget); `retries` the requests sent
+    again after a failure (a 429 is not a failure and spends none); `transport_errors` the
+    attempts that got no answer, of which `timeouts` got none in time."""
 
     requests: int = 0
     write_requests: int = 0
@@ -67,6 +96,8 @@ class ClientStats:
     rate_limited: int = 0
     server_errors: int = 0
     transport_errors: int = 0
+    timeouts: int = 0
+    budget_wait_seconds: float = 0.0
     by_status: Counter[int] = field(default_factory=Counter)
 
 
@@ -74,15 +105,32 @@ class ClientStats:
 class _Attempts:
     """How one request has fared so far, across its retries."""
 
-    where: str
+    method: str
+    path: str
     failures: int = 0
-    rate_limited_waits: int = 0
-    rate_limited_seconds: float = 0.0
-    after_transport_error: bool = False
+    unanswered: int = 0  # attempts that got no answer within the request timeout
+    rate_limited: int = 0
+    maybe_applied: bool = False  # an attempt may have reached Chaser and been applied
+
+    @property
+    def where(self) -> str:
+        return f"{self.method} {self.path}"
 
 
 class ChaserClient:
-    """Async Chaser API client; use as `async with ChaserClient(...) as client:`."""
+    """Async Chaser API client; use as `async with ChaserClient(...) as client:`.
+
+    budget: the run's request budget, shared by every client of the run (default: a budget of
+        its own at 200 requests a minute).
+    max_in_flight: requests in flight at once; `initial_load_in_flight` while the budget is in
+        initial-load mode.
+    request_timeout: seconds one attempt may take, answer included; `connect_timeout` to
+        connect.
+    deadline: wall-clock time (epoch seconds, as `time.time()`) after which nothing is sent and
+        no wait continues; None: no deadline.
+    max_retries: attempts repeated after 5xx or network failures; `max_unanswered` attempts
+        without an answer in time end the request ("Chaser stopped answering").
+    """
 
     def __init__(
         self,
@@ -90,58 +138,61 @@ class ChaserClient:
         api_key: Any,
         api_secret: Any,
         *,
+        budget: RequestBudget | None = None,
         max_in_flight: int = 4,
-        requests_per_second: float = 20.0,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
+        initial_load_in_flight: int = 16,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        deadline: float | None = None,
         max_retries: int = 6,
+        max_unanswered: int = 3,
+        max_rate_limited_waits: int = 100,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
-        max_rate_limited_waits: int = 100,
-        max_rate_limited_seconds: float = 900.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
-        if requests_per_second <= 0:
-            raise ValueError("requests_per_second must be positive")
+        if max_in_flight < 1 or initial_load_in_flight < 1:
+            raise ValueError("max_in_flight and initial_load_in_flight must be at least 1")
+        if request_timeout <= 0 or connect_timeout <= 0:
+            raise ValueError("request_timeout and connect_timeout must be positive")
+        if max_unanswered < 1:
+            raise ValueError("max_unanswered must be at least 1")
         self.base_url = base_url.rstrip("/")
+        self.display_url = display_url(self.base_url)
         self._api_key = Secret(_reveal(api_key))
         self._api_secret = Secret(_reveal(api_secret))
+        self.budget = budget if budget is not None else RequestBudget()
         self.max_in_flight = max_in_flight
-        self.requests_per_second = requests_per_second
+        self.initial_load_in_flight = initial_load_in_flight
+        self.request_timeout = request_timeout
+        self.deadline = deadline
         self.max_retries = max_retries
-        self.backoff = Backoff(backoff_base, backoff_max)
-        # Waiting on 429 is Chaser asking us to slow down, not a failure: it has its own caps.
+        self.max_unanswered = max_unanswered
         self.max_rate_limited_waits = max_rate_limited_waits
-        self.max_rate_limited_seconds = max_rate_limited_seconds
+        self.backoff = Backoff(backoff_base, backoff_max)
         self.stats = ClientStats()
+        widest = max(max_in_flight, initial_load_in_flight if self.budget.initial_load else 0)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=httpx.BasicAuth(self._api_key.get(), self._api_secret.get()),
-            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            limits=httpx.Limits(
-                max_connections=max_in_flight, max_keepalive_connections=max_in_flight
-            ),
+            timeout=httpx.Timeout(request_timeout, connect=min(connect_timeout, request_timeout)),
+            limits=httpx.Limits(max_connections=widest, max_keepalive_connections=widest),
             headers={"accept": "application/json"},
             transport=transport,
         )
-        self._semaphore = asyncio.Semaphore(max_in_flight)
-        # A one-second bucket of requests_per_second tokens: short bursts, steady average.
-        if requests_per_second >= 1:
-            self._limiter = AsyncLimiter(requests_per_second, 1.0)
-        else:  # a bucket must hold at least one request
-            self._limiter = AsyncLimiter(1, 1.0 / requests_per_second)
-        # After a 429 with Retry-After, every request of this client holds back until then.
-        self._paused_until = 0.0
+        # Every request holds `_wide`; outside initial-load mode it holds `_narrow` too.
+        self._wide = asyncio.Semaphore(widest)
+        self._narrow = asyncio.Semaphore(max_in_flight)
 
         self.organisation = Organisation(self)
         self.customers = Customers(self)
         self.invoices = Invoices(self)
         self.credit_notes = CreditNotes(self)
+        self.overpayments = Overpayments(self)
+        self.contact_persons = ContactPersons(self)
 
     def __repr__(self) -> str:
-        return f"ChaserClient(base_url={self.base_url!r}, api_key='***', api_secret='***')"
+        return f"ChaserClient(base_url={self.display_url!r}, api_key='***', api_secret='***')"
 
     async def __aenter__(self) -> ChaserClient:
         return self
@@ -152,10 +203,17 @@ class ChaserClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def endpoint(self, object_name: str) -> ObjectEndpoint:
+    @property
+    def in_flight_limit(self) -> int:
+        """Requests this client sends at once right now: more during an initial load."""
+        if self.budget.initial_load:
+            return max(self.max_in_flight, self.initial_load_in_flight)
+        return self.max_in_flight
+
+    def endpoint(self, object_name: str) -> ObjectEndpoint | ContactPersons:
         """The endpoint of one Chaser object by its API name (customers, invoices, ...)."""
         endpoint = getattr(self, object_name, None)
-        if not isinstance(endpoint, ObjectEndpoint):
+        if not isinstance(endpoint, ObjectEndpoint | ContactPersons):
             raise ValueError(f"the Chaser API has no object {object_name!r}")
         return endpoint
 
@@ -168,7 +226,7 @@ class ChaserClient:
         json: Any = None,
     ) -> Any:
         """Send one request with retries; return the parsed JSON body of a 2xx answer."""
-        body, _, _ = await self.send(method, path, params=params, json=json)
+        body, _ = await self.send(method, path, params=params, json=json)
         return body
 
     async def send(
@@ -178,138 +236,195 @@ class ChaserClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
-    ) -> tuple[Any, bool, int]:
-        """Like `request`; also says whether a transport error came before the answer, and
-        the answer's status."""
+        recover: Recover | None = None,
+    ) -> tuple[Any, int]:
+        """Like `request`; also returns the answer's status. `recover` runs before a request
+        that may already have been applied is sent again (see `Recover`)."""
         body = dumps(json) if json is not None else None
-        attempts = _Attempts(f"{method} {path}")
+        attempts = _Attempts(method, path)
         while True:
+            if attempts.maybe_applied and recover is not None:
+                found = await recover()
+                if found is not None:
+                    log.info(
+                        "%s: applied before its answer was lost; not sent again", attempts.where
+                    )
+                    return found, 200
             try:
-                response = await self._send_once(method, path, params, body)
-            except httpx.TransportError as exc:
-                await self._after_transport_error(attempts, exc, method, path)
+                response = await self._send_once(attempts, params, body)
+            except (httpx.TransportError, TimeoutError) as exc:
+                await self._after_no_answer(attempts, exc)
                 continue
             status = response.status_code
             self.stats.by_status[status] += 1
             if status < 300:
-                parsed = loads(response.content) if response.content else None
-                return parsed, attempts.after_transport_error, status
+                return (loads(response.content) if response.content else None), status
             parsed = _parse_body(response)
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
             if status == RATE_LIMITED_STATUS:
-                await self._after_rate_limited(attempts, retry_after, parsed, method, path)
+                self._after_rate_limited(attempts, response, parsed)
             elif should_retry(status):
-                await self._after_server_error(attempts, status, retry_after, parsed, method, path)
+                await self._after_server_error(attempts, response, parsed)
             else:
-                raise error_for_status(
-                    method,
-                    path,
-                    status,
-                    parsed,
-                    after_transport_error=attempts.after_transport_error,
-                )
+                raise error_for_status(method, path, status, parsed)
+
+    @contextlib.asynccontextmanager
+    async def _in_flight(self) -> AsyncIterator[None]:
+        async with self._wide:
+            if self.budget.initial_load:
+                yield
+            else:
+                async with self._narrow:
+                    yield
 
     async def _send_once(
-        self, method: str, path: str, params: Mapping[str, Any] | None, body: bytes | None
+        self, attempts: _Attempts, params: Mapping[str, Any] | None, body: bytes | None
     ) -> httpx.Response:
-        async with self._semaphore:
-            pause = self._paused_until - time.monotonic()
-            if pause > 0:
-                await asyncio.sleep(pause)
-            await self._limiter.acquire()
+        method, path = attempts.method, attempts.path
+        async with self._in_flight():
+            self._check_deadline(attempts)
+            try:
+                waited = await self.budget.acquire(deadline=self.deadline)
+            except DeadlineExceededError as exc:
+                raise DeadlineExceededError(
+                    f"{attempts.where} not sent: {exc}", method=method, path=path
+                ) from None
+            self.stats.budget_wait_seconds += waited
             self.stats.requests += 1
             if method in _WRITE_METHODS:
                 self.stats.write_requests += 1
             headers = {"content-type": "application/json"} if body is not None else None
             started = time.monotonic()
-            response = await self._http.request(
-                method, path, params=params, content=body, headers=headers
-            )
+            try:
+                async with asyncio.timeout(self._attempt_timeout()):
+                    response = await self._http.request(
+                        method, path, params=params, content=body, headers=headers
+                    )
+            finally:
+                self.budget.release()
             log.debug(
-                "%s %s -> %s in %.0f ms",
-                method,
-                path,
+                "%s -> %s in %.0f ms",
+                attempts.where,
                 response.status_code,
                 (time.monotonic() - started) * 1000,
             )
             return response
 
-    async def _after_transport_error(
-        self, attempts: _Attempts, exc: httpx.TransportError, method: str, path: str
-    ) -> None:
-        """Wait before retrying after the network failed; raise once retries are spent."""
+    def _attempt_timeout(self) -> float:
+        if self.deadline is None:
+            return self.request_timeout
+        return max(0.001, min(self.request_timeout, self.deadline - time.time()))
+
+    def _check_deadline(self, attempts: _Attempts) -> None:
+        if self.deadline is not None and time.time() >= self.deadline:
+            raise DeadlineExceededError(
+                f"{attempts.where} not sent: the run's deadline has passed",
+                method=attempts.method,
+                path=attempts.path,
+            )
+
+    def _past_deadline_after(self, delay: float) -> bool:
+        return self.deadline is not None and time.time() + delay >= self.deadline
+
+    async def _after_no_answer(self, attempts: _Attempts, exc: BaseException) -> None:
+        """Wait before sending again after an attempt got no answer; raise once that is spent."""
         self.stats.transport_errors += 1
-        attempts.after_transport_error = True
         attempts.failures += 1
-        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if attempts.failures > self.max_retries:
-            raise TransportError(
-                f"{attempts.where} failed after {attempts.failures} attempts: {reason}",
-                method=method,
-                path=path,
-            ) from None
+        if not never_reached_chaser(exc):
+            attempts.maybe_applied = True
+        if isinstance(exc, TimeoutError | httpx.TimeoutException) and not never_reached_chaser(exc):
+            self.stats.timeouts += 1
+            attempts.unanswered += 1
         delay = self.backoff.delay(attempts.failures)
-        log.warning("%s: %s; retry %d in %.2f s", attempts.where, reason, attempts.failures, delay)
+        if attempts.failures > self.max_retries or attempts.unanswered >= self.max_unanswered:
+            raise self._gave_up(attempts, exc) from None
+        if self._past_deadline_after(delay):
+            raise self._gave_up(attempts, exc, deadline_passed=True) from None
+        log.warning(
+            "%s: %s; retry %d in %.2f s", attempts.where, _reason(exc), attempts.failures, delay
+        )
         self.stats.retries += 1
         await asyncio.sleep(delay)
 
-    async def _after_rate_limited(
-        self, attempts: _Attempts, retry_after: float | None, body: Any, method: str, path: str
-    ) -> None:
-        """Wait as Chaser asks (Retry-After) or back off; raise once waiting is spent."""
-        self.stats.rate_limited += 1
-        attempts.rate_limited_waits += 1
-        delay = (
-            retry_after
-            if retry_after is not None
-            else self.backoff.delay(attempts.rate_limited_waits)
+    def _gave_up(
+        self, attempts: _Attempts, exc: BaseException, *, deadline_passed: bool = False
+    ) -> TransportError:
+        """The error for a request that got no answer, naming CHASER_API_URL (never a secret)."""
+        where, count = attempts.where, attempts.failures
+        url = f"{self.display_url} ({URL_VARIABLE})"
+        tail = "; the run's deadline has passed" if deadline_passed else ""
+        options = {"method": attempts.method, "path": attempts.path}
+        if never_reached_chaser(exc):
+            return ChaserUnreachableError(
+                f"Cannot reach Chaser at {url}: {_reason(exc)} on {count} attempts of {where}"
+                f"{tail}. Check {URL_VARIABLE} and the network.",
+                **options,
+            )
+        if attempts.unanswered and isinstance(exc, TimeoutError | httpx.TimeoutException):
+            return ChaserNotAnsweringError(
+                f"Chaser stopped answering: {where} got no answer within "
+                f"{self.request_timeout:g} s on {attempts.unanswered} of {count} attempts "
+                f"(Chaser at {url}){tail}",
+                **options,
+            )
+        return TransportError(
+            f"{where}: the connection to Chaser at {url} failed on {count} attempts: "
+            f"{_reason(exc)}{tail}",
+            **options,
         )
-        if (
-            attempts.rate_limited_waits > self.max_rate_limited_waits
-            or attempts.rate_limited_seconds + delay > self.max_rate_limited_seconds
-        ):
+
+    def _after_rate_limited(self, attempts: _Attempts, response: httpx.Response, body: Any) -> None:
+        """Hold the whole budget back as Chaser asks; the next acquire waits (spends no retry)."""
+        self.stats.rate_limited += 1
+        attempts.rate_limited += 1
+        if attempts.rate_limited > self.max_rate_limited_waits:
             raise RateLimitedError(
                 f"{attempts.where}: Chaser still answers 429 after "
-                f"{attempts.rate_limited_waits - 1} waits ({attempts.rate_limited_seconds:.1f} s)",
-                method=method,
-                path=path,
+                f"{attempts.rate_limited - 1} waits",
+                method=attempts.method,
+                path=attempts.path,
                 status=RATE_LIMITED_STATUS,
                 body=body,
             )
-        if retry_after is not None:
-            self._paused_until = max(self._paused_until, time.monotonic() + delay)
-        attempts.rate_limited_seconds += delay
-        log.info("%s: rate limited (429); waiting %.2f s", attempts.where, delay)
-        self.stats.retries += 1
-        await asyncio.sleep(delay)
+        was_initial_load = self.budget.initial_load
+        pause = self.budget.rate_limited(rate_limit_wait(response.headers))
+        if was_initial_load and not self.budget.initial_load:
+            log.warning("%s", self.budget.fallback_message())
+        log.info("%s: rate limited (429); the budget pauses %.2f s", attempts.where, pause)
 
     async def _after_server_error(
-        self,
-        attempts: _Attempts,
-        status: int,
-        retry_after: float | None,
-        body: Any,
-        method: str,
-        path: str,
+        self, attempts: _Attempts, response: httpx.Response, body: Any
     ) -> None:
-        """Wait before retrying a 5xx; raise once retries are spent."""
+        """Wait before sending again after a 5xx; raise once retries are spent."""
+        status = response.status_code
         self.stats.server_errors += 1
         attempts.failures += 1
-        if attempts.failures > self.max_retries:
+        attempts.maybe_applied = True  # a 500 may come after the write was applied
+        delay = max(
+            parse_retry_after(response.headers.get("retry-after")) or 0.0,
+            self.backoff.delay(attempts.failures),
+        )
+        out_of_time = self._past_deadline_after(delay)
+        if attempts.failures > self.max_retries or out_of_time:
+            tail = "; the run's deadline has passed" if out_of_time else ""
             raise ServerError(
                 f"{attempts.where}: Chaser answered HTTP {status} on {attempts.failures} "
-                f"attempts: {error_message(body)}",
-                method=method,
-                path=path,
+                f"attempts: {error_message(body)}{tail}",
+                method=attempts.method,
+                path=attempts.path,
                 status=status,
                 body=body,
             )
-        delay = max(retry_after or 0.0, self.backoff.delay(attempts.failures))
         log.warning(
             "%s: HTTP %d; retry %d in %.2f s", attempts.where, status, attempts.failures, delay
         )
         self.stats.retries += 1
         await asyncio.sleep(delay)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return "no answer in time"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _parse_body(response: httpx.Response) -> Any:

@@ -1,7 +1,8 @@
-"""When to retry a request to Chaser, and how long to wait first: small named steps.
+"""When to send a request to Chaser again, how long to wait first, and what a failure may mean.
 
-Everything the client guesses about answers the API does not document (what a 408 or 503
-means, whether a 429 carries Retry-After) is decided here and in `errors.error_for_status`.
+Chaser documents 500 as "retry" and 429 as "over 200 requests a minute"; everything else the
+client has to guess lives here (and in `errors`): which other statuses are worth another try,
+which rate-limit headers to believe, and which failures may have left a write applied.
 """
 
 from __future__ import annotations
@@ -9,11 +10,20 @@ from __future__ import annotations
 import email.utils
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-# A 5xx may succeed on a retry (Chaser documents 500); 408 is a proxy's timeout.
+import httpx
+
+# Chaser documents 500; 502-504 come from proxies and load balancers in front of it, 408 is a
+# proxy's timeout. All of them may succeed when the same request is sent again.
 RETRYABLE_STATUS = frozenset({408}) | frozenset(range(500, 600))
 RATE_LIMITED_STATUS = 429
+
+# Whether a 429 carries these is not documented: Retry-After is believed when present, then a
+# reset time (seconds from now, or an epoch time when it is that large).
+RESET_HEADERS = ("x-ratelimit-reset", "ratelimit-reset")
+_EPOCH_THRESHOLD = 1_000_000_000
 
 
 def should_retry(status: int) -> bool:
@@ -34,7 +44,33 @@ def parse_retry_after(value: str | None) -> float | None:
         except (TypeError, ValueError):
             return None
         seconds = when.timestamp() - time.time()
-    return max(0.0, seconds)
+    return max(0.0, seconds) if seconds == seconds else None  # NaN is no answer
+
+
+def rate_limit_wait(headers: Mapping[str, str]) -> float | None:
+    """How long a 429 asks to wait, if it says: Retry-After, else a rate-limit reset header.
+
+    None means the answer does not say; the budget then waits until its window has room."""
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    if retry_after is not None:
+        return retry_after
+    for name in RESET_HEADERS:
+        raw = headers.get(name)
+        try:
+            value = float(raw) if raw else None
+        except ValueError:
+            value = None
+        if value is not None and value == value:
+            return max(0.0, value - time.time() if value > _EPOCH_THRESHOLD else value)
+    return None
+
+
+def never_reached_chaser(exc: BaseException) -> bool:
+    """Whether a failed attempt certainly never reached Chaser (no connection was made).
+
+    Any other failure (a dropped connection, no answer in time, a 5xx) may have come after
+    Chaser applied the request: a create must look its key up before it is sent again."""
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.UnsupportedProtocol)
 
 
 @dataclass

@@ -1,32 +1,45 @@
 """Where a sync sends: an interface with two implementations, Chaser's API and the built-in
 emulator. The Dagster resources choose one where resources are built; the sync engine only sees an
-open `Connection` and makes clients from it.
+open `Connection` and makes clients from it. Every client of one connection shares its request
+budget and its deadline.
 """
 
 from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from chaser_pipeline.chaser.client import ChaserClient
+from chaser_pipeline.chaser.budget import DEFAULT_REQUESTS_PER_MINUTE, RequestBudget
+from chaser_pipeline.chaser.client import DEFAULT_REQUEST_TIMEOUT, ChaserClient, display_url
 from chaser_pipeline.settings import Secret
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ClientOptions:
     """How hard one sync step may drive Chaser."""
 
     max_in_flight: int = 4
-    requests_per_second: float = 20.0
+    requests_per_minute: int | None = DEFAULT_REQUESTS_PER_MINUTE
     max_retries: int = 6
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    # An organisation in its first-24-hours waiver: no pacing until the first 429.
+    initial_load: bool = False
+    initial_load_in_flight: int = 16
+
+    def budget(self, recent: Iterable[float] = ()) -> RequestBudget:
+        """A new budget at these options, holding the request times of earlier runs."""
+        return RequestBudget(
+            self.requests_per_minute, recent=recent, initial_load=self.initial_load
+        )
 
 
 @dataclass(frozen=True)
 class Connection:
-    """An open target: its URL, a description safe for logs and metadata, and a client factory."""
+    """An open target: its URL, a description safe for logs and metadata, a client factory,
+    and the budget and deadline every client it makes shares."""
 
     url: str
     display: str  # never holds a secret
@@ -35,26 +48,51 @@ class Connection:
     # What the sync state calls this Chaser with the organisation id: the API URL, or
     # "builtin-emulator" (whose URL changes with every step's port).
     identity: str
+    budget: RequestBudget
+    deadline: float | None = None
 
 
 class ChaserTarget(ABC):
-    """A Chaser to send to; `connect()` makes it ready for requests for the length of a step."""
+    """A Chaser to send to; `connect()` makes it ready for requests for the length of a step.
+
+    `connect(budget=..., deadline=...)`: the run's budget (default: a new one from the options)
+    and its deadline (epoch seconds, None: none)."""
 
     options: ClientOptions
 
     @abstractmethod
-    def connect(self) -> contextlib.AbstractContextManager[Connection]: ...
+    def connect(
+        self, *, budget: RequestBudget | None = None, deadline: float | None = None
+    ) -> contextlib.AbstractContextManager[Connection]: ...
 
-    def _factory(self, url: str, key: Secret, secret: Secret) -> Callable[[], ChaserClient]:
+    def _connection(
+        self,
+        url: str,
+        display: str,
+        is_emulator: bool,
+        credentials: tuple[Secret, Secret],
+        identity: str,
+        budget: RequestBudget | None,
+        deadline: float | None,
+    ) -> Connection:
         options = self.options
-        return lambda: ChaserClient(
-            url,
-            key,
-            secret,
-            max_in_flight=options.max_in_flight,
-            requests_per_second=options.requests_per_second,
-            max_retries=options.max_retries,
-        )
+        budget = budget if budget is not None else options.budget()
+        key, secret = credentials
+
+        def make_client() -> ChaserClient:
+            return ChaserClient(
+                url,
+                key,
+                secret,
+                budget=budget,
+                deadline=deadline,
+                max_in_flight=options.max_in_flight,
+                initial_load_in_flight=options.initial_load_in_flight,
+                request_timeout=options.request_timeout,
+                max_retries=options.max_retries,
+            )
+
+        return Connection(url, display, is_emulator, make_client, identity, budget, deadline)
 
 
 class ChaserApi(ChaserTarget):
@@ -68,13 +106,17 @@ class ChaserApi(ChaserTarget):
         self.options = options or ClientOptions()
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[Connection]:
-        yield Connection(
+    def connect(
+        self, *, budget: RequestBudget | None = None, deadline: float | None = None
+    ) -> Iterator[Connection]:
+        yield self._connection(
             self.url,
-            f"Chaser API at {self.url}",
+            f"Chaser API at {display_url(self.url)}",
             False,
-            self._factory(self.url, self._key, self._secret),
+            (self._key, self._secret),
             self.url,
+            budget,
+            deadline,
         )
 
 
@@ -86,7 +128,9 @@ class BuiltinEmulator(ChaserTarget):
         self.options = options or ClientOptions()
 
     @contextlib.contextmanager
-    def connect(self) -> Iterator[Connection]:
+    def connect(
+        self, *, budget: RequestBudget | None = None, deadline: float | None = None
+    ) -> Iterator[Connection]:
         from chaser_pipeline.emulator.server import (
             DEFAULT_API_KEY,
             DEFAULT_API_SECRET,
@@ -94,11 +138,13 @@ class BuiltinEmulator(ChaserTarget):
         )
 
         with run_emulator_in_thread(self.state_path) as handle:
-            yield Connection(
+            yield self._connection(
                 handle.url,
                 f"built-in Chaser emulator at {handle.url} "
                 f"(no CHASER_API_KEY set; state in {self.state_path})",
                 True,
-                self._factory(handle.url, Secret(DEFAULT_API_KEY), Secret(DEFAULT_API_SECRET)),
+                (Secret(DEFAULT_API_KEY), Secret(DEFAULT_API_SECRET)),
                 "builtin-emulator",
+                budget,
+                deadline,
             )

@@ -1,6 +1,8 @@
-"""A local Chaser: a real HTTP server speaking the Chaser API, with state in SQLite and faults on demand."""
+"""A local Chaser: a real HTTP server speaking the Chaser API, with state in SQLite, Chaser's
+request limit, and faults on demand."""
 
 from chaser_pipeline.emulator.faults import FaultConfig
+from chaser_pipeline.emulator.rate_limit import RateLimitConfig
 from chaser_pipeline.emulator.server import (
     EmulatorHandle,
     build_app,
@@ -14,6 +16,7 @@ __all__ = [
     "EmulatorHandle",
     "EmulatorStore",
     "FaultConfig",
+    "RateLimitConfig",
     "RequestLogRow",
     "build_app",
     "main",

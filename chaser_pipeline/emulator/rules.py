@@ -1,7 +1,9 @@
-"""What the emulator accepts: every payload rule of the Chaser API in one place.
+"""What the emulator accepts and how it answers: every rule of the Chaser API in one place.
 
-The rules follow /work/shared/CHASER_API.md. Where that document marks a rule as a guess
-(medium), it is still enforced, strictly: a user who finds the real API differs changes it here.
+The rules follow the API as documented (CHASER_API.md in the project's shared notes): the error
+contract, the request limit, the payloads. Where that document marks a rule as a guess (medium),
+or says nothing, the choice is still made here, strictly, under "Guesses": a user who finds the
+real API differs changes one line.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 CUSTOMER_STATUSES = frozenset({"ACTIVE", "ARCHIVED"})
 INVOICE_STATUSES = frozenset({"DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED"})
 CREDIT_NOTE_STATUSES = frozenset({"ACTIVE", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED"})
+CONTACT_PERSON_STATUSES = frozenset({"ACTIVE", "ARCHIVED"})
+OVERPAYMENT_STATUSES = frozenset({"ACTIVE", "PAID"})
 ADDRESS_TYPES = frozenset({"POBOX", "Unknown", "Delivery", "Billing"})
 GROUP_STATUSES = frozenset({"ACTIVE", "ARCHIVED"})
 
@@ -125,14 +129,16 @@ def _check_fields(entry: dict[str, Any], checks: dict[str, Any], prefix: str = "
 class ObjectRules:
     """How one Chaser object is named, keyed and checked."""
 
-    name: str  # path segment: customers, invoices, credit_notes
+    name: str  # path segment: customers, invoices, credit_notes, ...
     singular: str  # for messages: customer, invoice, credit note
     key_field: str
     id_prefix: str
     required: tuple[str, ...]
     checks: dict[str, Any]
     money_fields: frozenset[str]
-    references_customer: bool
+    references_customer: bool  # an entry's customer_external_id must name a known customer
+    # Lives under a customer (/v1/customers/{customer_id}/...): keys are unique per customer.
+    belongs_to_customer: bool = False
 
     def validate(self, entry: Any) -> None:
         """Raise Invalid with the first broken rule of one payload."""
@@ -235,17 +241,119 @@ CREDIT_NOTES = ObjectRules(
     references_customer=True,
 )
 
-OBJECTS: dict[str, ObjectRules] = {o.name: o for o in (CUSTOMERS, INVOICES, CREDIT_NOTES)}
+# Contact persons: a customer's extra recipients, addressed through the customer.
+CONTACT_PERSONS = ObjectRules(
+    name="contact_persons",
+    singular="contact person",
+    key_field="external_id",
+    id_prefix="cp",
+    required=("external_id",),
+    checks={
+        "external_id": _string,
+        "contact_first_name": _string,
+        "contact_last_name": _string,
+        "contact_email_address": _string,
+        "phone_number": _string,
+        "mobile_number": _mobile,
+        "status": _enum(CONTACT_PERSON_STATUSES),
+    },
+    money_fields=frozenset(),
+    references_customer=False,
+    belongs_to_customer=True,
+)
 
-# Status codes chosen where the real API is undocumented (see CHASER_API.md, "Unknown").
-STATUS_INVALID = 422
-STATUS_BAD_REQUEST = 400
-STATUS_EXISTS = 409
-STATUS_UNKNOWN_CUSTOMER = 422
+# Overpayment fields are not documented in what we hold: modelled on credit notes, here only.
+OVERPAYMENTS = ObjectRules(
+    name="overpayments",
+    singular="overpayment",
+    key_field="overpayment_id",
+    id_prefix="ovp",
+    required=(
+        "overpayment_id",
+        "customer_external_id",
+        "currency_code",
+        "date",
+        "total",
+        "remaining_credit",
+        "status",
+    ),
+    checks={
+        "overpayment_id": _string,
+        "customer_external_id": _string,
+        "currency_code": _currency,
+        "date": _date,
+        "total": _money,
+        "remaining_credit": _money,
+        "status": _enum(OVERPAYMENT_STATUSES),
+    },
+    money_fields=frozenset({"total", "remaining_credit"}),
+    references_customer=True,
+)
+
+OBJECTS: dict[str, ObjectRules] = {
+    o.name: o for o in (CUSTOMERS, INVOICES, CREDIT_NOTES, CONTACT_PERSONS, OVERPAYMENTS)
+}
+# Objects with a path of their own (/v1/{object}); contact persons live under a customer.
+TOP_LEVEL_OBJECTS: dict[str, ObjectRules] = {
+    name: rules for name, rules in OBJECTS.items() if not rules.belongs_to_customer
+}
 
 # Chaser's `ext_` prefix addresses a customer by external id (unknown for the other objects).
 EXTERNAL_ID_PREFIX = "ext_"
 EXTERNAL_ID_OBJECTS = frozenset({"customers"})
+
+# ---- The documented error contract ----------------------------------------------------------
+VALIDATION_ERROR = "validation_error"  # 400: malformed or semantically wrong
+FORBIDDEN_ERROR = "forbidden_error"  # 403: the API key or secret is invalid
+NOT_FOUND_ERROR = "not_found_error"  # 404: unknown URL or entity
+ERROR_URL = "https://openapi.chaserhq.com/docs/#errors/{type}"
+FORBIDDEN_MESSAGE = "requested resource is forbidden"
+NOT_FOUND_MESSAGE = "entity not found"
+
+# ---- The documented request limit -----------------------------------------------------------
+REQUESTS_PER_MINUTE = 200  # per organisation, in any window of RATE_WINDOW_SECONDS
+RATE_WINDOW_SECONDS = 60.0
+WAIVER_SECONDS = 24 * 3600  # no limit for this long after the organisation is created
+
+# ---- Guesses: what the document does not say --------------------------------------------------
+# The document names the 429 and 500 statuses but not their `type`.
+RATE_LIMIT_ERROR = "rate_limit_error"  # 429
+INTERNAL_ERROR = "internal_server_error"  # 500 (and injected 503)
+# Whether a 429 carries Retry-After is not stated: by default it does not (an option adds it).
+RETRY_AFTER_ON_429 = False
+# A request refused with 429 does not use the budget; requests during the waiver do not either.
+# A sliding window counts each admitted request when it arrives.
+# An entry naming a customer Chaser does not hold is "semantically wrong": 400, not 404.
+UNKNOWN_CUSTOMER_ERROR = VALIDATION_ERROR
+# Whether a create (POST) of a key Chaser already holds is an error is unknown: here it is,
+# a 400 (never a second record). Bulk upsert is the way to write a record that may exist.
+KNOWN_KEY_CREATE_ERROR = VALIDATION_ERROR
+# How a bulk answer names its bad entries is unknown: by default a refused bulk request lists
+# `errors: [{"index": i, "message": ...}]` beside the message (an option leaves it out, so the
+# client must find them by halving). All or nothing: one bad entry and nothing is saved.
+BULK_NAMES_BAD_ENTRIES = True
+
+ERROR_STATUS = {
+    VALIDATION_ERROR: 400,
+    FORBIDDEN_ERROR: 403,
+    NOT_FOUND_ERROR: 404,
+    RATE_LIMIT_ERROR: 429,
+    INTERNAL_ERROR: 500,
+}
+
+
+def error_body(
+    error_type: str, message: str, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Chaser's error body: `{message, type, url}` (plus the `errors` list of a bulk answer)."""
+    body: dict[str, Any] = {
+        "message": message,
+        "type": error_type,
+        "url": ERROR_URL.format(type=error_type),
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return body
 
 
 def unknown_customer_message(external_id: str) -> str:

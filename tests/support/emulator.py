@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from chaser_pipeline.chaser import ChaserClient
-from chaser_pipeline.emulator import EmulatorHandle, FaultConfig, run_emulator_in_thread
+from chaser_pipeline.emulator import (
+    EmulatorHandle,
+    FaultConfig,
+    RateLimitConfig,
+    run_emulator_in_thread,
+)
 
 API_KEY = "test-key"
 API_SECRET = "s3cr3t-never-logged"
@@ -19,17 +24,28 @@ T = TypeVar("T")
 
 
 @contextmanager
-def running_emulator(folder: Path, faults: FaultConfig | None = None) -> Iterator[EmulatorHandle]:
-    """An emulator on a free loopback port, its state in folder."""
+def running_emulator(
+    folder: Path,
+    faults: FaultConfig | None = None,
+    rate_limit: RateLimitConfig | None = None,
+    **options: Any,
+) -> Iterator[EmulatorHandle]:
+    """An emulator on a free loopback port, its state in folder; Chaser's documented request
+    limit unless `rate_limit` says otherwise."""
     with run_emulator_in_thread(
-        folder / "chaser.sqlite3", api_key=API_KEY, api_secret=API_SECRET, faults=faults
+        folder / "chaser.sqlite3",
+        api_key=API_KEY,
+        api_secret=API_SECRET,
+        faults=faults,
+        rate_limit=rate_limit,
+        **options,
     ) as handle:
         yield handle
 
 
 def client_for(handle: EmulatorHandle, **options: Any) -> ChaserClient:
-    """A client with fast backoff and no client-side rate limit worth noticing."""
-    options = {"requests_per_second": 1000.0, "backoff_base": 0.01, "backoff_max": 0.05} | options
+    """A client with fast backoff (its own budget of 200 a minute unless one is passed)."""
+    options = {"backoff_base": 0.01, "backoff_max": 0.05} | options
     return ChaserClient(handle.url, API_KEY, API_SECRET, **options)
 
 
@@ -82,5 +98,28 @@ def credit_note(i: int, customer_index: int = 1, **changes: Any) -> dict[str, An
         "date": "2024-03-05T00:00:00.000Z",
         "total": Decimal("50.00"),
         "remaining_credit": Decimal("50.00"),
+        "status": "ACTIVE",
+    } | changes
+
+
+def overpayment(i: int, customer_index: int = 1, **changes: Any) -> dict[str, Any]:
+    return {
+        "overpayment_id": f"OP-{i:06d}",
+        "customer_external_id": f"C-{customer_index:05d}",
+        "currency_code": "GBP",
+        "date": "2024-03-07T00:00:00.000Z",
+        "total": Decimal("25.00"),
+        "remaining_credit": Decimal("25.00"),
+        "status": "ACTIVE",
+    } | changes
+
+
+def contact_person(i: int, **changes: Any) -> dict[str, Any]:
+    return {
+        "external_id": f"P-{i:04d}",
+        "contact_first_name": "Ada",
+        "contact_last_name": f"Payer {i}",
+        "contact_email_address": f"payer{i}@example.com",
+        "mobile_number": "+447700900456",
         "status": "ACTIVE",
     } | changes

@@ -77,7 +77,7 @@ class EnginePipeline:
         self.handle.stop()
 
     def client(self) -> ChaserClient:
-        return ChaserClient(self.handle.url, API_KEY, API_SECRET, requests_per_second=1000.0)
+        return ChaserClient(self.handle.url, API_KEY, API_SECRET)
 
     def ledger(self, sql: str, params: list | None = None) -> None:
         """Change the warehouse, as the ledger's own application would."""

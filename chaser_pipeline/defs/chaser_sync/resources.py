@@ -20,15 +20,19 @@ class ChaserResource(dg.ConfigurableResource, ABC):
 
     max_in_flight: int = 4
     """Requests in flight at once from one step."""
-    requests_per_second: float = 20.0
-    """Client-side rate limit, shared by every request of one step."""
+    requests_per_minute: int = 200
+    """Chaser's request budget (a sliding 60 s window), shared by every request of one step."""
     max_retries: int = 6
 
     @abstractmethod
     def target(self) -> ChaserTarget: ...
 
     def _options(self) -> ClientOptions:
-        return ClientOptions(self.max_in_flight, self.requests_per_second, self.max_retries)
+        return ClientOptions(
+            max_in_flight=self.max_in_flight,
+            requests_per_minute=self.requests_per_minute,
+            max_retries=self.max_retries,
+        )
 
 
 class ChaserApiResource(ChaserResource):
