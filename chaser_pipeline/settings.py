@@ -28,6 +28,8 @@ DEFAULT_SYNC_CRON = "0 5 * * *"
 DEFAULT_SYNC_TIMEZONE = "UTC"
 DEFAULT_DATA_LAG_CRON = "30 * * * *"
 DEFAULT_DRIFT_CRON = "15 4 * * *"
+DEFAULT_REQUESTS_PER_MINUTE = 200  # Chaser's documented budget after an organisation's first day
+DEFAULT_MAX_IN_FLIGHT = 4
 DEFAULT_FRESHNESS_WARN_HOURS = 13.0
 DEFAULT_FRESHNESS_FAIL_HOURS = 26.0
 
@@ -136,6 +138,8 @@ class Settings:
     freshness_warn_hours: float = DEFAULT_FRESHNESS_WARN_HOURS
     freshness_fail_hours: float = DEFAULT_FRESHNESS_FAIL_HOURS
     state_url: Secret | None = None  # None: the sync state lives in the pipeline's DuckDB
+    requests_per_minute: int | None = DEFAULT_REQUESTS_PER_MINUTE  # None: no pacing
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
 
     @property
     def uses_emulator(self) -> bool:
@@ -164,6 +168,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_country=_country(variables),
         history_start=_history_start(variables),
         state_url=_state_url(variables),
+        **_budget(variables),
         **_automation(variables),
     )
 
@@ -254,6 +259,40 @@ def _state_url(variables: _Variables) -> Secret | None:
     if not parts.hostname or not parts.path.strip("/"):
         raise ConfigError(f"CHASER_STATE_URL needs a host and a database (got {mask_url(url)})")
     return Secret(url)
+
+
+def _budget(variables: _Variables) -> dict[str, Any]:
+    """CHASER_API_REQUESTS_PER_MINUTE (0: no pacing, for a local emulator) and
+    CHASER_API_MAX_IN_FLIGHT."""
+    values: dict[str, Any] = {}
+    for name, field, default, low, high in (
+        (
+            "CHASER_API_REQUESTS_PER_MINUTE",
+            "requests_per_minute",
+            DEFAULT_REQUESTS_PER_MINUTE,
+            0,
+            100_000,
+        ),
+        ("CHASER_API_MAX_IN_FLIGHT", "max_in_flight", DEFAULT_MAX_IN_FLIGHT, 1, 64),
+    ):
+        raw = variables.get(name)
+        try:
+            value = default if raw is None else int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number (got {raw!r})") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low} and {high} (got {value})")
+        values[field] = value
+    values["requests_per_minute"] = values["requests_per_minute"] or None
+    return values
+
+
+def emulator_credentials(env: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """The key and secret the emulator accepts (CHASER_EMULATOR_API_KEY,
+    CHASER_EMULATOR_API_SECRET): read from the environment so a secret never sits on a command
+    line where `ps` shows it; None when unset."""
+    variables = _Variables(os.environ if env is None else env)
+    return variables.get("CHASER_EMULATOR_API_KEY"), variables.get("CHASER_EMULATOR_API_SECRET")
 
 
 def _country(variables: _Variables) -> str:

@@ -32,6 +32,13 @@ def _dagster_home() -> Path:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Run extract, models, checks and sync through Dagster, in-process; non-zero on failure."""
+    # the budget flags are the variables' values for this run (settings read them)
+    for flag, variable in (
+        (args.requests_per_minute, "CHASER_API_REQUESTS_PER_MINUTE"),
+        (args.max_in_flight, "CHASER_API_MAX_IN_FLIGHT"),
+    ):
+        if flag is not None:
+            os.environ[variable] = str(flag)
     try:
         settings = load_settings()
         # every local place the run needs, checked before any data moves
@@ -79,6 +86,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             full_refresh=args.full_refresh,
             confirm_mass_change=args.confirm_mass_change,
+            initial_load=args.initial_load,
             log_level="DEBUG" if args.verbose else "INFO",
         )
     if not run.success:
@@ -117,6 +125,24 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--full-refresh", action="store_true", help="re-extract every ledger row")
     sync.add_argument(
         "--confirm-mass-change", action="store_true", help="send even past the mass-change guard"
+    )
+    sync.add_argument(
+        "--initial-load",
+        action="store_true",
+        help="the Chaser organisation is in its first 24 hours (no request limit yet): send "
+        "without pacing until Chaser's first 429, then keep to the budget",
+    )
+    sync.add_argument(
+        "--requests-per-minute",
+        type=int,
+        default=None,
+        help="Chaser's request budget (default: CHASER_API_REQUESTS_PER_MINUTE, else 200)",
+    )
+    sync.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=None,
+        help="requests in flight at once (default: CHASER_API_MAX_IN_FLIGHT, else 4)",
     )
     sync.add_argument("--verbose", action="store_true", help="print every Dagster event")
     sync.set_defaults(func=cmd_sync)

@@ -115,6 +115,7 @@ def run_sync(
     dry_run: bool = False,
     full_refresh: bool = False,
     confirm_mass_change: bool = False,
+    initial_load: bool = False,
     as_of: str = "",
     log_level: str = "INFO",
     echo: Callable[[str], None] = print,
@@ -124,6 +125,8 @@ def run_sync(
     sync_config: dict[str, Any] = {}
     if dry_run:
         sync_config["dry_run"] = True
+    if initial_load:
+        sync_config["initial_load"] = True
     if as_of:
         sync_config["as_of"] = as_of
     pending_config = {"confirm_mass_change": True} if confirm_mass_change else {}

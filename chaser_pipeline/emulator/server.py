@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import socket
 import threading
 import time
@@ -370,10 +369,13 @@ def credentials_from(
     args: argparse.Namespace, environ: Mapping[str, str] | None = None
 ) -> tuple[str, str]:
     """The key and secret to accept: flags, else the environment, else the defaults."""
-    environ = os.environ if environ is None else environ
-    key = args.api_key or environ.get(API_KEY_VARIABLE) or DEFAULT_API_KEY
-    secret = args.api_secret or environ.get(API_SECRET_VARIABLE) or DEFAULT_API_SECRET
-    return key, secret
+    from chaser_pipeline.settings import emulator_credentials
+
+    env_key, env_secret = emulator_credentials(environ)
+    return (
+        args.api_key or env_key or DEFAULT_API_KEY,
+        args.api_secret or env_secret or DEFAULT_API_SECRET,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

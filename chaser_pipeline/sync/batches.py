@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chaser_pipeline.chaser.bulk import BULK_LIMIT
+from chaser_pipeline.chaser.bulk import BULK_LIMIT, BulkOutcome
 from chaser_pipeline.chaser.encoding import EncodedEntries, RawJSON
 from chaser_pipeline.sync.objects import ChaserObject
 from chaser_pipeline.sync.plan import payload_json_sql
@@ -104,3 +104,18 @@ def _chunk(
 
 def _entry(rows: pa.Table, index: int) -> RawJSON:
     return RawJSON(rows["sync_payload"][index].as_py(), rows["sync_key"][index].as_py())
+
+
+def settled_part(batch: Batch, outcome: BulkOutcome) -> tuple[Batch, BulkOutcome]:
+    """The rows of a batch Chaser answered before the request failed part-way, with their
+    answers re-indexed, so they are recorded like any settled batch."""
+    answered = sorted({*outcome.accepted, *(f.index for f in outcome.failed)})
+    position = {index: i for i, index in enumerate(answered)}
+    rows = batch.rows.take(pa.array(answered, pa.int64()))
+    part = BulkOutcome(
+        failed=[replace(f, index=position[f.index]) for f in outcome.failed],
+        accepted=[position[i] for i in outcome.accepted],
+        chaser_ids={position[i]: cid for i, cid in outcome.chaser_ids.items() if i in position},
+    )
+    entries = EncodedEntries("[]", rows.num_rows, functools.partial(_entry, rows))
+    return Batch(rows, entries), part

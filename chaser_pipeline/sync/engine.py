@@ -24,7 +24,7 @@ from chaser_pipeline.db import WHOLE_HISTORY, utc_now
 from chaser_pipeline.sync.journal import log_held_back
 from chaser_pipeline.sync.objects import ChaserObject
 from chaser_pipeline.sync.pending import Pending
-from chaser_pipeline.sync.plan import SyncOptions, build_plan, payload_columns
+from chaser_pipeline.sync.plan import SyncOptions, build_plan, payload_columns, planned_requests
 from chaser_pipeline.sync.report import SyncReport
 from chaser_pipeline.sync.sender import Sender
 from chaser_pipeline.sync.state import SyncState, Target
@@ -87,6 +87,7 @@ def sync_object(
         "select count(*) from sync_plan where sync_confirmed_hash is not null"
     ).fetchall()
     report.held_back_by_rules = held_back_by_rules(con, chaser_object)
+    report.planned_requests = planned_requests(con, chaser_object)
     columns = payload_columns(con, chaser_object)
     report.samples = sample_payloads(con, columns, options.sample_size)
     if options.dry_run:
@@ -112,8 +113,10 @@ def sync_object(
                     await sender.send(columns)
                 finally:
                     report.requests = client.stats.write_requests
+                    report.all_requests = client.stats.requests
                     report.retries = client.stats.retries
                     report.rate_limited = client.stats.rate_limited
+                    report.budget_wait_seconds = client.stats.budget_wait_seconds
 
         asyncio.run(run())
     report.duration_seconds = time.monotonic() - started

@@ -28,7 +28,7 @@ from chaser_pipeline.db import WHOLE_HISTORY
 from chaser_pipeline.models.build import model_query
 from chaser_pipeline.models.project import Model, ModelProject
 from chaser_pipeline.sync.objects import CHASER_OBJECTS, ChaserObject
-from chaser_pipeline.sync.plan import SyncOptions, build_plan
+from chaser_pipeline.sync.plan import SyncOptions, build_plan, planned_requests
 from chaser_pipeline.sync.state import SyncState, Target
 
 # The newest ledger change behind each document (its own row, its payments and allocations, and
@@ -67,6 +67,8 @@ class Pending:
     # per Chaser object: the whole-history plan's rows by action, and rows Chaser confirmed
     planned: dict[str, Counter[str]] = field(default_factory=dict)
     previously_synced: dict[str, int] = field(default_factory=dict)
+    # bulk requests sending everything pending takes (100 rows each)
+    requests: int = 0
     # documents issued before the history start that Chaser does not hold as the ledger says:
     # the first month's partition carries them
     before_history_start: int = 0
@@ -93,6 +95,7 @@ class Pending:
             "pending_documents": dict(self.documents),
             "oldest_pending_change": str(self.oldest_change or ""),
             "documents_before_history_start": self.before_history_start,
+            "planned_requests": self.requests,
         }
 
 
@@ -178,6 +181,7 @@ def _collect(
         "select count(*) from sync_plan where sync_confirmed_hash is not null"
     ).fetchall()
     pending.planned[name], pending.previously_synced[name] = planned, synced
+    pending.requests += planned_requests(con, chaser_object)
     month = "substr(p.date, 1, 7) || '-01'" if chaser_object.partitioned else "null"
     con.execute(
         f"""insert into pending_documents

@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from chaser_pipeline.chaser.bulk import BULK_LIMIT
 from chaser_pipeline.sync.objects import CUSTOMERS, INVOICES, ChaserObject
 from chaser_pipeline.sync.state import ATTEMPTED_TABLE, STATE_TABLE, Target, prepare_duckdb
 
@@ -159,3 +160,14 @@ def payload_json_sql(columns: list[str]) -> str:
 def payload_columns(con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject) -> list[str]:
     """The mart's columns: the payload's fields."""
     return [r[0] for r in con.execute(f"describe {chaser_object.mart}").fetchall()]
+
+
+def planned_requests(con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject) -> int:
+    """Bulk requests the plan needs: 100 rows each (per parent for routed objects)."""
+    group = f'"{chaser_object.route_column}"' if chaser_object.route_column else "1"
+    ((requests,),) = con.execute(
+        f"""select coalesce(sum(ceil(rows / {BULK_LIMIT})), 0)::bigint from (
+            select {group} as request_group, count(*) as rows from sync_plan
+            where sync_action in ('create', 'update') group by request_group)"""
+    ).fetchall()
+    return requests

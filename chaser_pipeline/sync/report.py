@@ -29,8 +29,11 @@ class SyncSummary:
     updated: int = 0
     rejected_by_chaser: int = 0
     write_requests: int = 0
+    requests: int = 0  # every request, reads included: what Chaser's budget counts
+    planned_requests: int = 0
     retries: int = 0
     rate_limited_429: int = 0
+    budget_wait_seconds: float = 0.0
     duration_seconds: float = 0.0
     rows_per_second: float = 0.0
 
@@ -67,9 +70,12 @@ class SyncReport:
     failed: int = 0
     held_back_by_rules: int = 0
     previously_synced: int = 0
-    requests: int = 0
+    requests: int = 0  # write requests
+    all_requests: int = 0
+    planned_requests: int = 0
     retries: int = 0
     rate_limited: int = 0
+    budget_wait_seconds: float = 0.0
     duration_seconds: float = 0.0
     samples: list[dict[str, Any]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (key, message), first few
@@ -101,8 +107,11 @@ class SyncReport:
             updated=self.confirmed["update"],
             rejected_by_chaser=self.failed,
             write_requests=self.requests,
+            requests=self.all_requests,
+            planned_requests=self.planned_requests,
             retries=self.retries,
             rate_limited_429=self.rate_limited,
+            budget_wait_seconds=round(self.budget_wait_seconds, 3),
             duration_seconds=round(self.duration_seconds, 3),
             rows_per_second=round(self.rows_per_second, 1),
         )

@@ -18,7 +18,8 @@ from datetime import datetime
 
 from chaser_pipeline.chaser.bulk import BulkOutcome
 from chaser_pipeline.chaser.client import ChaserClient
-from chaser_pipeline.sync.batches import Batch, planned_batches
+from chaser_pipeline.chaser.errors import ChaserError
+from chaser_pipeline.sync.batches import Batch, planned_batches, settled_part
 from chaser_pipeline.sync.journal import record_batches
 from chaser_pipeline.sync.objects import ChaserObject
 from chaser_pipeline.sync.report import SyncReport
@@ -58,7 +59,7 @@ class Sender:
         self.clock = clock
         self.on_progress = on_progress
         # A slot per batch sent but not yet recorded.
-        self.unrecorded = asyncio.Semaphore(max(MAX_UNRECORDED_BATCHES, client.max_in_flight * 2))
+        self.unrecorded = asyncio.Semaphore(max(MAX_UNRECORDED_BATCHES, client.in_flight_limit * 2))
         self.settled: asyncio.Queue[tuple[Batch, BulkOutcome] | None] = asyncio.Queue()
         self.failures: list[BaseException] = []
 
@@ -116,6 +117,13 @@ class Sender:
     async def _send_batch(self, batch: Batch) -> None:
         try:
             outcome = await self.endpoint.bulk_upsert(batch.entries)
+        except ChaserError as exc:
+            # what Chaser answered before the batch failed part-way is recorded all the same
+            if exc.settled is not None and (exc.settled.accepted or exc.settled.failed):
+                self.settled.put_nowait(settled_part(batch, exc.settled))
+            else:
+                self.unrecorded.release()
+            raise
         except BaseException:
             self.unrecorded.release()
             raise

@@ -164,3 +164,44 @@ def test_stop_chasing_changes_go_first_then_new_documents_then_the_rest(tmp_path
         assert all(key >= "I-200" for key in sent[:100])  # paid: Chaser stops chasing
         assert all(key.startswith("J-") for key in sent[100:200])  # new documents
         assert all(key < "I-100" for key in sent[200:])  # the rest
+
+
+def test_a_sync_cut_short_by_its_deadline_has_sent_the_stop_chasing_changes(tmp_path):
+    """A run cut short leaves the least harmful remainder: with the budget allowing two requests
+    a second and a deadline before the third, what reached Chaser is invoices being paid."""
+    import time
+
+    from chaser_pipeline.chaser.budget import RequestBudget
+    from chaser_pipeline.chaser.errors import ChaserError
+    from chaser_pipeline.emulator.rate_limit import RateLimitConfig
+
+    limit = RateLimitConfig(requests_per_minute=None)
+    with emulated_chaser(tmp_path, rate_limit=limit) as chaser:
+        invoices = [(f"I-{i:03d}", "C-1") for i in range(600)]
+        con = mart_db(tmp_path / "p.duckdb", [("C-1", "Good Ltd")], invoices)
+        chaser.sync(con, "customers", run_id="r1")
+        assert chaser.sync(con, "invoices", run_id="r1").confirmed["create"] == 600
+        # 300 re-dated first in key order, then 300 paid: the paid ones must still go first
+        con.execute(
+            """update chaser_invoices set due_date = '2024-05-31T00:00:00.000Z'
+            where invoice_id < 'I-300'"""
+        )
+        con.execute(
+            """update chaser_invoices set status = 'PAID', amount_paid = total, amount_due = 0,
+            fully_paid_date = '2024-03-20T00:00:00.000Z' where invoice_id >= 'I-300'"""
+        )
+        budget = RequestBudget(2, window_seconds=1.0)
+        slow = chaser.clients(budget=budget, max_in_flight=1, deadline=time.time() + 0.8)
+        with pytest.raises(ChaserError):
+            chaser.sync(con, "invoices", slow, run_id="r2")
+        with chaser.store() as store:
+            paid = {r["invoice_id"] for r in store.records("invoices") if r["status"] == "PAID"}
+            redated = {
+                r["invoice_id"]
+                for r in store.records("invoices")
+                if r["due_date"].startswith("2024-05-31")
+            }
+        assert 100 <= len(paid) < 300 and redated == set()
+        # what Chaser confirmed before the deadline is on record: the next run sends the rest
+        rest = chaser.sync(con, "invoices", run_id="r3")
+        assert rest.confirmed["update"] == 600 - len(paid)

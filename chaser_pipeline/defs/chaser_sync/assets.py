@@ -1,6 +1,7 @@
 """Sync assets: upsert the marts into Chaser (customers first), the sync log, and the months whose
 documents Chaser does not hold as the ledger says."""
 
+import time
 import warnings
 from datetime import date, datetime
 
@@ -8,7 +9,6 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from chaser_pipeline.chaser.errors import ChaserError
-from chaser_pipeline.chaser.target import Connection
 from chaser_pipeline.db import WHOLE_HISTORY, clock_from, document_window, utc_now
 from chaser_pipeline.defs.chaser_sync.checks import (
     PENDING_ASSET,
@@ -18,6 +18,7 @@ from chaser_pipeline.defs.chaser_sync.checks import (
     rejection_rate_spec,
 )
 from chaser_pipeline.defs.chaser_sync.resources import ChaserResource, SyncStateResource
+from chaser_pipeline.defs.chaser_sync.session import chaser_session
 from chaser_pipeline.defs.freshness import daily_freshness
 from chaser_pipeline.defs.partitions import monthly_partitions
 from chaser_pipeline.defs.resources import duckdb_connection
@@ -27,14 +28,13 @@ from chaser_pipeline.settings import Settings, load_settings
 from chaser_pipeline.sync.engine import (
     MassChangeError,
     check_mass_change,
-    check_target,
     sync_object,
 )
 from chaser_pipeline.sync.objects import CHASER_OBJECTS, CUSTOMERS, ChaserObject
 from chaser_pipeline.sync.pending import Pending, compute_pending
 from chaser_pipeline.sync.plan import SyncOptions
 from chaser_pipeline.sync.report import SyncReport
-from chaser_pipeline.sync.state import LOG_TABLE, StateLockTimeout, SyncState, Target
+from chaser_pipeline.sync.state import LOG_TABLE, StateLockTimeout, Target
 
 CHASER_API_POOL = "chaser_api"
 GROUP = "sync"
@@ -60,8 +60,17 @@ class SyncConfig(dg.Config):
     """Never send a document Chaser would not show (draft, voided...) that was never sent."""
     skip_paid_older_than_days: int = 183
     """Never send a PAID invoice fully paid longer ago than this (Chaser would archive it)."""
+    initial_load: bool = False
+    """The organisation is in its first 24 hours (Chaser's budget is waived): send without
+    pacing, more requests in flight, until Chaser's first 429 (then the budget applies)."""
+    deadline_minutes: float = 0.0
+    """Fail the step when it is still sending after this long (0: no deadline); what Chaser
+    confirmed before is recorded."""
     as_of: str = ""
     """The run's clock as an ISO timestamp (UTC); empty means now. For reproducible runs."""
+
+    def deadline(self) -> float | None:
+        return time.time() + self.deadline_minutes * 60 if self.deadline_minutes else None
 
     def options(self) -> SyncOptions:
         return SyncOptions(
@@ -163,16 +172,19 @@ def run_sync_step(
                 report.attempted,
             )
 
-    with chaser.target().connect() as connection, duckdb_connection(duckdb) as con:
-        state = sync_state.open(con, duckdb.database)
+    with chaser_session(
+        chaser, duckdb, sync_state, initial_load=config.initial_load, deadline=config.deadline()
+    ) as session:
         try:
-            target = open_target(context, state, connection, clock())
-            context.log.info("Syncing %s (%s) to %s", chaser_object.name, scope, connection.display)
-            with state.lock(target, wait_seconds=sync_state.lock_wait_seconds):
+            target = session.open_target(context, clock())
+            context.log.info(
+                "Syncing %s (%s) to %s", chaser_object.name, scope, session.connection.display
+            )
+            with session.state.lock(target, wait_seconds=sync_state.lock_wait_seconds):
                 report = sync_object(
-                    state,
+                    session.state,
                     target,
-                    connection.make_client,
+                    session.connection.make_client,
                     chaser_object,
                     window=window,
                     options=config.options(),
@@ -180,34 +192,23 @@ def run_sync_step(
                     clock=clock,
                     on_progress=progress,
                 )
-        except (MassChangeError, ChaserError, StateLockTimeout) as exc:
+        except (ChaserError, StateLockTimeout) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
+        budget = session.connection.budget
+        display = session.connection.display
     _log_outcome(context, report, chaser_object)
+    if fallback := budget.fallback_message():
+        context.log.warning(fallback)
+    metadata = _metadata(report, display)
+    metadata["forecast"] = budget.forecast(report.planned_requests)
+    if fallback:
+        metadata["initial_load_fell_back"] = fallback
     return dg.MaterializeResult(
-        metadata=_metadata(report, connection.display),
+        metadata=metadata,
         check_results=[
             rejection_rate_result(report, config.max_rejection_share, chaser_object.sync_asset)
         ],
     )
-
-
-def open_target(
-    context: dg.AssetExecutionContext, state: SyncState, connection: Connection, now: datetime
-) -> Target:
-    """The Chaser organisation this run sends to, checked once per run; a target this pipeline
-    never sent to starts from nothing, and the run says so."""
-    target, new = check_target(
-        state, connection.identity, connection.make_client, run_id=context.run.run_id, now=now
-    )
-    if new:
-        context.log.warning(
-            "%s (organisation %s %s) is new to this pipeline: nothing sent to another Chaser "
-            "counts for it, so the whole history is sent to it",
-            connection.display,
-            target.organisation_id,
-            target.organisation_name,
-        )
-    return target
 
 
 def sync_asset(chaser_object: ChaserObject, settings: Settings) -> dg.AssetsDefinition:
@@ -328,22 +329,27 @@ def pending_months_asset(settings: Settings) -> dg.AssetsDefinition:
         """What Chaser does not hold as the ledger says, every object over the whole history:
         the months to sync, and the one mass-change decision of the sync (before any send)."""
         now = utc_now()
-        with chaser.target().connect() as connection, duckdb_connection(duckdb) as con:
-            target = open_target(context, sync_state.open(con, duckdb.database), connection, now)
+        with chaser_session(chaser, duckdb, sync_state) as session:
+            target = session.open_target(context, now)
+            forecast_text = session.connection.budget.forecast
         pending = pending_now(duckdb, sync_state, target, settings, now, config.options())
         try:
             check_mass_change(pending, config.options())
         except MassChangeError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
+        forecast = forecast_text(pending.requests)
         context.log.info(
-            "Documents Chaser does not hold as the ledger says: %s; months to sync: %s",
+            "Documents Chaser does not hold as the ledger says: %s; months to sync: %s; "
+            "sending them takes %s",
             pending.documents or "none",
             ", ".join(pending.months) or "none",
+            forecast,
         )
         metadata = pending.as_metadata()
         return dg.MaterializeResult(
             metadata={
                 **metadata,
+                "forecast": forecast,
                 "changed_months": dg.MetadataValue.json(metadata["changed_months"]),
                 "pending_documents": dg.MetadataValue.json(metadata["pending_documents"]),
             }

@@ -124,7 +124,7 @@ class DriftSampleConfig(dg.Config):
 def drift_sample_check() -> dg.AssetChecksDefinition:
     """A daily sample of what Chaser holds, compared with what the sync state says it holds."""
     from chaser_pipeline.defs.chaser_sync.resources import ChaserResource
-    from chaser_pipeline.defs.resources import duckdb_connection
+    from chaser_pipeline.defs.chaser_sync.session import chaser_session
     from chaser_pipeline.sync.reconcile import sample_drift
 
     @dg.asset_check(
@@ -143,15 +143,14 @@ def drift_sample_check() -> dg.AssetChecksDefinition:
     ) -> dg.AssetCheckResult:
         seed = int(utc_now().strftime("%Y%m%d"))
         samples = []
-        with chaser.target().connect() as connection, duckdb_connection(duckdb) as con:
-            state = sync_state.open(con, duckdb.database)
-            target = state.last_target()
+        with chaser_session(chaser, duckdb, sync_state) as session:
+            target = session.target = session.state.last_target()
             for name in config.objects:
                 samples.append(
                     sample_drift(
-                        state,
+                        session.state,
                         target,
-                        connection.make_client,
+                        session.connection.make_client,
                         name,
                         pages=config.pages_per_object,
                         seed=seed,

@@ -11,27 +11,39 @@ import dagster as dg
 import duckdb
 
 from chaser_pipeline.chaser.target import BuiltinEmulator, ChaserApi, ChaserTarget, ClientOptions
-from chaser_pipeline.settings import Secret, Settings, load_settings
+from chaser_pipeline.settings import (
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_REQUESTS_PER_MINUTE,
+    Secret,
+    Settings,
+    load_settings,
+)
 from chaser_pipeline.sync.state import DuckDBState, SyncState
 
 
 class ChaserResource(dg.ConfigurableResource, ABC):
     """Where the sync assets send, and how hard one step may drive it."""
 
-    max_in_flight: int = 4
-    """Requests in flight at once from one step."""
-    requests_per_minute: int = 200
-    """Chaser's request budget (a sliding 60 s window), shared by every request of one step."""
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    """Requests in flight at once from one step (CHASER_API_MAX_IN_FLIGHT)."""
+    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+    """Chaser's request budget, a sliding 60 s window over every request of a run, carried
+    across runs in the sync state (CHASER_API_REQUESTS_PER_MINUTE; 0: no pacing)."""
+    initial_load_in_flight: int = 16
+    """Requests in flight during an initial load (the organisation's first-24-hours waiver)."""
     max_retries: int = 6
 
     @abstractmethod
-    def target(self) -> ChaserTarget: ...
+    def target(self, *, initial_load: bool = False) -> ChaserTarget:
+        """Where to send; `initial_load` lifts the pacing until Chaser's first 429."""
 
-    def _options(self) -> ClientOptions:
+    def _options(self, initial_load: bool) -> ClientOptions:
         return ClientOptions(
             max_in_flight=self.max_in_flight,
-            requests_per_minute=self.requests_per_minute,
+            requests_per_minute=self.requests_per_minute or None,
             max_retries=self.max_retries,
+            initial_load=initial_load,
+            initial_load_in_flight=self.initial_load_in_flight,
         )
 
 
@@ -42,9 +54,12 @@ class ChaserApiResource(ChaserResource):
     api_key: str
     api_secret: str
 
-    def target(self) -> ChaserTarget:
+    def target(self, *, initial_load: bool = False) -> ChaserTarget:
         return ChaserApi(
-            self.api_url, Secret(self.api_key), Secret(self.api_secret), self._options()
+            self.api_url,
+            Secret(self.api_key),
+            Secret(self.api_secret),
+            self._options(initial_load),
         )
 
 
@@ -54,8 +69,8 @@ class ChaserEmulatorResource(ChaserResource):
     state_path: str
     """The emulator's SQLite state file, beside the pipeline's DuckDB."""
 
-    def target(self) -> ChaserTarget:
-        return BuiltinEmulator(Path(self.state_path), self._options())
+    def target(self, *, initial_load: bool = False) -> ChaserTarget:
+        return BuiltinEmulator(Path(self.state_path), self._options(initial_load))
 
 
 class SyncStateResource(dg.ConfigurableResource):
@@ -77,15 +92,20 @@ class SyncStateResource(dg.ConfigurableResource):
 
 
 def chaser_resource(settings: Settings) -> ChaserResource:
+    budget = {
+        "requests_per_minute": settings.requests_per_minute or 0,
+        "max_in_flight": settings.max_in_flight,
+    }
     if settings.uses_emulator:
         # The emulator's "Chaser" lives beside the sync state that describes it.
         return ChaserEmulatorResource(
-            state_path=str(settings.duckdb_path.with_name("chaser_emulator.sqlite3"))
+            state_path=str(settings.duckdb_path.with_name("chaser_emulator.sqlite3")), **budget
         )
     return ChaserApiResource(
         api_url=settings.api_url or "",
         api_key=dg.EnvVar("CHASER_API_KEY"),
         api_secret=dg.EnvVar("CHASER_API_SECRET"),
+        **budget,
     )
 
 
