@@ -87,6 +87,7 @@ def sync_object(
         "select count(*) from sync_plan where sync_confirmed_hash is not null"
     ).fetchall()
     report.held_back_by_rules = held_back_by_rules(con, chaser_object)
+    report.withdrawals = planned_withdrawals(con, chaser_object)
     report.planned_requests = planned_requests(con, chaser_object)
     columns = payload_columns(con, chaser_object)
     report.samples = sample_payloads(con, columns, options.sample_size)
@@ -152,6 +153,22 @@ def check_mass_change(pending: Pending, options: SyncOptions) -> None:
             "currency fix), run `chaser-pipeline sync --confirm-mass-change` (in Dagster: run "
             "config `confirm_mass_change: true` on chaser_pending_months)."
         )
+
+
+def planned_withdrawals(con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject) -> int:
+    """Rows the plan sends because their key was deleted from the ledger (withdrawals: DELETED
+    documents, ARCHIVED customers and contacts); 0 before any extract recorded a deletion."""
+    try:
+        ((n,),) = con.execute(
+            f"""select count(*) from sync_plan as p
+            join landing.deleted_keys as d
+                on d.table_name = $table and d.key = p."{chaser_object.key}"
+            where p.sync_action in ('create', 'update')""",
+            {"table": chaser_object.source_table},
+        ).fetchall()
+    except duckdb.CatalogException:
+        return 0
+    return n
 
 
 def held_back_by_rules(con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject) -> int:

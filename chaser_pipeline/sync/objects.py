@@ -19,6 +19,8 @@ class ChaserObject:
     key: str  # the mart column Chaser matches rows on
     ledger_entity: str  # the `entity` of its rows in chaser_rejections
     partitioned: bool  # monthly by the document's date
+    # The ledger table its rows come from (a key deleted there is withdrawn from Chaser).
+    ledger_table: str = ""
     # SQL over the mart row `m`: true when Chaser would not show the document (never worth a
     # first send); None for objects that are always sent.
     invisible_sql: str | None = None
@@ -35,6 +37,10 @@ class ChaserObject:
     @property
     def sync_asset(self) -> str:
         return f"sync_chaser_{self.name}"
+
+    @property
+    def source_table(self) -> str:
+        return self.ledger_table or self.name
 
 
 CUSTOMERS = ChaserObject(

@@ -25,6 +25,7 @@ class SyncSummary:
     held_back_waiting_for_customer: int = 0
     held_back_by_rules: int = 0
     skipped_not_worth_sending: int = 0
+    withdrawals: int = 0  # rows sent because the ledger deleted them (DELETED / ARCHIVED)
     created: int = 0
     updated: int = 0
     rejected_by_chaser: int = 0
@@ -69,6 +70,7 @@ class SyncReport:
     confirmed: Counter[str] = field(default_factory=Counter)  # create / update
     failed: int = 0
     held_back_by_rules: int = 0
+    withdrawals: int = 0
     previously_synced: int = 0
     requests: int = 0  # write requests
     all_requests: int = 0
@@ -103,6 +105,7 @@ class SyncReport:
             held_back_waiting_for_customer=self.planned["held_back"],
             held_back_by_rules=self.held_back_by_rules,
             skipped_not_worth_sending=self.planned["skipped"],
+            withdrawals=self.withdrawals,
             created=self.confirmed["create"],
             updated=self.confirmed["update"],
             rejected_by_chaser=self.failed,
