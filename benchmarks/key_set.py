@@ -132,6 +132,7 @@ def delete_some(kind: str, url: str, path: Path | None) -> tuple[int, int]:
     ]
     if kind == "duckdb":
         with duckdb.connect(str(path)) as con:
+            con.execute("set enable_progress_bar = false")
             before = [con.execute(sql).fetchall()[0][0] for sql in count_sql]
             for sql in statements:
                 con.execute(sql)
