@@ -246,13 +246,13 @@ def _accepts_money(field: pa.Field) -> str | None:
 def money_needs_value_check(field: pa.Field) -> bool:
     """True when a money column's type does not by itself guarantee that every value fits
     DECIMAL(18,2) exactly (16 digits before the point, 2 after), so each value must be checked:
-    PostgreSQL `numeric` without a scale, wide decimals, 64-bit integers."""
+    PostgreSQL `numeric` of any declaration (without a scale it takes any digits, and even
+    `numeric(18,2)` holds 'NaN'), wide decimals, 64-bit integers."""
     t = field.type
     if pa.types.is_decimal(t):
         return t.precision - t.scale > 16
     if _is_opaque_numeric(t):
-        declared = postgres_numeric_scale(field)
-        return declared is None or declared[0] - declared[1] > 16
+        return True
     if pa.types.is_integer(t):
         return t.bit_width == 64
     return False

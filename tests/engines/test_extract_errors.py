@@ -189,11 +189,12 @@ def test_postgres_numeric_with_more_than_two_decimals_is_refused_by_its_type(
 
 
 @pytest.mark.postgres
-def test_postgres_not_a_number_is_refused(tmp_path, postgres_url):
+@pytest.mark.parametrize("declared", ["numeric", "numeric(18,2)"])
+def test_postgres_not_a_number_is_refused(tmp_path, postgres_url, declared):
     warehouse = LedgerWarehouse("postgresql", url=postgres_url).write(
         {"payments": [payment("P-1")]}
     )
-    warehouse.execute("alter table ledger.payments alter column amount type numeric")
+    warehouse.execute(f"alter table ledger.payments alter column amount type {declared}")
     warehouse.execute("update ledger.payments set amount = 'NaN'")
     landing = Landing(tmp_path / "pipeline.duckdb", warehouse)
     with pytest.raises(ContractViolation, match=r"column 'amount'.*payment_id = 'P-1': nan"):
