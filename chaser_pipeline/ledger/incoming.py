@@ -71,10 +71,8 @@ def stage(
             for c, t in table.columns
         )
         con.execute(f"create or replace temp table {name} as select {casts} from {source}")
-    except duckdb.Error:
-        if stream.failure is not None:
-            raise stream.failure from None
-        raise
+    except duckdb.Error as exc:
+        raise _landing_failure(table, stream, exc) from None
     finally:
         con.unregister(f"{name}_stream")
         con.execute(f"drop table if exists {name}_raw")
@@ -129,12 +127,23 @@ def stage_keys(
             f"create or replace temp table {name} as "
             f"select cast({table.key} as varchar) as key from {name}_stream"
         )
-    except duckdb.Error:
-        if stream.failure is not None:
-            raise stream.failure from None
-        raise
+    except duckdb.Error as exc:
+        raise _landing_failure(table, stream, exc) from None
     finally:
         con.unregister(f"{name}_stream")
+
+
+def _landing_failure(table: LedgerTable, stream: CheckedStream, exc: duckdb.Error) -> Exception:
+    """The original failure when the stream raised it (the warehouse's error, a bad value),
+    else DuckDB's own words with the table and the file to look at."""
+    if stream.failure is not None:
+        return stream.failure
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return ContractViolation(
+        f"Ledger table {table.name!r}: the rows {table.sql_file} returned could not be landed: "
+        f"{reason}. Check the values of the column it names in the warehouse, or convert them "
+        f"in {table.sql_file}."
+    )
 
 
 def _key_type_problem(t: pa.DataType) -> str | None:
