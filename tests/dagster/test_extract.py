@@ -80,7 +80,6 @@ def test_one_asset_per_ledger_table_with_its_landing_columns():
     assert "optional" in schema.columns[-1].description
 
 
-@pytest.mark.slow
 def test_first_run_metadata_says_what_landed_and_what_looks_wrong(tmp_path):
     wh = write_duckdb_ledger(tmp_path / "wh.duckdb", LEDGER)
     result = run_extract(tmp_path, f"duckdb:///{wh}")
@@ -104,7 +103,6 @@ def test_first_run_metadata_says_what_landed_and_what_looks_wrong(tmp_path):
     assert landed(tmp_path, "invoices", "invoice_id")[1][6] == Decimal("12345678.91")
 
 
-@pytest.mark.slow
 def test_run_config_reaches_the_engine_and_deletes_are_counted(tmp_path):
     wh = write_duckdb_ledger(tmp_path / "wh.duckdb", LEDGER)
     assert run_extract(tmp_path, f"duckdb:///{wh}").success
@@ -148,7 +146,6 @@ def test_a_contract_violation_fails_the_run_naming_table_column_and_file(tmp_pat
     assert "'total' is double, a binary float" in message
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 def test_extract_from_postgresql_streams_exact_decimals_and_is_incremental(tmp_path, postgres_url):
     write_postgres_ledger(postgres_url, LEDGER)
