@@ -4,8 +4,10 @@
 -- column expressions so the query returns exactly these columns, names and types (money as
 -- DECIMAL(18,2), timestamps in UTC). It runs against CHASER_WAREHOUSE_URL (DuckDB or PostgreSQL).
 --
--- Keep the `updated_at > $1::timestamp` filter: the pipeline binds its incremental cursor there
--- (minus the configured overlap; a very old timestamp for the first run or a full refresh).
+-- Keep the filter `updated_at > $1::timestamp or updated_at is null`: the pipeline binds its
+-- incremental cursor there (minus the configured overlap; a very old timestamp for the first run,
+-- a full comparison, and the key-set check that finds rows deleted from the ledger). A row with
+-- no updated_at is read on every run and reported, never lost.
 select
     credit_note_id,
     credit_note_number,
@@ -16,4 +18,4 @@ select
     issue_date,
     updated_at
 from ledger.credit_notes
-where updated_at > $1::timestamp
+where updated_at > $1::timestamp or updated_at is null

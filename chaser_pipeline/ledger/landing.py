@@ -1,9 +1,19 @@
-"""Landing an extract in the pipeline's DuckDB: incremental by updated_at, merged by key.
+"""The landed ledger in the pipeline's DuckDB: `landing.<table>`, `landing.deleted_keys` and each
+table's extract state, and the one transaction that merges a staged extract into them.
 
-The first run copies everything. Later runs fetch rows changed since the stored cursor minus an
-overlap, and merge them by key in one transaction: keys whose rows changed are replaced by the
-incoming rows (all of them, so duplicate keys in the source stay visible to the models), and a
-re-run of the same window changes nothing.
+- `landing.<table>` has every contract column, optional ones included, whatever the warehouse
+  returns. Rows are merged by key: keys whose rows changed are replaced by the incoming rows (all
+  of them, so duplicate keys in the source stay visible to the models); a re-run of the same
+  window changes nothing.
+- Rows with a NULL key are landed too (the models hold them back and report them). Having no key,
+  they cannot be merged: the landed NULL-key rows of a table are replaced as a whole by the
+  warehouse's current NULL-key rows whenever the extract reads them (see `extract.py`), so they
+  never pile up and leave once the warehouse gives them a key.
+- A key gone from the warehouse keeps its last row and gets a row in
+  `landing.deleted_keys(table_name, key, deleted_at)`; a key that comes back leaves it.
+- `landing._extract_state`: per table, the cursor (the newest `updated_at` landed that is not
+  after the run's now, so one row dated 2099 never stalls the extract), when the state was
+  written, and when every row was last compared (`full_compared_at`).
 """
 
 from __future__ import annotations
@@ -12,112 +22,191 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import duckdb
-import pyarrow as pa
 
 from chaser_pipeline.db import transaction
-from chaser_pipeline.ledger.contract import LedgerTable, normalise_batches, validate_schema
+from chaser_pipeline.ledger.contract import LedgerTable
 
 EPOCH = datetime(1900, 1, 1)
 STATE_TABLE = "landing._extract_state"
+DELETED_KEYS_TABLE = "landing.deleted_keys"
 
 
 @dataclass(frozen=True)
-class LandingResult:
-    fetched: int
+class ExtractState:
+    """What the last extract of a table left behind; all None before the first one."""
+
+    cursor: datetime | None = None
+    landed_at: datetime | None = None
+    full_compared_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MergeResult:
     inserted: int  # keys new to the landed table
     updated: int  # keys whose rows changed
-    unchanged: int  # keys fetched again with identical rows (the overlap)
-    deleted: int  # rows dropped by a full refresh because the source no longer has them
+    unchanged: int  # keys fetched again with identical rows
+    changed_behind_cursor: int  # changed keys no incremental read would have fetched
+    null_key_rows: int  # landed rows with a NULL key, after the merge
+    deleted_new: int  # keys found gone from the warehouse by this run
+    deleted_returned: int  # deleted keys back in the warehouse
+    deleted_total: int  # keys of this table in landing.deleted_keys, after the merge
     row_count: int  # rows in the landed table afterwards
-    cursor: datetime | None  # newest updated_at landed
-    since: datetime  # the lower bound the query ran with
+    cursor: datetime | None
 
 
-def ensure_landing_table(con: duckdb.DuckDBPyConnection, table: LedgerTable) -> None:
+def ensure_landing(con: duckdb.DuckDBPyConnection, table: LedgerTable) -> None:
+    """Create the landing tables, or add what an older version of the pipeline did not have."""
     con.execute("create schema if not exists landing")
     columns = ", ".join(f"{c} {t}" for c, t in table.columns)
     con.execute(f"create table if not exists landing.{table.name} ({columns})")
+    for column, kind in table.columns:
+        # Optional columns are last in the contract, so ADD COLUMN keeps the contract's order.
+        con.execute(f"alter table landing.{table.name} add column if not exists {column} {kind}")
     con.execute(
         f"create table if not exists {STATE_TABLE} ("
         "table_name varchar primary key, cursor_at timestamp, landed_at timestamp)"
     )
+    con.execute(f"alter table {STATE_TABLE} add column if not exists full_compared_at timestamp")
+    con.execute(
+        f"create table if not exists {DELETED_KEYS_TABLE} ("
+        "table_name varchar, key varchar, deleted_at timestamp)"
+    )
 
 
-def stored_cursor(con: duckdb.DuckDBPyConnection, table: LedgerTable) -> datetime | None:
-    ensure_landing_table(con, table)
+def read_state(con: duckdb.DuckDBPyConnection, table: LedgerTable) -> ExtractState:
+    ensure_landing(con, table)
     row = con.execute(
-        f"select cursor_at from {STATE_TABLE} where table_name = ?", [table.name]
-    ).fetchone()
-    return row[0] if row else None
+        f"select cursor_at, landed_at, full_compared_at from {STATE_TABLE} where table_name = ?",
+        [table.name],
+    ).fetchall()
+    # fetchall, not fetchone: DuckDB refuses to register a stream while a result is unfinished.
+    return ExtractState(*row[0]) if row else ExtractState()
 
 
-def fetch_since(cursor: datetime | None, overlap: timedelta, full_refresh: bool) -> datetime:
-    """The lower bound for the next query: everything on a first run or a full refresh."""
-    if full_refresh or cursor is None:
-        return EPOCH
-    return cursor - overlap
+def incremental_since(cursor: datetime | None, overlap: timedelta) -> datetime:
+    """The lower bound of an incremental read: the cursor minus the overlap (late commits)."""
+    return EPOCH if cursor is None else cursor - overlap
 
 
-def land(
+def merge(
     con: duckdb.DuckDBPyConnection,
     table: LedgerTable,
-    reader: pa.RecordBatchReader,
+    incoming: str,
     *,
-    since: datetime,
-    full_refresh: bool,
     now: datetime,
-) -> LandingResult:
-    """Validate the stream's columns against the contract, then merge it in one transaction."""
-    validate_schema(table, reader.schema)  # before anything is written
-    ensure_landing_table(con, table)
-    target = f"landing.{table.name}"
-    key = table.key
-    casts = ", ".join(f"cast({c} as {t}) as {c}" for c, t in table.columns)
-    con.register("extract_stream", normalise_batches(reader))
-    try:
-        with transaction(con):
-            con.execute(
-                f"create or replace temp table incoming as select {casts} from extract_stream"
+    full: bool,
+    warehouse_keys: str | None,
+    null_key_rows: str | None,
+    behind: datetime | None = None,
+) -> MergeResult:
+    """Merge the staged table `incoming` into `landing.<table>` in one transaction.
+
+    `full`: `incoming` holds every row of the warehouse, so a landed row it lacks for a key it
+    has is stale too (a duplicate gone). `warehouse_keys`: a relation with column `key` holding
+    every key the warehouse has (None: no key-set comparison). `null_key_rows`: a relation whose
+    rows replace every landed NULL-key row (None: they stay). `behind`: an incremental read's
+    lower bound, to count changes with an older `updated_at` (only meaningful when `full`).
+    """
+    target, key = f"landing.{table.name}", table.key
+    keyed = f"{key} is not null"
+    with transaction(con):
+        # Only landed rows of incoming keys are compared, so a small batch stays cheap.
+        con.execute(
+            f"""create or replace temp table _landing_changed as
+            select distinct {key} from (
+                select * from {incoming} where {keyed}
+                except
+                select * from {target} t
+                where exists (select 1 from {incoming} i where i.{key} = t.{key})
+            )"""
+            + (
+                f""" union
+            select distinct {key} from (
+                select * from {target} t
+                where exists (select 1 from {incoming} i where i.{key} = t.{key})
+                except
+                select * from {incoming} where {keyed}
+            )"""
+                if full
+                else ""
             )
-            (fetched,) = con.execute("select count(*) from incoming").fetchone()
-            # Keys with at least one row not already landed verbatim: only these are rewritten.
-            con.execute(
-                f"create or replace temp table changed_keys as "
-                f"select distinct {key} from (select * from incoming except select * from {target})"
-            )
-            (inserted,) = con.execute(
-                f"select count(*) from changed_keys where {key} not in (select {key} from {target})"
-            ).fetchone()
-            (changed,) = con.execute("select count(*) from changed_keys").fetchone()
-            (fetched_keys,) = con.execute(f"select count(distinct {key}) from incoming").fetchone()
-            deleted = 0
-            if full_refresh:
-                (deleted,) = con.execute(
-                    f"select count(*) from {target} where {key} not in (select {key} from incoming)"
-                ).fetchone()
-                con.execute(f"delete from {target} where {key} not in (select {key} from incoming)")
-            con.execute(f"delete from {target} where {key} in (select {key} from changed_keys)")
-            con.execute(
-                f"insert into {target} select * from incoming "
-                f"where {key} in (select {key} from changed_keys)"
-            )
-            row_count, cursor = con.execute(
-                f"select count(*), max(updated_at) from {target}"
-            ).fetchone()
-            con.execute(
-                f"insert or replace into {STATE_TABLE} values (?, ?, ?)", [table.name, cursor, now]
-            )
-            con.execute("drop table incoming")
-            con.execute("drop table changed_keys")
-    finally:
-        con.unregister("extract_stream")
-    return LandingResult(
-        fetched=fetched,
+        )
+        (changed,) = con.execute("select count(*) from _landing_changed").fetchall()[0]
+        (inserted,) = con.execute(
+            f"select count(*) from _landing_changed c "
+            f"where not exists (select 1 from {target} t where t.{key} = c.{key})"
+        ).fetchall()[0]
+        (fetched_keys,) = con.execute(
+            f"select count(distinct {key}) from {incoming} where {keyed}"
+        ).fetchall()[0]
+        changed_behind = 0
+        if behind is not None:
+            (changed_behind,) = con.execute(
+                f"select count(*) from _landing_changed c where not exists ("
+                f"select 1 from {incoming} i where i.{key} = c.{key} and i.updated_at > ?)",
+                [behind],
+            ).fetchall()[0]
+        con.execute(f"delete from {target} where {key} in (select {key} from _landing_changed)")
+        con.execute(
+            f"insert into {target} select * from {incoming} i "
+            f"where i.{key} in (select {key} from _landing_changed)"
+        )
+        if null_key_rows is not None:
+            con.execute(f"delete from {target} where {key} is null")
+            con.execute(f"insert into {target} select * from {null_key_rows}")
+        deleted = _record_deleted_keys(con, table, warehouse_keys, now) if warehouse_keys else None
+        row_count, null_keys, cursor = con.execute(
+            f"select count(*), count(*) filter (where {key} is null), "
+            f"max(updated_at) filter (where updated_at <= ?) from {target}",
+            [now],
+        ).fetchall()[0]
+        (deleted_total,) = con.execute(
+            f"select count(*) from {DELETED_KEYS_TABLE} where table_name = ?", [table.name]
+        ).fetchall()[0]
+        con.execute(
+            f"insert or replace into {STATE_TABLE} (table_name, cursor_at, landed_at, "
+            "full_compared_at) values ($table, $cursor, $now, "
+            f"case when $full then $now else (select full_compared_at from {STATE_TABLE} "
+            "where table_name = $table) end)",
+            {"table": table.name, "cursor": cursor, "now": now, "full": full},
+        )
+        con.execute("drop table _landing_changed")
+    new, returned = deleted or (0, 0)
+    return MergeResult(
         inserted=inserted,
         updated=changed - inserted,
         unchanged=fetched_keys - changed,
-        deleted=deleted,
+        changed_behind_cursor=changed_behind,
+        null_key_rows=null_keys,
+        deleted_new=new,
+        deleted_returned=returned,
+        deleted_total=deleted_total,
         row_count=row_count,
         cursor=cursor,
-        since=since,
     )
+
+
+def _record_deleted_keys(
+    con: duckdb.DuckDBPyConnection, table: LedgerTable, warehouse_keys: str, now: datetime
+) -> tuple[int, int]:
+    """Keys landed but no longer in the warehouse join `deleted_keys` (their last row stays in
+    `landing.<table>`); deleted keys the warehouse has again leave it. Returns (new, returned)."""
+    target, key = f"landing.{table.name}", table.key
+    (returned,) = con.execute(
+        f"delete from {DELETED_KEYS_TABLE} d where d.table_name = ? "
+        f"and exists (select 1 from {warehouse_keys} w where w.key = d.key)",
+        [table.name],
+    ).fetchall()[0]
+    (new,) = con.execute(
+        f"""insert into {DELETED_KEYS_TABLE}
+        select ?, gone.key, ? from (
+            select distinct {key} as key from {target} t
+            where {key} is not null
+            and not exists (select 1 from {warehouse_keys} w where w.key = t.{key})
+        ) gone
+        where not exists (
+            select 1 from {DELETED_KEYS_TABLE} d where d.table_name = ? and d.key = gone.key
+        )""",
+        [table.name, now, table.name],
+    ).fetchall()[0]
+    return new, returned

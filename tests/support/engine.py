@@ -16,7 +16,7 @@ from chaser_pipeline.chaser.client import ChaserClient
 from chaser_pipeline.db import WHOLE_HISTORY, document_window
 from chaser_pipeline.emulator import EmulatorStore, run_emulator_in_thread
 from chaser_pipeline.ledger.contract import LEDGER_TABLES
-from chaser_pipeline.ledger.landing import fetch_since, land, stored_cursor
+from chaser_pipeline.ledger.extract import ExtractOptions, extract_table
 from chaser_pipeline.ledger.warehouse import Warehouse
 from chaser_pipeline.models.build import build_model, run_models
 from chaser_pipeline.models.project import ModelProject, whole_history_models
@@ -89,10 +89,9 @@ class EnginePipeline:
 
     def extract(self, now: datetime, *, full_refresh: bool = False) -> None:
         source = Warehouse(parse_warehouse_url(f"duckdb:///{self.warehouse}"))
+        options = ExtractOptions(full_refresh=full_refresh, overlap=OVERLAP)
         for table in LEDGER_TABLES.values():
-            since = fetch_since(stored_cursor(self.con, table), OVERLAP, full_refresh)
-            with source.stream(table.read_sql(), since, sql_file=table.sql_file) as reader:
-                land(self.con, table, reader, since=since, full_refresh=full_refresh, now=now)
+            extract_table(self.con, source, table, now=now, options=options)
 
     def run(self, now: datetime, options: SyncOptions | None = None) -> EngineRun:
         """Extract, whole-history models, the whole-history plan and its mass-change decision,

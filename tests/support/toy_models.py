@@ -110,6 +110,7 @@ def database(tmp_path: Path) -> Path:
         con.execute(
             """
             insert into landing.payments
+                (payment_id, invoice_id, amount, paid_at, is_reversed, updated_at)
             select 'pay-' || x, 'inv-' || x, 5.00, now()::timestamp, x = 3, now()::timestamp
             from range(20) t(x)
             """

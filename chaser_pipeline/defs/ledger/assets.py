@@ -1,7 +1,6 @@
 """Extract assets: one per ledger table, each running `sql/<table>.sql` against the warehouse and
 landing the rows in the pipeline's DuckDB (schema `landing`)."""
 
-import time
 from datetime import timedelta
 
 import dagster as dg
@@ -12,22 +11,47 @@ from chaser_pipeline.defs.freshness import daily_freshness
 from chaser_pipeline.defs.ledger.resources import WarehouseResource
 from chaser_pipeline.defs.resources import duckdb_connection
 from chaser_pipeline.ledger.contract import LEDGER_TABLES, LedgerTable
-from chaser_pipeline.ledger.landing import fetch_since, land, stored_cursor
-from chaser_pipeline.settings import Settings, load_settings
+from chaser_pipeline.ledger.extract import ExtractOptions, ExtractResult, extract_table
+from chaser_pipeline.settings import ConfigError, Settings, load_settings
 
 
 class ExtractConfig(dg.Config):
     """Run config for an extract."""
 
     full_refresh: bool = False
-    """Copy the whole table again and drop landed rows the source no longer has."""
+    """Read and compare every row on this run (keys gone from the warehouse are recorded in
+    landing.deleted_keys; their last rows stay)."""
     overlap_minutes: int = 60
     """Re-fetch rows changed this long before the stored cursor, for late-committed rows."""
+    full_compare_every_days: int = 7
+    """Compare every row with its landed version this often (0: every run), to catch rows whose
+    updated_at went backwards."""
+
+    def options(self) -> ExtractOptions:
+        for name in ("overlap_minutes", "full_compare_every_days"):
+            if getattr(self, name) < 0:
+                raise ConfigError(
+                    f"Extract run config {name} must be zero or more (got {getattr(self, name)})"
+                )
+        return ExtractOptions(
+            full_refresh=self.full_refresh,
+            overlap=timedelta(minutes=self.overlap_minutes),
+            full_compare_every=timedelta(days=self.full_compare_every_days),
+        )
 
 
 def column_schema(table: LedgerTable) -> dg.TableSchema:
     return dg.TableSchema(
-        columns=[dg.TableColumn(name=c, type=t) for c, t in table.columns],
+        columns=[
+            dg.TableColumn(
+                name=c,
+                type=t,
+                description="optional: NULL when the warehouse's SQL does not return it"
+                if c in table.optional_columns
+                else None,
+            )
+            for c, t in table.columns
+        ],
     )
 
 
@@ -38,50 +62,94 @@ def run_extract(
     warehouse: WarehouseResource,
     duckdb: DuckDBResource,
 ) -> dg.MaterializeResult:
-    """One extract step: the rows changed since the cursor (minus the overlap), merged by key."""
-    started = time.monotonic()
+    """One extract step: see `chaser_pipeline.ledger.extract`."""
+    options = config.options()
     source = warehouse.get()
+    context.log.info("Extracting %s from %s with %s", table.name, source.display, table.sql_file)
     with duckdb_connection(duckdb) as con:
-        cursor = stored_cursor(con, table)
-        since = fetch_since(cursor, timedelta(minutes=config.overlap_minutes), config.full_refresh)
-        context.log.info(
-            "Extracting %s from %s with %s (rows updated after %s%s)",
-            table.name,
-            source.display,
-            table.sql_file,
-            since,
-            ", full refresh" if config.full_refresh else "",
-        )
-        with source.stream(table.read_sql(), since, sql_file=table.sql_file) as reader:
-            result = land(
-                con, table, reader, since=since, full_refresh=config.full_refresh, now=utc_now()
-            )
+        result = extract_table(con, source, table, now=utc_now(), options=options)
+    landed = result.landed
     context.log.info(
-        "Landed %s: %d fetched, %d new, %d updated, %d unchanged; cursor %s",
+        "Landed %s%s: %d fetched since %s, %d new, %d updated, %d unchanged; "
+        "%d key(s) deleted from the warehouse (%d new, %d back); cursor %s",
         table.name,
-        result.fetched,
-        result.inserted,
-        result.updated,
-        result.unchanged,
-        result.cursor,
+        f" (every row compared: {result.full_compare})" if result.full_compare else "",
+        result.rows_fetched,
+        result.since,
+        landed.inserted,
+        landed.updated,
+        landed.unchanged,
+        landed.deleted_total,
+        landed.deleted_new,
+        landed.deleted_returned,
+        landed.cursor,
     )
-    return dg.MaterializeResult(
-        metadata={
-            "rows_fetched": result.fetched,
-            "rows_inserted": result.inserted,
-            "rows_updated": result.updated,
-            "rows_unchanged": result.unchanged,
-            "rows_deleted": result.deleted,
-            "cursor": str(result.cursor) if result.cursor else "",
-            "fetched_since": str(result.since),
-            "full_refresh": config.full_refresh,
-            "warehouse": source.display,
-            "dagster/row_count": result.row_count,
-            "dagster/column_schema": column_schema(table),
-            "dagster/table_name": f"landing.{table.name}",
-            "duration_seconds": round(time.monotonic() - started, 3),
-        }
-    )
+    for warning in _warnings(table, result):
+        context.log.warning(warning)
+    return dg.MaterializeResult(metadata=extract_metadata(table, result, source.display))
+
+
+def extract_metadata(table: LedgerTable, result: ExtractResult, warehouse: str) -> dict:
+    """The extract's metadata: what was read, what changed, what was deleted, what looks wrong."""
+    landed = result.landed
+    metadata = {
+        "rows_fetched": result.rows_fetched,
+        "rows_inserted": landed.inserted,
+        "rows_updated": landed.updated,
+        "rows_unchanged": landed.unchanged,
+        "deleted_keys_new": landed.deleted_new,
+        "deleted_keys_returned": landed.deleted_returned,
+        "deleted_keys_total": landed.deleted_total,
+        "null_key_rows": landed.null_key_rows,
+        "updated_at_null_rows": result.null_updated_at,
+        "updated_at_null_keys": list(result.null_updated_at_keys),
+        "updated_at_future_rows": result.future_updated_at,
+        "updated_at_future_keys": list(result.future_updated_at_keys),
+        "full_compare": bool(result.full_compare),
+        "full_compare_reason": result.full_compare,
+        "full_compared_at": str(result.full_compared_at or ""),
+        "rows_changed_behind_cursor": landed.changed_behind_cursor,
+        "keys_read": result.keys_read,
+        "keys_missed_by_cursor": result.keys_missed_by_cursor,
+        "key_set_seconds": result.key_set_seconds,
+        "cursor": str(landed.cursor) if landed.cursor else "",
+        "fetched_since": str(result.since),
+        "warehouse": warehouse,
+        "dagster/row_count": landed.row_count,
+        "dagster/column_schema": column_schema(table),
+        "dagster/table_name": f"landing.{table.name}",
+        "duration_seconds": result.seconds,
+    }
+    if table.optional or table.optional_columns:
+        metadata["optional_in_use"] = list(result.optional_in_use)
+        metadata["optional_missing"] = list(result.optional_missing)
+    return metadata
+
+
+def _warnings(table: LedgerTable, result: ExtractResult) -> list[str]:
+    """What a user should look at in the warehouse, in words."""
+    warnings = []
+    if result.landed.null_key_rows:
+        warnings.append(
+            f"{result.landed.null_key_rows} row(s) of {table.name} have no {table.key}: landed, "
+            "but the models hold them back until the warehouse gives them a key"
+        )
+    if result.null_updated_at:
+        warnings.append(
+            f"{result.null_updated_at} row(s) of {table.name} have no updated_at (e.g. "
+            f"{', '.join(result.null_updated_at_keys)}): they are read again on every run"
+        )
+    if result.future_updated_at:
+        warnings.append(
+            f"{result.future_updated_at} row(s) of {table.name} have an updated_at in the future "
+            f"(e.g. {', '.join(result.future_updated_at_keys)}): the cursor ignores them"
+        )
+    if result.landed.changed_behind_cursor:
+        warnings.append(
+            f"The full comparison found {result.landed.changed_behind_cursor} key(s) of "
+            f"{table.name} changed with an updated_at older than the cursor"
+        )
+    return warnings
 
 
 def extract_asset(table: LedgerTable, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
@@ -97,6 +165,7 @@ def extract_asset(table: LedgerTable, freshness: dg.FreshnessPolicy) -> dg.Asset
             "dagster/column_schema": column_schema(table),
             "dagster/table_name": f"landing.{table.name}",
             "sql_file": table.sql_file,
+            **({"optional_table": True} if table.optional else {}),
         },
     )
     def _extract(
