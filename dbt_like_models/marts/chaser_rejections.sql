@@ -496,7 +496,7 @@ credit_note_reports as (
             (allocated_amount - total_amount)::varchar
         ) as detail
     from credit_notes
-    where credit_note_id is not null and allocated_amount > total_amount
+    where hold_reason_code is null and allocated_amount > total_amount
 ),
 
 overpayment_reports as (
@@ -516,7 +516,8 @@ overpayment_reports as (
         ) as detail
     from overpayments
     where
-        overpayment_status in ('ACTIVE', 'PAID')
+        hold_reason_code is null
+        and overpayment_status in ('ACTIVE', 'PAID')
         and received_amount - consumed_amount - applied_amount < 0
 ),
 

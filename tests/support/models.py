@@ -36,7 +36,7 @@ HOLDINGS_DDL = ", ".join(f"{name} {kind}" for name, kind in HOLDINGS_COLUMNS)
 UPDATED = datetime(2024, 6, 1, 9, 0, 0)
 
 
-def customer(customer_id: str = "C-1", **columns: Any) -> dict[str, Any]:
+def customer(customer_id: str | None = "C-1", **columns: Any) -> dict[str, Any]:
     """A valid, sendable customer row; keyword arguments override columns."""
     row = {
         "customer_id": customer_id,
@@ -58,7 +58,13 @@ def customer(customer_id: str = "C-1", **columns: Any) -> dict[str, Any]:
     return _override("customers", row, columns)
 
 
-def invoice(invoice_id: str = "INV-1", total: str = "100.00", **columns: Any) -> dict[str, Any]:
+def _money(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def invoice(
+    invoice_id: str | None = "INV-1", total: str | None = "100.00", **columns: Any
+) -> dict[str, Any]:
     """A valid AUTHORISED GBP invoice of C-1 issued 2024-03-05; keyword arguments override columns."""
     row = {
         "invoice_id": invoice_id,
@@ -66,8 +72,8 @@ def invoice(invoice_id: str = "INV-1", total: str = "100.00", **columns: Any) ->
         "customer_id": "C-1",
         "status": "AUTHORISED",
         "currency_code": "GBP",
-        "sub_total": Decimal(total),
-        "total": Decimal(total),
+        "sub_total": _money(total),
+        "total": _money(total),
         "issue_date": date(2024, 3, 5),
         "due_date": date(2024, 4, 4),
         "updated_at": UPDATED,
@@ -76,13 +82,17 @@ def invoice(invoice_id: str = "INV-1", total: str = "100.00", **columns: Any) ->
 
 
 def payment(
-    payment_id: str, amount: str, paid_at: datetime, invoice_id: str = "INV-1", **columns: Any
+    payment_id: str | None,
+    amount: str | None,
+    paid_at: datetime | str | None,
+    invoice_id: str | None = "INV-1",
+    **columns: Any,
 ) -> dict[str, Any]:
     """A non-reversed payment; keyword arguments override columns."""
     row = {
         "payment_id": payment_id,
         "invoice_id": invoice_id,
-        "amount": Decimal(amount),
+        "amount": _money(amount),
         "paid_at": paid_at,
         "is_reversed": False,
         "updated_at": UPDATED,
@@ -93,22 +103,19 @@ def payment(
 
 
 def on_account(
-    payment_id: str, amount: str, paid_at: datetime, customer_id: str = "C-1", **columns: Any
+    payment_id: str | None,
+    amount: str,
+    paid_at: datetime | str | None,
+    customer_id: str | None = "C-1",
+    **columns: Any,
 ) -> dict[str, Any]:
     """Money received on account (no invoice): a GBP payment of `customer_id`; kwargs override."""
-    return payment(
-        payment_id,
-        amount,
-        paid_at,
-        invoice_id=None,
-        customer_id=customer_id,
-        currency_code="GBP",
-        **columns,
-    )
+    columns = {"invoice_id": None, "customer_id": customer_id, "currency_code": "GBP", **columns}
+    return payment(payment_id, amount, paid_at, **columns)
 
 
 def credit_note(
-    credit_note_id: str = "CN-1", total: str = "50.00", **columns: Any
+    credit_note_id: str | None = "CN-1", total: str | None = "50.00", **columns: Any
 ) -> dict[str, Any]:
     """A valid AUTHORISED GBP credit note of C-1 issued 2024-03-10; keyword arguments override."""
     row = {
@@ -117,7 +124,7 @@ def credit_note(
         "customer_id": "C-1",
         "status": "AUTHORISED",
         "currency_code": "GBP",
-        "total": Decimal(total),
+        "total": _money(total),
         "issue_date": date(2024, 3, 10),
         "updated_at": UPDATED,
     }
@@ -138,7 +145,7 @@ def allocation(
         "allocation_id": allocation_id,
         "credit_note_id": credit_note_id,
         "invoice_id": invoice_id,
-        "amount": Decimal(amount),
+        "amount": _money(amount),
         "allocated_at": allocated_at,
         "is_reversed": False,
         "updated_at": UPDATED,
@@ -272,8 +279,9 @@ def assert_case(con: duckdb.DuckDBPyConnection, case: Case) -> None:
             assert key in by_key, f"{mart} must send {key}"
             assert {c: by_key[key][c] for c in columns} == columns, f"{mart} {key}"
     found = rows(con, "chaser_rejections")
-    assert {(r["entity"], r["key"], r["reason_code"], r["severity"]) for r in found} == (
-        case.rejections
+    got = {(r["entity"], r["key"], r["reason_code"], r["severity"]) for r in found}
+    assert got == case.rejections, (
+        f"unexpected {sorted(got - case.rejections)}, missing {sorted(case.rejections - got)}"
     )
     for r in found:
         # a reader can act on it: a sentence naming the row (keyless rows are listed by content)
