@@ -214,6 +214,22 @@ def landed_ledger(path: Path, rows: list[dict[str, Any]]) -> duckdb.DuckDBPyConn
     return con
 
 
+def land_warehouse(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
+    """Land every ledger table of a warehouse file (the demo's, say) as the extract would: the
+    whole table, every contract column, and no deleted keys yet."""
+    con.execute("attach ? as wh (read_only)", [str(warehouse)])
+    con.execute("create schema if not exists landing")
+    for table, columns in LANDING_COLUMNS.items():
+        if table == "deleted_keys":
+            ddl = ", ".join(f"{name} {type_}" for name, type_ in columns.items())
+            con.execute(f"create table landing.{table} ({ddl})")
+        else:
+            con.execute(
+                f"create table landing.{table} as select {', '.join(columns)} from wh.ledger.{table}"
+            )
+    con.execute("detach wh")
+
+
 def build_models(
     con: duckdb.DuckDBPyConnection,
     models_dir: Path,
