@@ -82,7 +82,8 @@ def test_one_new_payment_resends_exactly_that_invoice(pipeline):
         where status = 'AUTHORISED' and amount_due > 1 order by invoice_id limit 1"""
     )
     pipeline.ledger(
-        """insert into ledger.payments values
+        """insert into ledger.payments
+        (payment_id, invoice_id, amount, paid_at, is_reversed, updated_at) values
         ('P-NEW-1', ?, 1.00, timestamp '2026-11-20 10:00', false, timestamp '2026-11-20 10:00')""",
         [invoice_id],
     )
@@ -115,7 +116,8 @@ def test_one_new_allocation_resends_that_invoice_and_that_credit_note(pipeline):
         where status = 'AUTHORISED' and amount_due >= 2 order by invoice_id limit 1"""
     )
     pipeline.ledger(
-        """insert into ledger.credit_allocations values
+        """insert into ledger.credit_allocations
+        (allocation_id, credit_note_id, invoice_id, amount, allocated_at, is_reversed, updated_at) values
         ('CA-NEW-1', ?, ?, 1.00, timestamp '2026-11-20 11:00', false, timestamp '2026-11-20 11:00')""",
         [credit_note_id, invoice_id],
     )
