@@ -2,8 +2,8 @@
 
 `run_models` builds a whole project in dependency order with a plain DuckDB connection (tests,
 benchmarks, debugging); the Dagster assets call `build_model` one model at a time. Every build
-first makes sure `chaser_sync.holdings` exists (empty before the first sync), since the models
-read what Chaser holds.
+first makes sure `chaser_sync.holdings` and `landing.deleted_keys` exist (empty before the first
+sync or key-set comparison), since the models read what Chaser holds and what the ledger deleted.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import duckdb
 
 from chaser_pipeline.db import WHOLE_HISTORY, transaction
 from chaser_pipeline.models.field_rules import register_field_rules
-from chaser_pipeline.models.inputs import ensure_holdings
+from chaser_pipeline.models.inputs import ensure_model_inputs
 from chaser_pipeline.models.names import MODEL_SCHEMA, WINDOW_PARAMETERS, ModelError, quote
 from chaser_pipeline.models.project import Model, ModelProject
 from chaser_pipeline.settings import DEFAULT_COUNTRY
@@ -73,7 +73,7 @@ def build_model(
     """
     started = time.perf_counter()
     table = quote(model.name)
-    ensure_holdings(con)
+    ensure_model_inputs(con)
     if model.partitioned_by is None or window is None:
         params = _bind(model, WHOLE_HISTORY)
         with transaction(con):

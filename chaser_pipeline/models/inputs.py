@@ -7,8 +7,10 @@ deletes, and what Chaser holds.
   row stays in `landing.<table>`. The models read it beside the ledger table it names, so it is
   no asset dependency of its own.
 - `chaser_sync.holdings(object, key, payload_hash)`: the current Chaser target's confirmed rows,
-  kept current by the sync. `ensure_holdings` creates it empty before the first sync, so the
-  models can always read it.
+  kept current by the sync.
+
+`ensure_model_inputs` (run before every model build) creates the last two empty when nothing has
+written them yet, so the models can always read them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import duckdb
 
 from chaser_pipeline.ledger.contract import LEDGER_TABLES
+from chaser_pipeline.models.names import LANDING_SCHEMA
 
 Columns = tuple[tuple[str, str], ...]
 
@@ -68,15 +71,34 @@ def landing_columns() -> dict[str, Columns]:
     return {**ledger_columns(), DELETED_KEYS: DELETED_KEYS_COLUMNS}
 
 
+def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = $schema and table_name = $table",
+            {"schema": schema, "table": table},
+        ).fetchall()[0][0]
+    )
+
+
+def _create_empty(
+    con: duckdb.DuckDBPyConnection, schema: str, table: str, columns: Columns
+) -> None:
+    ddl = ", ".join(f"{name} {kind}" for name, kind in columns)
+    con.execute(f"create schema if not exists {schema}")
+    con.execute(f"create table if not exists {schema}.{table} ({ddl})")
+
+
 def ensure_holdings(con: duckdb.DuckDBPyConnection) -> None:
     """Create `chaser_sync.holdings` empty unless it exists (as the sync's view or a table)."""
-    exists = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = $schema and table_name = $table",
-        {"schema": HOLDINGS_SCHEMA, "table": HOLDINGS},
-    ).fetchall()[0][0]
-    if exists:
-        return
-    columns = ", ".join(f"{name} {kind}" for name, kind in HOLDINGS_COLUMNS)
-    con.execute(f"create schema if not exists {HOLDINGS_SCHEMA}")
-    con.execute(f"create table if not exists {HOLDINGS_SCHEMA}.{HOLDINGS} ({columns})")
+    if not _exists(con, HOLDINGS_SCHEMA, HOLDINGS):
+        _create_empty(con, HOLDINGS_SCHEMA, HOLDINGS, HOLDINGS_COLUMNS)
+
+
+def ensure_model_inputs(con: duckdb.DuckDBPyConnection) -> None:
+    """What the models read besides the ledger tables, empty when nothing wrote it yet: Chaser's
+    holdings before the first sync, and `landing.deleted_keys` for a landing written without the
+    key-set comparison (a copied warehouse, an older extract): no key known to be deleted."""
+    ensure_holdings(con)
+    if not _exists(con, LANDING_SCHEMA, DELETED_KEYS):
+        _create_empty(con, LANDING_SCHEMA, DELETED_KEYS, DELETED_KEYS_COLUMNS)
