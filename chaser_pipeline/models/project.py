@@ -9,7 +9,7 @@ A model is one `<name>.sql` file (a single SELECT, DuckDB dialect) plus an optio
       unique: [invoice_id]
       not_null: [invoice_id, invoice_number]
       accepted_values: {status: [DRAFT, PAID]}
-      relationships: {customer_external_id: chaser_customers.external_id}
+      relationships: {customer_external_id: int_customers.customer_id}
     columns:
       amount_due: Total minus amount paid; 0 when fully paid or overpaid.
 

@@ -138,7 +138,7 @@ def test_a_customer_fixed_after_a_rejection_lands_and_then_its_held_back_invoice
     assert pipeline.sync().success
     [(customer_id, n_invoices)] = pipeline.query(
         """select r.key, count(*) from chaser_rejections r
-        join chaser_rejections i on i.entity = 'invoice' and i.reason_code = 'customer_rejected'
+        join chaser_rejections i on i.entity = 'invoice' and i.reason_code = 'customer_held_back'
             and i.detail like '%' || r.key || '%'
         where r.entity = 'customer' and r.severity = 'held_back' and r.reason_code = 'missing_company_name'
         group by r.key order by r.key limit 1"""
