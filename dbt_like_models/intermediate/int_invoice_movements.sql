@@ -82,16 +82,22 @@ final as (
         moved_at,
         movement_rank,
         running_applied_amount,
-        -- the part of this movement above the total (a refund is negative and takes nothing
-        -- past it): applied after it, less the larger of the total and the sum before it
-        greatest(
-            coalesce(
-                running_applied_amount
-                - greatest(total_amount, running_applied_amount - coalesce(movement_amount, 0)),
+        case
+            -- without a total (or with a negative one, held back) nothing can be past it
+            when total_amount is null or total_amount < 0 then 0.00
+            -- the part of this movement above the total (a refund is negative and takes nothing
+            -- past it): applied after it, less the larger of the total and the sum before it
+            else greatest(
+                coalesce(
+                    running_applied_amount
+                    - greatest(
+                        total_amount, running_applied_amount - coalesce(movement_amount, 0)
+                    ),
+                    0
+                ),
                 0
-            ),
-            0
-        ) as surplus_amount
+            )
+        end as surplus_amount
     from ordered
 )
 

@@ -357,6 +357,21 @@ OVERPAYMENTS = [
         },
     ),
     Case(
+        "money paid on an invoice without a usable total is no surplus",
+        [
+            customer(),
+            invoice("INV-1", total=None),
+            invoice("INV-2", total="-10.00"),
+            payment("P-1", "50.00", at(10), invoice_id="INV-1"),
+            payment("P-2", "50.00", at(10), invoice_id="INV-2"),
+        ],
+        overpayments={"P-1": NOT_SENT, "P-2": NOT_SENT},
+        rejections={
+            ("invoice", "INV-1", "missing_total", "held_back"),
+            ("invoice", "INV-2", "negative_total", "held_back"),
+        },
+    ),
+    Case(
         "more cash applied than was unapplied: no remaining credit, reported",
         [
             customer(),
