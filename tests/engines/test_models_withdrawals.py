@@ -210,26 +210,32 @@ ALLOCATIONS = [
         rejections={("allocation", "A-1", "allocation_other_customer", "reported")},
     ),
     Case(
-        "credit never pays a DRAFT, VOIDED or DELETED invoice; a SUBMITTED one it does",
+        "credit never pays a DRAFT, VOIDED or deleted invoice; a SUBMITTED one it does",
         [
             customer(),
             invoice("INV-D", status="draft", total="10.00"),
             invoice("INV-V", status="VOIDED", total="10.00"),
             invoice("INV-S", status="submitted", total="10.00"),
+            invoice("INV-X", total="10.00"),
             credit_note(total="100.00"),
             allocation("A-1", "10.00", at(12), invoice_id="INV-D"),
             allocation("A-2", "10.00", at(12), invoice_id="INV-V"),
             allocation("A-3", "10.00", at(12), invoice_id="INV-S"),
+            allocation("A-4", "10.00", at(12), invoice_id="INV-X"),
+            deleted("invoices", "INV-X"),
         ],
         invoices={
             "INV-D": {"status": "DRAFT", "amount_paid": D("0.00")},
             "INV-V": {"status": "VOIDED", "amount_paid": D("0.00")},
             "INV-S": {"status": "SUBMITTED", "amount_paid": D("10.00")},
+            "INV-X": {"status": "DELETED", "amount_paid": D("0.00")},
         },
         credit_notes={"CN-1": {"remaining_credit": D("90.00")}},
         rejections={
             ("allocation", "A-1", "allocation_invoice_not_payable", "reported"),
             ("allocation", "A-2", "allocation_invoice_not_payable", "reported"),
+            ("allocation", "A-4", "allocation_invoice_not_payable", "reported"),
+            ("invoice", "INV-X", "deleted_in_ledger", "reported"),
         },
     ),
     Case(
