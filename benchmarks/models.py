@@ -21,9 +21,9 @@ from pathlib import Path
 import duckdb
 
 from chaser_pipeline.demo.generator import generate_demo_warehouse
-from chaser_pipeline.ledger.contract import LEDGER_TABLES
 from chaser_pipeline.models.build import build_model
 from chaser_pipeline.models.field_rules import register_field_rules
+from chaser_pipeline.models.inputs import ledger_columns
 from chaser_pipeline.models.project import ModelProject
 from chaser_pipeline.paths import models_dir
 from chaser_pipeline.settings import DEFAULT_COUNTRY
@@ -37,7 +37,8 @@ def peak_rss_mb() -> float:
 def land(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
     con.execute("attach $path as warehouse (read_only)", {"path": str(warehouse)})
     con.execute("create schema if not exists landing")
-    for name in LEDGER_TABLES:
+    # every ledger table the models read (the optional contacts table included)
+    for name in ledger_columns():
         con.execute(
             f"create or replace table landing.{name} as select * from warehouse.ledger.{name}"
         )

@@ -1,5 +1,6 @@
-"""The demo warehouse: a DuckDB file holding the ledger contract's five tables, with every awkward
-case the pipeline must handle, generated in SQL so a million invoices take about a minute.
+"""The demo warehouse: a DuckDB file holding the ledger contract's tables (the optional `contacts`
+table and optional columns included), with every awkward case the pipeline must handle, generated
+in SQL so a million invoices take about a minute.
 
 Every value comes from `hash(seed, tag, row)` inside DuckDB, so one seed always gives the same rows
 (with the same DuckDB version). Dates are fixed (invoices issued 2023-01-01 .. 2026-11-15, no event
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from chaser_pipeline.ledger.contract import LEDGER_TABLES
+from chaser_pipeline.models.inputs import ledger_columns
 
 SQL_DIR = Path(__file__).parent / "sql"
 
@@ -33,16 +34,17 @@ FIRST_ISSUE_DATE = "2023-01-01"
 LAST_ISSUE_DATE = "2026-11-15"
 LAST_EVENT_DATE = "2026-11-19"  # no payment, allocation or update after this day
 
-# The contract's columns, names, order and types, from the one place the package keeps them.
+# The contract's columns, names, order and types (optional ones last), as the package keeps them.
 LEDGER_DDL: dict[str, str] = {
     name: ", ".join(
         f"{column} {kind}" + (" NOT NULL" if column == "updated_at" else "")
-        for column, kind in table.columns
+        for column, kind in columns
     )
-    for name, table in LEDGER_TABLES.items()
+    for name, columns in ledger_columns().items()
 }
 
-# Scenario buckets: invoices use (i * 7919 + offset) % 1000, customers and credit notes % 100.
+# Scenario buckets: invoices use (i * 7919 + offset) % 1000; customers, credit notes and
+# contacts % 100.
 SCENARIOS: dict[str, dict[str, str]] = {
     "customers": {
         "missing_company_name": "bucket 0: company_name NULL; bucket 1: company_name ''",
@@ -54,6 +56,9 @@ SCENARIOS: dict[str, dict[str, str]] = {
         "us_numbers": "buckets 15-16: +1 415 555 01xx numbers, country 'US' (16: no +1 on mobile)",
         "duplicate_key": "bucket 17: customer_id twice; the later updated_at has accounts@ email",
         "partial_address": "bucket 18 postal_code+country only; bucket 19 line1+city only",
+        "several_emails": "bucket 20 'first.last@…; accounts@…', bucket 21 'accounts@…, first@…, "
+        "first@' (the last invalid), bucket 22 'Finance@… first@…' (space-separated): the first "
+        "valid address is the customer's, the others become contact persons",
         "archived": "random ~6% is_archived = true",
     },
     "invoices": {
@@ -69,6 +74,15 @@ SCENARIOS: dict[str, dict[str, str]] = {
         "paid_status_money_due": "buckets 65-74: status PAID/Paid but payments < total",
         "overpaid": "buckets 75-89: status PAID, a full payment then a second one (sum > total)",
         "bounced_then_paid": "buckets 90-99: full payment reversed, then paid again later",
+        "refund_then_paid": "buckets 100-104: paid in full, refunded in full (a negative "
+        "payment), paid in full again: fully paid at the last payment",
+        "before_history": "buckets 105-109: issued in December 2022, before the first month of "
+        "history, and still open",
+        "held_customer_paid": "buckets 110-114: billed to a customer without a company name "
+        "(held back), and paid in full",
+        "paid_from_account": "buckets 115-124: no payment of its own; cash received on account "
+        "(up to 20 days before, sometimes more than the total) is applied to it in full by a "
+        "credit_allocations row naming the payment (payment_id)",
         "credited": "buckets 900-999: credit note raised against it, payments cover the rest",
         "normal": "everything else: unpaid / partial / full in 1-5 payments; ~5% bounced extra",
     },
@@ -86,8 +100,35 @@ SCENARIOS: dict[str, dict[str, str]] = {
         "unknown_credit_note": "buckets 26-27: extra allocation from CN-<n+1..> to its invoice",
         "unallocated": "buckets 28-33: no allocation, whole credit remaining",
         "fully_used": "buckets 34-59: 1-4 allocations to its invoice summing to the total",
-        "partly_used": "buckets 60-84: 1-3 allocations using 30-90% of the credit",
+        "partly_used": "buckets 60-79: 1-3 allocations using 30-90% of the credit",
+        "other_currency": "buckets 80-81: in EUR (GBP when the invoice is EUR), allocated in full "
+        "to its invoice: ignored on both sides, the invoice keeps that much due",
+        "other_customer": "bucket 82: another customer's, allocated in full to the invoice: "
+        "ignored on both sides",
+        "draft_allocated": "bucket 83: DRAFT/draft, allocated in full to its invoice: ignored",
+        "negative_total": "bucket 84: total < 0, no allocations, among good ones of its month",
         "split_with_refund": "buckets 85-99: 1-3 allocations to the invoice, the rest refunded",
+    },
+    "payments": {
+        "optional_columns": "customer_id and currency_code on every payment (the invoice's; "
+        "NULL for payments to invoices the extract never sees)",
+        "on_account": "invoice_id NULL: the funding of every paid_from_account invoice, and "
+        "n_invoices // 300 prepayments never applied (random customer, its currency)",
+        "refund": "refund_then_paid invoices: a negative payment between two full ones",
+    },
+    "contacts": {
+        "per_customer": "1-3 contacts per customer (2 on average), CT-0000001 onwards",
+        "unknown_customer": "bucket 0: customer_id beyond the last customer",
+        "no_last_name": "bucket 1: last_name NULL",
+        "bad_email": "bucket 2: 'name@' (invalid)",
+        "null_email": "bucket 3: email NULL",
+        "two_addresses": "bucket 4: two addresses; the first is used, the other reported",
+        "junk_phone": "bucket 5: phone 'ext. 12'",
+        "archived": "buckets 7-16: is_archived = true (ARCHIVED in Chaser)",
+        "duplicate_key": "bucket 17: contact_id twice; the older row's first_name is 'Former'",
+        "junk_mobile": "bucket 41: mobile 'n/a'",
+        "phones": "buckets 6-40: phone 020 7946 1xxx; buckets 42-70: mobile 07700 901xxx or "
+        "+44 7700 901xxx",
     },
 }
 
@@ -102,6 +143,7 @@ class DemoSummary:
     payments: int
     credit_notes: int
     credit_allocations: int
+    contacts: int
     seconds: float
 
     @property
@@ -121,9 +163,9 @@ def generate_demo_warehouse(
 ) -> DemoSummary:
     """Write a demo ledger warehouse (DuckDB, schema `ledger`) to `path`, atomically.
 
-    Scale 1 is 300 customers, 3,000 invoices (~6,000 payments), 300 credit notes (~600
-    allocations); `customers`, `invoices` and `credit_notes` override a count. Payments and
-    allocations follow from the invoices and credit notes. The file is built beside `path` and
+    Scale 1 is 300 customers (~600 contacts), 3,000 invoices (~6,000 payments), 300 credit notes
+    (~600 allocations); `customers`, `invoices` and `credit_notes` override a count. Contacts,
+    payments and allocations follow from the customers, invoices and credit notes. The file is built beside `path` and
     renamed into place, so a reader never sees a half-written warehouse.
     """
     started = time.perf_counter()
@@ -194,7 +236,15 @@ def _build(
         con.execute(f"create table ledger.{name} ({columns})")
     for statement in _statements():
         con.execute(statement)
-    for name in ("customer_rows", "inv_base", "inv_plan", "cn_base", "alloc_rows", "pay_rows"):
+    for name in (
+        "customer_rows",
+        "inv_base",
+        "inv_plan",
+        "cn_base",
+        "alloc_rows",
+        "pay_rows",
+        "cash_rows",
+    ):
         con.execute(f"drop table if exists {name}")
 
 

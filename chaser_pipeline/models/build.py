@@ -1,7 +1,9 @@
 """Building models in DuckDB: a whole table, or one window of a partitioned one, idempotently.
 
 `run_models` builds a whole project in dependency order with a plain DuckDB connection (tests,
-benchmarks, debugging); the Dagster assets call `build_model` one model at a time.
+benchmarks, debugging); the Dagster assets call `build_model` one model at a time. Every build
+first makes sure `chaser_sync.holdings` and `landing.deleted_keys` exist (empty before the first
+sync or key-set comparison), since the models read what Chaser holds and what the ledger deleted.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import duckdb
 
 from chaser_pipeline.db import WHOLE_HISTORY, transaction
 from chaser_pipeline.models.field_rules import register_field_rules
+from chaser_pipeline.models.inputs import ensure_model_inputs
 from chaser_pipeline.models.names import MODEL_SCHEMA, WINDOW_PARAMETERS, ModelError, quote
 from chaser_pipeline.models.project import Model, ModelProject
 from chaser_pipeline.settings import DEFAULT_COUNTRY
@@ -70,6 +73,7 @@ def build_model(
     """
     started = time.perf_counter()
     table = quote(model.name)
+    ensure_model_inputs(con)
     if model.partitioned_by is None or window is None:
         params = _bind(model, WHOLE_HISTORY)
         with transaction(con):

@@ -16,7 +16,13 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from chaser_pipeline.ledger.contract import LEDGER_TABLES
+from chaser_pipeline.models.inputs import (
+    DELETED_KEYS,
+    HOLDINGS,
+    HOLDINGS_COLUMNS,
+    HOLDINGS_SCHEMA,
+    landing_columns,
+)
 from chaser_pipeline.models.names import DIALECT, LANDING_SCHEMA, MODEL_SCHEMA, landing_asset_name
 
 if TYPE_CHECKING:
@@ -58,7 +64,10 @@ def type_models(models: Iterable[Model]) -> TypedProject:
     from sqlglot.schema import MappingSchema
 
     schema = MappingSchema(
-        {LANDING_SCHEMA: {t.name: dict(t.columns) for t in LEDGER_TABLES.values()}},
+        {
+            LANDING_SCHEMA: {name: dict(columns) for name, columns in landing_columns().items()},
+            HOLDINGS_SCHEMA: {HOLDINGS: dict(HOLDINGS_COLUMNS)},
+        },
         dialect=DIALECT,
     )
     columns: dict[str, list[ColumnInfo]] = {}
@@ -123,9 +132,10 @@ def _column_lineage(tree: exp.Query, schema: Any) -> dict[str, list[tuple[str, s
             db = table.db or MODEL_SCHEMA
             if (
                 db not in (LANDING_SCHEMA, MODEL_SCHEMA)
+                or (db == LANDING_SCHEMA and table.name == DELETED_KEYS)
                 or schema.find(table, raise_on_missing=False) is None
             ):
-                continue  # lookup tables from the field rules: not assets
+                continue  # lookup tables, deleted keys, Chaser's holdings: not assets
             asset = landing_asset_name(table.name) if db == LANDING_SCHEMA else table.name
             dep = (asset, leaf.name.split(".")[-1])
             if dep not in found:

@@ -9,14 +9,14 @@ A model is one `<name>.sql` file (a single SELECT, DuckDB dialect) plus an optio
       unique: [invoice_id]
       not_null: [invoice_id, invoice_number]
       accepted_values: {status: [DRAFT, PAID]}
-      relationships: {customer_external_id: chaser_customers.external_id}
+      relationships: {customer_external_id: int_customers.customer_id}
     columns:
       amount_due: Total minus amount paid; 0 when fully paid or overpaid.
 
 Dependencies are read from the SQL with sqlglot, never declared by hand: `landing.<table>` is the
 extract asset `ledger_<table>`, a bare model name is that model, CTE names and anything else (for
-example lookup tables created by the field rules) are not dependencies. Nothing here imports
-Dagster.
+example lookup tables created by the field rules, `landing.deleted_keys` written beside the ledger
+tables, or `chaser_sync.holdings`) are not dependencies. Nothing here imports Dagster.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import yaml
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from chaser_pipeline.ledger.contract import LEDGER_TABLES
+from chaser_pipeline.models.inputs import DELETED_KEYS, landing_columns
 from chaser_pipeline.models.lineage import ColumnInfo, TypedProject, type_models
 from chaser_pipeline.models.names import (
     DIALECT,
@@ -157,16 +157,19 @@ def load_model(sql_path: Path) -> Model:
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     refs: set[str] = set()
     landing: set[str] = set()
+    landed = landing_columns()
     for table in tree.find_all(exp.Table):
         if not table.name:  # table functions such as range(10)
             continue
         if table.db == LANDING_SCHEMA:
-            if table.name not in LEDGER_TABLES:
+            if table.name not in landed:
                 raise ModelError(
                     f"{sql_path.name}: reads landing.{table.name}, which is not a ledger contract "
-                    f"table ({', '.join(sorted(LEDGER_TABLES))})"
+                    f"table ({', '.join(sorted(landed))})"
                 )
-            landing.add(table.name)
+            # deleted_keys is written with the ledger table it names, which the model also reads
+            if table.name != DELETED_KEYS:
+                landing.add(table.name)
         elif (not table.db and table.name not in ctes) or table.db == MODEL_SCHEMA:
             refs.add(table.name)
     parameters = frozenset(p.name for p in tree.find_all(exp.Placeholder) if p.name)

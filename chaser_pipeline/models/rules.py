@@ -1,6 +1,11 @@
 """Ledger rules the Chaser marts must obey beyond their YAML contracts, as violation queries:
-amounts that add up, ISO 4217 currencies, Chaser's date format (ERROR: the sync must not run), and
-the reported cases worth a look (WARN: overpaid invoices, over-allocated credit, invalid e-mail).
+amounts that add up, remaining credit within the total, ISO 4217 currencies, Chaser's date format,
+E.164 mobile numbers (ERROR: the sync must not run), and the reported cases worth a look (WARN:
+overpaid invoices, over-allocated credit, invalid e-mail, documents stale in Chaser, allocations
+that count on neither side, documents waiting for a held-back customer, withdrawals).
+
+Every ERROR rule guards a rule the intermediate models already hold back row by row, so one bad
+ledger row never fails a check (and never blocks a month): the check is the guard rail.
 """
 
 from __future__ import annotations
@@ -13,11 +18,23 @@ from chaser_pipeline.models.field_rules import iso4217_codes
 
 # What Chaser accepts for dates (CHASER_API.md): UTC with milliseconds.
 CHASER_DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+# What Chaser texts: E.164, a + and up to 15 digits.
+E164_PATTERN = r"^\+[1-9]\d{1,14}$"
 
 # chaser_rejections reason codes the WARN checks count (written by the marts' SQL).
 OVERPAYMENT_REASONS = ("overpaid",)
 OVER_ALLOCATION_REASONS = ("over_allocated",)
 BAD_EMAIL_REASONS = ("invalid_email",)
+STALE_REASONS = ("stale_in_chaser",)
+IGNORED_ALLOCATION_REASONS = (
+    "allocation_source_not_usable",
+    "allocation_invoice_not_payable",
+    "allocation_other_customer",
+    "allocation_other_currency",
+    "allocation_two_sources",
+)
+CUSTOMER_HELD_BACK_REASONS = ("customer_held_back",)
+WITHDRAWAL_REASONS = ("deleted_in_ledger",)
 
 
 def _dates_query(table: str, key: str, required: Iterable[str], optional: Iterable[str]) -> str:
@@ -64,22 +81,46 @@ def mart_rules() -> list[MartRule]:
             ),
             error,
         ),
-        MartRule(
-            "chaser_credit_notes",
-            ViolationQuery(
-                "remaining_credit_within_total",
-                "remaining_credit is between 0 and the credit note's total.",
-                "select credit_note_id, total, remaining_credit from chaser_credit_notes "
-                "where remaining_credit is null or remaining_credit < 0 or remaining_credit > total",
-            ),
-            error,
-        ),
     ]
-    for table, key in (
-        ("chaser_invoices", "invoice_id"),
-        ("chaser_credit_notes", "credit_note_id"),
+    for table, key, noun in (
+        ("chaser_credit_notes", "credit_note_id", "credit note"),
+        ("chaser_overpayments", "overpayment_id", "overpayment"),
     ):
-        noun = "invoice" if table == "chaser_invoices" else "credit note"
+        checks.append(
+            MartRule(
+                table,
+                ViolationQuery(
+                    "remaining_credit_within_total",
+                    f"remaining_credit is between 0 and the {noun}'s total.",
+                    f"select {key}, total, remaining_credit from {table} "
+                    "where remaining_credit is null or remaining_credit < 0 "
+                    "or remaining_credit > total",
+                ),
+                error,
+            )
+        )
+    for table, key in (
+        ("chaser_customers", "external_id"),
+        ("chaser_contact_persons", "external_id"),
+    ):
+        checks.append(
+            MartRule(
+                table,
+                ViolationQuery(
+                    "mobile_number_e164",
+                    "Every mobile number Chaser may text is in E.164 (+447700900123).",
+                    f"select {key}, mobile_number from {table} "
+                    "where mobile_number is not null and not regexp_full_match(mobile_number, $e164)",
+                    {"e164": E164_PATTERN},
+                ),
+                error,
+            )
+        )
+    for table, key, noun in (
+        ("chaser_invoices", "invoice_id", "invoice"),
+        ("chaser_credit_notes", "credit_note_id", "credit note"),
+        ("chaser_overpayments", "overpayment_id", "overpayment"),
+    ):
         checks += [
             # "references a customer being sent" is the YAML contract's relationship check
             # (relationship_customer_external_id): declared once, beside the model.
@@ -113,7 +154,7 @@ def mart_rules() -> list[MartRule]:
     for name, description, reasons in (
         (
             "overpaid_invoices",
-            "Invoices paid more than their total (sent as PAID).",
+            "Invoices paid more than their total (sent as PAID; the surplus as an overpayment).",
             OVERPAYMENT_REASONS,
         ),
         (
@@ -123,8 +164,29 @@ def mart_rules() -> list[MartRule]:
         ),
         (
             "invalid_emails_left_out",
-            "Customers whose e-mail address is invalid and was left out.",
+            "Customers and contacts with an invalid e-mail address, left out.",
             BAD_EMAIL_REASONS,
+        ),
+        (
+            "documents_stale_in_chaser",
+            "Rows Chaser holds whose new version is held back: Chaser shows an old version.",
+            STALE_REASONS,
+        ),
+        (
+            "allocations_ignored",
+            "Allocations counted on neither side (unusable credit or cash, an invoice that cannot "
+            "be paid, another customer, another currency).",
+            IGNORED_ALLOCATION_REASONS,
+        ),
+        (
+            "documents_waiting_for_their_customer",
+            "Documents of a held-back customer: sent only while Chaser already holds it.",
+            CUSTOMER_HELD_BACK_REASONS,
+        ),
+        (
+            "withdrawn_from_the_ledger",
+            "Rows removed from the ledger: sent as DELETED or ARCHIVED, or counted as never made.",
+            WITHDRAWAL_REASONS,
         ),
     ):
         checks.append(

@@ -8,31 +8,31 @@ customers as (
         customer_id,
         hold_reason_code as customer_hold_reason_code
     from int_customers
+    where customer_id is not null
+),
+
+keyless_customers as (
+    select
+        count(*) as keyless_customer_count,
+        string_agg(coalesce(company_name, '(no company name)'), ', ' order by company_name)
+            as keyless_company_names
+    from int_customers
+    where customer_id is null
 ),
 
 allocations as (
-    select * from stg_credit_allocations
-),
-
-invoices as (
-    select
-        invoice_id
-    from stg_invoices
+    select * from int_allocations
 ),
 
 allocated as (
     select
-        allocations.credit_note_id,
-        -- allocated = every non-reversed allocation, cash refunds included (unknown flag counts)
-        sum(allocations.allocation_amount) as allocated_amount
+        credit_note_id,
+        -- allocated = every allocation that counts, cash refunds included; one the invoice side
+        -- ignores (another customer, another currency, ...) is ignored here too
+        sum(allocation_amount) as allocated_amount
     from allocations
-    left join invoices
-        on allocations.invoice_id = invoices.invoice_id
-    where not coalesce(allocations.is_reversed, false)
-        -- an allocation to an unknown invoice is ignored (a NULL invoice_id is a refund);
-        -- chaser_rejections reports it
-        and (allocations.invoice_id is null or invoices.invoice_id is not null)
-    group by allocations.credit_note_id
+    where is_counted and source_kind = 'credit_note'
+    group by credit_note_id
 ),
 
 amounts as (
@@ -43,18 +43,23 @@ amounts as (
         greatest(credit_notes.total_amount - coalesce(allocated.allocated_amount, 0), 0)
             as remaining_amount,
         customers.customer_id as known_customer_id,
-        customers.customer_hold_reason_code
+        customers.customer_hold_reason_code,
+        keyless_customers.keyless_customer_count,
+        keyless_customers.keyless_company_names
     from credit_notes
     left join allocated
         on credit_notes.credit_note_id = allocated.credit_note_id
     left join customers
         on credit_notes.customer_id = customers.customer_id
+    cross join keyless_customers
 ),
 
 statuses as (
     select
         *,
         case
+            -- removed from the ledger: sent once more as DELETED, so statements stop showing it
+            when is_deleted then 'DELETED'
             -- DRAFT, SUBMITTED, VOIDED and DELETED pass through as the source says
             when source_status in ('DRAFT', 'SUBMITTED', 'VOIDED', 'DELETED') then source_status
             -- otherwise ACTIVE while credit remains, PAID once it is all used
@@ -67,19 +72,30 @@ statuses as (
 held as (
     select
         *,
-        -- the first rule a credit note breaks holds it back; Chaser never sees it
+        -- the first rule a credit note breaks holds it back before the mart, row by row: every
+        -- blocking check on chaser_credit_notes guards a rule held here, so one bad credit note
+        -- never blocks its month. A held-back customer does not hold back its credit notes.
         case
             when credit_note_id is null then 'missing_key'
             when credit_note_number is null then 'missing_credit_note_number'
             when issue_date is null then 'missing_issue_date'
+            -- Chaser dates have four-digit years
+            when issue_date not between date '0001-01-01' and date '9999-12-31'
+                then 'date_out_of_range'
             when credit_note_status is null then 'unknown_status'
             -- the currency must be an ISO 4217 code
             when currency_code is null or not chaser_is_iso4217(currency_code)
                 then 'invalid_currency'
             when total_amount is null then 'missing_total'
-            -- Chaser rejects a credit note whose customer it does not hold
+            when total_amount < 0 then 'negative_total'
+            -- more credit given back than used (negative allocations): remaining credit would
+            -- exceed the total
+            when allocated_amount < 0 then 'negative_allocated'
+            when customer_id is null then 'missing_customer_id'
+            -- a customer the ledger does not hold can be in no mart: the relationship contract
+            when known_customer_id is null and keyless_customer_count > 0
+                then 'customer_key_missing'
             when known_customer_id is null then 'unknown_customer'
-            when customer_hold_reason_code is not null then 'customer_rejected'
         end as hold_reason_code
     from statuses
 ),
@@ -96,8 +112,23 @@ final as (
         allocated_amount,
         remaining_amount,
         issue_date,
+        is_deleted,
+        deleted_at,
         duplicate_row_count,
+        customer_hold_reason_code,
         hold_reason_code,
+        case hold_reason_code
+            when 'missing_key' then 'credit_note_id'
+            when 'missing_credit_note_number' then 'credit_note_number'
+            when 'missing_issue_date' then 'issue_date'
+            when 'date_out_of_range' then 'issue_date'
+            when 'unknown_status' then 'status'
+            when 'invalid_currency' then 'currency_code'
+            when 'missing_total' then 'total'
+            when 'negative_total' then 'total'
+            when 'negative_allocated' then 'amount'
+            else 'customer_id'
+        end as hold_field,
         case hold_reason_code
             when 'missing_key' then format(
                 'A credit note row has no credit_note_id (number {}); it was not sent.',
@@ -110,6 +141,13 @@ final as (
                 'Credit note {} ({}) has no issue date; it was not sent.',
                 credit_note_id,
                 credit_note_number
+            )
+            when 'date_out_of_range' then format(
+                'Credit note {} ({}) has issue date {}; Chaser only takes years 1 to 9999, so it '
+                || 'was not sent.',
+                credit_note_id,
+                credit_note_number,
+                issue_date::varchar
             )
             when 'unknown_status' then format(
                 'Credit note {} ({}) has status {}, which is not one of DRAFT, SUBMITTED, '
@@ -130,20 +168,43 @@ final as (
                 credit_note_id,
                 credit_note_number
             )
+            when 'negative_total' then format(
+                'Credit note {} ({}) has a negative total of {} {}; it was not sent.',
+                credit_note_id,
+                credit_note_number,
+                total_amount::varchar,
+                currency_code
+            )
+            when 'negative_allocated' then format(
+                'Credit note {} ({}) for {} {} has {} allocated in all, less than nothing, so its '
+                || 'remaining credit would exceed its total; it was not sent.',
+                credit_note_id,
+                credit_note_number,
+                total_amount::varchar,
+                currency_code,
+                allocated_amount::varchar
+            )
+            when 'missing_customer_id' then format(
+                'Credit note {} ({}) names no customer; it was not sent.',
+                credit_note_id,
+                credit_note_number
+            )
+            when 'customer_key_missing' then format(
+                'Credit note {} ({}) names customer {}, which no customer row with a customer_id '
+                || 'is; the ledger has {} customer row(s) without a customer_id ({}), which may '
+                || 'be it: give that row its id. The credit note was not sent.',
+                credit_note_id,
+                credit_note_number,
+                customer_id,
+                keyless_customer_count,
+                keyless_company_names
+            )
             when 'unknown_customer' then format(
                 'Credit note {} ({}) names customer {}, which is not in the ledger; '
                 || 'it was not sent.',
                 credit_note_id,
                 credit_note_number,
-                coalesce(customer_id, '(none)')
-            )
-            when 'customer_rejected' then format(
-                'Credit note {} ({}) belongs to customer {}, which was not sent ({}); '
-                || 'so neither was the credit note.',
-                credit_note_id,
-                credit_note_number,
-                customer_id,
-                customer_hold_reason_code
+                customer_id
             )
         end as hold_detail
     from held

@@ -3,32 +3,56 @@ with customers as (
     select * from stg_customers
 ),
 
+email_addresses as (
+    select * from int_email_addresses
+    where owner_entity = 'customer'
+),
+
+primary_addresses as (
+    select
+        owner_id as customer_id,
+        email_address
+    from email_addresses
+    -- the first valid address of the field is the customer's own; the others become contact
+    -- persons (int_contact_persons)
+    where is_primary
+),
+
 normalised as (
     select
-        customer_id,
-        company_name,
-        contact_first_name,
-        contact_last_name,
-        email,
-        -- an address is sent only when it is a valid one (syntax, no DNS); otherwise left out
-        chaser_valid_email(email) as contact_email_address,
-        phone,
-        -- phone numbers go out in E.164 when they can be read, in the customer's country when it is
-        -- an ISO 3166 code, else in the default country (CHASER_DEFAULT_COUNTRY)
-        chaser_e164(phone, country) as phone_e164,
-        mobile,
+        customers.customer_id,
+        customers.company_name,
+        customers.contact_first_name,
+        customers.contact_last_name,
+        customers.email,
+        -- sent only when valid (syntax, no DNS); otherwise left out and reported
+        primary_addresses.email_address as contact_email_address,
+        customers.phone,
+        -- phone numbers go out in E.164 when they can be read, in the customer's country when it
+        -- is an ISO 3166 code, else in the default country (CHASER_DEFAULT_COUNTRY)
+        chaser_e164(customers.phone, customers.country) as phone_e164,
+        customers.mobile,
         -- Chaser texts the mobile: E.164 or nothing
-        chaser_e164(mobile, country) as mobile_number,
-        address_line1,
-        address_line2,
-        city,
-        region,
-        postal_code,
-        country,
-        -- a customer whose archived flag is unknown is treated as active
-        case when coalesce(is_archived, false) then 'ARCHIVED' else 'ACTIVE' end as customer_status,
-        duplicate_row_count
+        chaser_e164(customers.mobile, customers.country) as mobile_number,
+        customers.address_line1,
+        customers.address_line2,
+        customers.city,
+        customers.region,
+        customers.postal_code,
+        customers.country,
+        case
+            -- a customer removed from the ledger is archived in Chaser, which stops its reminders
+            when customers.is_deleted then 'ARCHIVED'
+            -- a customer whose archived flag is unknown is treated as active
+            when coalesce(customers.is_archived, false) then 'ARCHIVED'
+            else 'ACTIVE'
+        end as customer_status,
+        customers.is_deleted,
+        customers.deleted_at,
+        customers.duplicate_row_count
     from customers
+    left join primary_addresses
+        on customers.customer_id = primary_addresses.customer_id
 ),
 
 held as (
@@ -36,7 +60,8 @@ held as (
         *,
         -- a phone number that cannot be read is still sent, as the customer wrote it
         coalesce(phone_e164, phone) as phone_number,
-        -- the first rule a customer breaks holds it back, with its invoices and credit notes
+        -- the first rule a customer breaks holds it back; its documents still reach the marts
+        -- (the sync sends them while Chaser already holds the customer)
         case
             when customer_id is null then 'missing_key'
             -- Chaser requires a company name
@@ -65,8 +90,14 @@ final as (
         postal_code,
         country,
         customer_status,
+        is_deleted,
+        deleted_at,
         duplicate_row_count,
         hold_reason_code,
+        case hold_reason_code
+            when 'missing_key' then 'customer_id'
+            when 'missing_company_name' then 'company_name'
+        end as hold_field,
         case hold_reason_code
             when 'missing_key' then format(
                 'A customer row has no customer_id, so Chaser cannot match it (company name: {}); '
@@ -74,8 +105,9 @@ final as (
                 coalesce(company_name, 'none')
             )
             when 'missing_company_name' then format(
-                'Customer {} has no company name, which Chaser requires; it was not sent, '
-                || 'nor were its invoices and credit notes.',
+                'Customer {} has no company name, which Chaser requires; it was not sent, and its '
+                || 'invoices, credit notes, contact persons and overpayments go to Chaser only '
+                || 'while Chaser already holds the customer.',
                 customer_id
             )
         end as hold_detail

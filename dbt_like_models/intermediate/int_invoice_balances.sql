@@ -8,74 +8,37 @@ customers as (
         customer_id,
         hold_reason_code as customer_hold_reason_code
     from int_customers
+    where customer_id is not null
 ),
 
-payments as (
-    select * from stg_payments
-),
-
-allocations as (
-    select * from stg_credit_allocations
-),
-
-credit_notes as (
+keyless_customers as (
     select
-        credit_note_id,
-        source_status as credit_note_source_status
-    from stg_credit_notes
-),
-
-applied_payments as (
-    select
-        invoice_id,
-        payment_id as movement_id,
-        payment_amount as movement_amount,
-        paid_at as moved_at
-    from payments
-    -- a reversed payment counts as never made; an unknown flag counts (never chase a payer)
-    where not coalesce(is_reversed, false)
-),
-
-applied_credit as (
-    select
-        allocations.invoice_id,
-        allocations.allocation_id as movement_id,
-        allocations.allocation_amount as movement_amount,
-        allocations.allocated_at as moved_at
-    -- an allocation from an unknown credit note is ignored (chaser_rejections reports it)
-    from allocations
-    inner join credit_notes
-        on allocations.credit_note_id = credit_notes.credit_note_id
-    -- a reversed allocation counts as never made; an unknown flag counts
-    where not coalesce(allocations.is_reversed, false)
-        -- credit from a VOIDED or DELETED credit note is not applied
-        and coalesce(credit_notes.credit_note_source_status, '') not in ('VOIDED', 'DELETED')
+        count(*) as keyless_customer_count,
+        string_agg(coalesce(company_name, '(no company name)'), ', ' order by company_name)
+            as keyless_company_names
+    from int_customers
+    where customer_id is null
 ),
 
 movements as (
-    select * from applied_payments
-    union all
-    select * from applied_credit
+    select * from int_invoice_movements
 ),
 
-running_applied as (
+stretches as (
     select
         movements.invoice_id,
+        movements.movement_rank,
         movements.movement_amount,
         movements.moved_at,
-        invoices.total_amount,
-        -- the running applied sum, in the order money arrived (time, then id); payments and
-        -- allocations share one order, ids compared as text across both kinds ('A-1' < 'P-1'),
-        -- and a movement without a time sorts last (chaser_rejections reports a PAID invoice
-        -- left without a fully paid date)
-        sum(movements.movement_amount) over (
-            partition by movements.invoice_id
-            order by movements.moved_at, movements.movement_id
-            rows between unbounded preceding and current row
-        ) as running_applied_amount
+        -- the last movement that left the running applied sum below the total (0: none did)
+        max(
+            case
+                when movements.running_applied_amount < invoices.total_amount
+                    then movements.movement_rank
+                else 0
+            end
+        ) over (partition by movements.invoice_id) as last_below_rank
     from movements
-    -- money pointing at an unknown invoice (or a refund, invoice_id NULL) is applied to nothing;
-    -- chaser_rejections reports the orphans
     inner join invoices
         on movements.invoice_id = invoices.invoice_id
 ),
@@ -84,9 +47,11 @@ applied as (
     select
         invoice_id,
         sum(movement_amount) as applied_amount,
-        -- fully paid at the payment or allocation where the running sum first reached the total
-        min(moved_at) filter (where running_applied_amount >= total_amount) as total_reached_at
-    from running_applied
+        -- fully paid at the start of the final stretch in which the running applied sum stayed
+        -- at or above the total: the movement right after the last one that left it below (pay
+        -- 100, refund -100, pay 100: the second 100)
+        max(moved_at) filter (where movement_rank = last_below_rank + 1) as total_reached_at
+    from stretches
     group by invoice_id
 ),
 
@@ -94,16 +59,21 @@ amounts as (
     select
         invoices.*,
         coalesce(applied.applied_amount, 0) as applied_amount,
-        -- amount_paid = min(applied, total): an overpayment never makes amount_due negative
-        least(coalesce(applied.applied_amount, 0), invoices.total_amount) as paid_amount,
+        -- amount_paid = min(applied, total): an overpayment never makes amount_due negative; and
+        -- never below 0 (refunds beyond what was paid), so amount_due never exceeds the total
+        greatest(least(coalesce(applied.applied_amount, 0), invoices.total_amount), 0)
+            as paid_amount,
         applied.total_reached_at,
         customers.customer_id as known_customer_id,
-        customers.customer_hold_reason_code
+        customers.customer_hold_reason_code,
+        keyless_customers.keyless_customer_count,
+        keyless_customers.keyless_company_names
     from invoices
     left join applied
         on invoices.invoice_id = applied.invoice_id
     left join customers
         on invoices.customer_id = customers.customer_id
+    cross join keyless_customers
 ),
 
 statuses as (
@@ -112,6 +82,8 @@ statuses as (
         -- amount_due = total - amount_paid, exact in DECIMAL(18,2)
         total_amount - paid_amount as due_amount,
         case
+            -- removed from the ledger: sent once more as DELETED, so Chaser stops chasing it
+            when is_deleted then 'DELETED'
             -- DRAFT, SUBMITTED, VOIDED and DELETED pass through as the source says
             when source_status in ('DRAFT', 'SUBMITTED', 'VOIDED', 'DELETED') then source_status
             -- AUTHORISED or PAID is PAID exactly when nothing is due (source PAID with money due
@@ -130,25 +102,37 @@ held as (
             when invoice_status = 'PAID' and total_amount = 0
                 -- a zero-total invoice is fully paid the day it is issued
                 then issue_date::timestamp
-            when invoice_status = 'PAID'
-                -- otherwise when the running applied sum first reached the total
+            when
+                invoice_status = 'PAID'
+                -- a time Chaser cannot write (outside years 1-9999) is no fully paid date
+                -- (reported as fully_paid_date_unknown)
+                and total_reached_at between timestamp '0001-01-01' and timestamp '9999-12-31'
                 then total_reached_at
         end as fully_paid_at,
-        -- the first rule an invoice breaks holds it back; Chaser never sees it
+        -- the first rule an invoice breaks holds it back before the mart: every blocking check
+        -- on chaser_invoices guards a rule held here. A customer that is held back does not hold
+        -- back its invoices: the sync sends them while Chaser already holds the customer.
         case
             when invoice_id is null then 'missing_key'
             when invoice_number is null then 'missing_invoice_number'
             when issue_date is null then 'missing_issue_date'
             when due_date is null then 'missing_due_date'
+            -- Chaser dates have four-digit years
+            when
+                issue_date not between date '0001-01-01' and date '9999-12-31'
+                or due_date not between date '0001-01-01' and date '9999-12-31'
+                then 'date_out_of_range'
             when invoice_status is null then 'unknown_status'
             -- the currency must be an ISO 4217 code
             when currency_code is null or not chaser_is_iso4217(currency_code)
                 then 'invalid_currency'
             when total_amount is null then 'missing_total'
             when total_amount < 0 then 'negative_total'
-            -- Chaser rejects an invoice whose customer it does not hold
+            when customer_id is null then 'missing_customer_id'
+            -- a customer the ledger does not hold can be in no mart: the relationship contract
+            when known_customer_id is null and keyless_customer_count > 0
+                then 'customer_key_missing'
             when known_customer_id is null then 'unknown_customer'
-            when customer_hold_reason_code is not null then 'customer_rejected'
         end as hold_reason_code
     from statuses
 ),
@@ -169,8 +153,28 @@ final as (
         issue_date,
         due_date,
         fully_paid_at,
+        is_deleted,
+        deleted_at,
         duplicate_row_count,
+        customer_hold_reason_code,
         hold_reason_code,
+        case hold_reason_code
+            when 'missing_key' then 'invoice_id'
+            when 'missing_invoice_number' then 'invoice_number'
+            when 'missing_issue_date' then 'issue_date'
+            when 'missing_due_date' then 'due_date'
+            when 'date_out_of_range' then
+                case
+                    when issue_date not between date '0001-01-01' and date '9999-12-31'
+                        then 'issue_date'
+                    else 'due_date'
+                end
+            when 'unknown_status' then 'status'
+            when 'invalid_currency' then 'currency_code'
+            when 'missing_total' then 'total'
+            when 'negative_total' then 'total'
+            else 'customer_id'
+        end as hold_field,
         case hold_reason_code
             when 'missing_key' then format(
                 'An invoice row has no invoice_id (invoice number {}); it was not sent.',
@@ -184,6 +188,14 @@ final as (
             )
             when 'missing_due_date' then format(
                 'Invoice {} ({}) has no due date; it was not sent.', invoice_id, invoice_number
+            )
+            when 'date_out_of_range' then format(
+                'Invoice {} ({}) has issue date {} and due date {}; Chaser only takes years 1 to '
+                || '9999, so it was not sent.',
+                invoice_id,
+                invoice_number,
+                issue_date::varchar,
+                due_date::varchar
             )
             when 'unknown_status' then format(
                 'Invoice {} ({}) has status {}, which is not one of DRAFT, SUBMITTED, AUTHORISED, '
@@ -208,19 +220,24 @@ final as (
                 total_amount::varchar,
                 currency_code
             )
+            when 'missing_customer_id' then format(
+                'Invoice {} ({}) names no customer; it was not sent.', invoice_id, invoice_number
+            )
+            when 'customer_key_missing' then format(
+                'Invoice {} ({}) names customer {}, which no customer row with a customer_id is; '
+                || 'the ledger has {} customer row(s) without a customer_id ({}), which may be '
+                || 'it: give that row its id. The invoice was not sent.',
+                invoice_id,
+                invoice_number,
+                customer_id,
+                keyless_customer_count,
+                keyless_company_names
+            )
             when 'unknown_customer' then format(
                 'Invoice {} ({}) names customer {}, which is not in the ledger; it was not sent.',
                 invoice_id,
                 invoice_number,
-                coalesce(customer_id, '(none)')
-            )
-            when 'customer_rejected' then format(
-                'Invoice {} ({}) belongs to customer {}, which was not sent ({}); '
-                || 'so neither was the invoice.',
-                invoice_id,
-                invoice_number,
-                customer_id,
-                customer_hold_reason_code
+                customer_id
             )
         end as hold_detail
     from held

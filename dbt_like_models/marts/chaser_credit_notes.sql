@@ -7,7 +7,8 @@ with credit_notes as (
 
 sendable as (
     select * from credit_notes
-    -- a held-back credit note is never sent (chaser_rejections says why)
+    -- a held-back credit note is never sent (chaser_rejections says why); a credit note of a
+    -- held-back customer is here, and the sync sends it while Chaser already holds the customer
     where hold_reason_code is null
 ),
 

@@ -7,7 +7,8 @@ with invoices as (
 
 sendable as (
     select * from invoices
-    -- a held-back invoice is never sent (chaser_rejections says why)
+    -- a held-back invoice is never sent (chaser_rejections says why); an invoice of a held-back
+    -- customer is here, and the sync sends it while Chaser already holds the customer
     where hold_reason_code is null
 ),
 

@@ -1,6 +1,20 @@
--- The landed uses of credit (against an invoice, or refunded in cash), trimmed, one row per allocation_id.
+-- The landed uses of credit or of cash received on account (against an invoice, or refunded), trimmed, one row per allocation_id, with whether the ledger deleted it.
 with source_credit_allocations as (
     select * from landing.credit_allocations
+),
+
+source_deleted_keys as (
+    select * from landing.deleted_keys
+),
+
+deleted_allocations as (
+    -- a key gone from the warehouse keeps its last landed row; deleted_keys says when it went
+    select
+        trim(key) as allocation_id,
+        max(deleted_at) as deleted_at
+    from source_deleted_keys
+    where table_name = 'credit_allocations'
+    group by trim(key)
 ),
 
 cleaned as (
@@ -8,6 +22,9 @@ cleaned as (
         -- a blank string is a missing value
         nullif(trim(allocation_id), '') as allocation_id,
         nullif(trim(credit_note_id), '') as credit_note_id,
+        -- optional column: the payment on account (or overpaying payment) whose unapplied cash
+        -- is used, in place of a credit note
+        nullif(trim(payment_id), '') as payment_id,
         -- NULL for a cash refund of the credit
         nullif(trim(invoice_id), '') as invoice_id,
         amount::decimal(18, 2) as allocation_amount,
@@ -29,7 +46,7 @@ ranked as (
         -- the row with the latest updated_at wins; ties fall to the row's content so reruns agree
         row_number() over (
             partition by allocation_id
-            order by updated_at desc, credit_note_id, invoice_id, allocation_amount,
+            order by updated_at desc, credit_note_id, payment_id, invoice_id, allocation_amount,
                 allocated_at, is_reversed
         ) as key_rank
     from cleaned
@@ -37,18 +54,23 @@ ranked as (
 
 final as (
     select
-        allocation_id,
-        credit_note_id,
-        invoice_id,
-        allocation_amount,
-        allocated_at,
-        is_reversed,
-        updated_at,
-        duplicate_row_count
+        ranked.allocation_id,
+        ranked.credit_note_id,
+        ranked.payment_id,
+        ranked.invoice_id,
+        ranked.allocation_amount,
+        ranked.allocated_at,
+        ranked.is_reversed,
+        ranked.updated_at,
+        ranked.duplicate_row_count,
+        deleted_allocations.allocation_id is not null as is_deleted,
+        deleted_allocations.deleted_at
     from ranked
+    left join deleted_allocations
+        on ranked.allocation_id = deleted_allocations.allocation_id
     -- money is never dropped unseen: a row without a key cannot be de-duplicated, so every one
     -- is kept (and reported as missing_key), not only one of them
-    where key_rank = 1 or allocation_id is null
+    where ranked.key_rank = 1 or ranked.allocation_id is null
 )
 
 select * from final

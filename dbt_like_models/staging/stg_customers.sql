@@ -1,6 +1,20 @@
--- The landed customers, trimmed, one row per customer_id.
+-- The landed customers, trimmed, one row per customer_id, with whether the ledger deleted it.
 with source_customers as (
     select * from landing.customers
+),
+
+source_deleted_keys as (
+    select * from landing.deleted_keys
+),
+
+deleted_customers as (
+    -- a key gone from the warehouse keeps its last landed row; deleted_keys says when it went
+    select
+        trim(key) as customer_id,
+        max(deleted_at) as deleted_at
+    from source_deleted_keys
+    where table_name = 'customers'
+    group by trim(key)
 ),
 
 cleaned as (
@@ -27,8 +41,12 @@ cleaned as (
 ranked as (
     select
         *,
-        -- a key landed more than once is a source bug, reported by chaser_rejections
-        count(*) over (partition by customer_id) as duplicate_row_count,
+        -- a key landed more than once is a source bug, reported by chaser_rejections; rows without
+        -- a key share no key (NULL is not a value), so each counts as one row of its own
+        case
+            when customer_id is not null then count(*) over (partition by customer_id)
+            else 1
+        end as duplicate_row_count,
         -- the row with the latest updated_at wins; ties fall to the row's content so reruns agree
         row_number() over (
             partition by customer_id
@@ -41,24 +59,30 @@ ranked as (
 
 final as (
     select
-        customer_id,
-        company_name,
-        contact_first_name,
-        contact_last_name,
-        email,
-        phone,
-        mobile,
-        address_line1,
-        address_line2,
-        city,
-        region,
-        postal_code,
-        country,
-        is_archived,
-        updated_at,
-        duplicate_row_count
+        ranked.customer_id,
+        ranked.company_name,
+        ranked.contact_first_name,
+        ranked.contact_last_name,
+        ranked.email,
+        ranked.phone,
+        ranked.mobile,
+        ranked.address_line1,
+        ranked.address_line2,
+        ranked.city,
+        ranked.region,
+        ranked.postal_code,
+        ranked.country,
+        ranked.is_archived,
+        ranked.updated_at,
+        ranked.duplicate_row_count,
+        deleted_customers.customer_id is not null as is_deleted,
+        deleted_customers.deleted_at
     from ranked
-    where key_rank = 1
+    left join deleted_customers
+        on ranked.customer_id = deleted_customers.customer_id
+    -- a row without a key cannot be de-duplicated: every one is kept (and held back as
+    -- missing_key), so none disappears unreported
+    where ranked.key_rank = 1 or ranked.customer_id is null
 )
 
 select * from final

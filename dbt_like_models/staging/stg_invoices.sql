@@ -1,6 +1,20 @@
--- The landed invoices, trimmed and upper-cased where the source's case varies, one row per invoice_id.
+-- The landed invoices, trimmed and upper-cased where the source's case varies, one row per invoice_id, with whether the ledger deleted it.
 with source_invoices as (
     select * from landing.invoices
+),
+
+source_deleted_keys as (
+    select * from landing.deleted_keys
+),
+
+deleted_invoices as (
+    -- a key gone from the warehouse keeps its last landed row; deleted_keys says when it went
+    select
+        trim(key) as invoice_id,
+        max(deleted_at) as deleted_at
+    from source_deleted_keys
+    where table_name = 'invoices'
+    group by trim(key)
 ),
 
 cleaned as (
@@ -23,8 +37,12 @@ cleaned as (
 ranked as (
     select
         *,
-        -- a key landed more than once is a source bug, reported by chaser_rejections
-        count(*) over (partition by invoice_id) as duplicate_row_count,
+        -- a key landed more than once is a source bug, reported by chaser_rejections; rows without
+        -- a key share no key (NULL is not a value), so each counts as one row of its own
+        case
+            when invoice_id is not null then count(*) over (partition by invoice_id)
+            else 1
+        end as duplicate_row_count,
         -- the row with the latest updated_at wins; ties fall to the row's content so reruns agree
         row_number() over (
             partition by invoice_id
@@ -36,19 +54,25 @@ ranked as (
 
 final as (
     select
-        invoice_id,
-        invoice_number,
-        customer_id,
-        source_status,
-        currency_code,
-        sub_total_amount,
-        total_amount,
-        issue_date,
-        due_date,
-        updated_at,
-        duplicate_row_count
+        ranked.invoice_id,
+        ranked.invoice_number,
+        ranked.customer_id,
+        ranked.source_status,
+        ranked.currency_code,
+        ranked.sub_total_amount,
+        ranked.total_amount,
+        ranked.issue_date,
+        ranked.due_date,
+        ranked.updated_at,
+        ranked.duplicate_row_count,
+        deleted_invoices.invoice_id is not null as is_deleted,
+        deleted_invoices.deleted_at
     from ranked
-    where key_rank = 1
+    left join deleted_invoices
+        on ranked.invoice_id = deleted_invoices.invoice_id
+    -- a row without a key cannot be de-duplicated: every one is kept (and held back as
+    -- missing_key), so none disappears unreported
+    where ranked.key_rank = 1 or ranked.invoice_id is null
 )
 
 select * from final

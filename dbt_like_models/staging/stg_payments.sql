@@ -1,17 +1,35 @@
--- The landed payments against invoices, trimmed, one row per payment_id.
+-- The landed payments (against invoices, or received on account), trimmed, one row per payment_id, with whether the ledger deleted it.
 with source_payments as (
     select * from landing.payments
+),
+
+source_deleted_keys as (
+    select * from landing.deleted_keys
+),
+
+deleted_payments as (
+    -- a key gone from the warehouse keeps its last landed row; deleted_keys says when it went
+    select
+        trim(key) as payment_id,
+        max(deleted_at) as deleted_at
+    from source_deleted_keys
+    where table_name = 'payments'
+    group by trim(key)
 ),
 
 cleaned as (
     select
         -- a blank string is a missing value
         nullif(trim(payment_id), '') as payment_id,
+        -- NULL for money received on account
         nullif(trim(invoice_id), '') as invoice_id,
         amount::decimal(18, 2) as payment_amount,
         paid_at::timestamp as paid_at,
         is_reversed::boolean as is_reversed,
-        updated_at::timestamp as updated_at
+        updated_at::timestamp as updated_at,
+        -- optional columns: whose money, in which currency, a payment on account is
+        nullif(trim(customer_id), '') as customer_id,
+        nullif(upper(trim(currency_code)), '') as currency_code
     from source_payments
 ),
 
@@ -27,24 +45,31 @@ ranked as (
         -- the row with the latest updated_at wins; ties fall to the row's content so reruns agree
         row_number() over (
             partition by payment_id
-            order by updated_at desc, invoice_id, payment_amount, paid_at, is_reversed
+            order by updated_at desc, invoice_id, payment_amount, paid_at, is_reversed,
+                customer_id, currency_code
         ) as key_rank
     from cleaned
 ),
 
 final as (
     select
-        payment_id,
-        invoice_id,
-        payment_amount,
-        paid_at,
-        is_reversed,
-        updated_at,
-        duplicate_row_count
+        ranked.payment_id,
+        ranked.invoice_id,
+        ranked.payment_amount,
+        ranked.paid_at,
+        ranked.is_reversed,
+        ranked.updated_at,
+        ranked.customer_id,
+        ranked.currency_code,
+        ranked.duplicate_row_count,
+        deleted_payments.payment_id is not null as is_deleted,
+        deleted_payments.deleted_at
     from ranked
+    left join deleted_payments
+        on ranked.payment_id = deleted_payments.payment_id
     -- money is never dropped unseen: a row without a key cannot be de-duplicated, so every one
     -- is kept (and reported as missing_key), not only one of them
-    where key_rank = 1 or payment_id is null
+    where ranked.key_rank = 1 or ranked.payment_id is null
 )
 
 select * from final

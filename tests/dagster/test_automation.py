@@ -68,7 +68,8 @@ def old_open_invoice(p: Pipeline) -> tuple[str, str]:
 
 def pay(p: Pipeline, invoice_id: str, at: str = CHANGE_AT) -> None:
     p.ledger(
-        """insert into ledger.payments values
+        """insert into ledger.payments
+        (payment_id, invoice_id, amount, paid_at, is_reversed, updated_at) values
         ('P-AUTO-1', ?, 1.00, ?::timestamp, false, ?::timestamp)""",
         [invoice_id, at, at],
     )

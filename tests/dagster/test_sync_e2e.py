@@ -82,7 +82,8 @@ def test_one_new_payment_resends_exactly_that_invoice(pipeline):
         where status = 'AUTHORISED' and amount_due > 1 order by invoice_id limit 1"""
     )
     pipeline.ledger(
-        """insert into ledger.payments values
+        """insert into ledger.payments
+        (payment_id, invoice_id, amount, paid_at, is_reversed, updated_at) values
         ('P-NEW-1', ?, 1.00, timestamp '2026-11-20 10:00', false, timestamp '2026-11-20 10:00')""",
         [invoice_id],
     )
@@ -115,7 +116,8 @@ def test_one_new_allocation_resends_that_invoice_and_that_credit_note(pipeline):
         where status = 'AUTHORISED' and amount_due >= 2 order by invoice_id limit 1"""
     )
     pipeline.ledger(
-        """insert into ledger.credit_allocations values
+        """insert into ledger.credit_allocations
+        (allocation_id, credit_note_id, invoice_id, amount, allocated_at, is_reversed, updated_at) values
         ('CA-NEW-1', ?, ?, 1.00, timestamp '2026-11-20 11:00', false, timestamp '2026-11-20 11:00')""",
         [credit_note_id, invoice_id],
     )
@@ -136,7 +138,7 @@ def test_a_customer_fixed_after_a_rejection_lands_and_then_its_held_back_invoice
     assert pipeline.sync().success
     [(customer_id, n_invoices)] = pipeline.query(
         """select r.key, count(*) from chaser_rejections r
-        join chaser_rejections i on i.entity = 'invoice' and i.reason_code = 'customer_rejected'
+        join chaser_rejections i on i.entity = 'invoice' and i.reason_code = 'customer_held_back'
             and i.detail like '%' || r.key || '%'
         where r.entity = 'customer' and r.severity = 'held_back' and r.reason_code = 'missing_company_name'
         group by r.key order by r.key limit 1"""

@@ -1,4 +1,4 @@
-"""The demo warehouse speaks LEDGER_CONTRACT.md exactly, is deterministic, and holds every case."""
+"""The demo warehouse speaks LEDGER_CONTRACT.md exactly (optional parts included), is deterministic, holds every case, and the models show each one."""
 
 from __future__ import annotations
 
@@ -10,6 +10,12 @@ import pytest
 
 from chaser_pipeline.demo import generator as demo_data
 from chaser_pipeline.demo.generator import DemoSummary, generate_demo_warehouse
+from chaser_pipeline.models.build import run_models
+from chaser_pipeline.models.contract import contract_queries, find_violations
+from chaser_pipeline.models.project import ModelProject
+from chaser_pipeline.models.rules import mart_rules
+from chaser_pipeline.paths import models_dir
+from tests.support.models import land_warehouse
 
 # Copied from LEDGER_CONTRACT.md on purpose: the test fails if the generator drifts from it.
 CONTRACT_COLUMNS: dict[str, list[tuple[str, str]]] = {
@@ -49,6 +55,8 @@ CONTRACT_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("paid_at", "TIMESTAMP"),
         ("is_reversed", "BOOLEAN"),
         ("updated_at", "TIMESTAMP"),
+        ("customer_id", "VARCHAR"),
+        ("currency_code", "VARCHAR"),
     ],
     "credit_notes": [
         ("credit_note_id", "VARCHAR"),
@@ -68,13 +76,39 @@ CONTRACT_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("allocated_at", "TIMESTAMP"),
         ("is_reversed", "BOOLEAN"),
         ("updated_at", "TIMESTAMP"),
+        ("payment_id", "VARCHAR"),
+    ],
+    "contacts": [
+        ("contact_id", "VARCHAR"),
+        ("customer_id", "VARCHAR"),
+        ("first_name", "VARCHAR"),
+        ("last_name", "VARCHAR"),
+        ("email", "VARCHAR"),
+        ("phone", "VARCHAR"),
+        ("mobile", "VARCHAR"),
+        ("is_archived", "BOOLEAN"),
+        ("updated_at", "TIMESTAMP"),
     ],
 }
 
 # The contract's money rules, as views, so the cases below can be stated as outcomes.
 CONTRACT_VIEWS = """
 create temp view live_credit_notes as
-select * from ledger.credit_notes where upper(status) not in ('VOIDED', 'DELETED');
+select * from ledger.credit_notes
+where upper(status) not in ('DRAFT', 'SUBMITTED', 'VOIDED', 'DELETED');
+create temp view latest_invoices as
+select * from ledger.invoices
+qualify row_number() over (partition by invoice_id order by updated_at desc) = 1;
+create temp view counted_allocations as
+-- credit from an issued credit note, or cash on account, of the invoice's customer and currency
+select a.*
+from ledger.credit_allocations a
+join latest_invoices i using (invoice_id)
+left join live_credit_notes n using (credit_note_id)
+left join ledger.payments p on p.payment_id = a.payment_id
+where not a.is_reversed and upper(i.status) not in ('DRAFT', 'VOIDED', 'DELETED')
+  and (n.customer_id = i.customer_id and n.currency_code = i.currency_code
+       or p.customer_id = i.customer_id and p.currency_code = i.currency_code);
 create temp view invoice_applied as
 select
     i.invoice_id,
@@ -82,12 +116,10 @@ select
     i.total,
     coalesce((select sum(amount) from ledger.payments p
               where p.invoice_id = i.invoice_id and not p.is_reversed), 0)
-    + coalesce((select sum(a.amount) from ledger.credit_allocations a
-                where a.invoice_id = i.invoice_id and not a.is_reversed
-                  and a.credit_note_id in (select credit_note_id from live_credit_notes)), 0)
+    + coalesce((select sum(a.amount) from counted_allocations a
+                where a.invoice_id = i.invoice_id), 0)
         as applied
-from ledger.invoices i
-qualify row_number() over (partition by i.invoice_id order by i.updated_at desc) = 1;
+from latest_invoices i;
 create temp view credit_note_allocated as
 select
     n.credit_note_id,
@@ -211,6 +243,52 @@ CASES: dict[str, str] = {
         where invoice_id not in (select invoice_id from ledger.invoices)""",
     "allocation from unknown credit note": """from ledger.credit_allocations
         where credit_note_id not in (select credit_note_id from ledger.credit_notes)""",
+    # issues 11 and 12
+    "several addresses, one invalid": r"""from ledger.customers
+        where regexp_matches(email, '[,;]') and regexp_matches(email, '@(,|;|$)')""",
+    "several addresses separated by a space": r"""from ledger.customers
+        where regexp_full_match(email, '\S+@\S+ \S+@\S+')""",
+    "invoice before the history start, open": """from invoice_applied i
+        join ledger.invoices using (invoice_id)
+        where issue_date < date '2023-01-01' and applied = 0""",
+    "customer without company name, invoice paid in full": """from invoice_applied i
+        join latest_invoices using (invoice_id)
+        where applied = i.total and i.total > 0 and customer_id in
+        (select customer_id from ledger.customers where coalesce(company_name, '') = '')""",
+    "pay, refund, pay": """from (select invoice_id from ledger.payments group by all
+        having list(sign(amount) order by paid_at) = [1, -1, 1])""",
+    "EUR credit allocated to a GBP invoice": """from ledger.credit_allocations a
+        join ledger.credit_notes n using (credit_note_id)
+        join latest_invoices i using (invoice_id)
+        where n.currency_code = 'EUR' and i.currency_code = 'GBP'""",
+    "DRAFT credit note allocated": """from ledger.credit_allocations a
+        join ledger.credit_notes n using (credit_note_id)
+        where upper(n.status) = 'DRAFT' and a.invoice_id is not null""",
+    "another customer's credit note allocated": """from ledger.credit_allocations a
+        join ledger.credit_notes n using (credit_note_id)
+        join latest_invoices i using (invoice_id)
+        where n.customer_id <> i.customer_id""",
+    "negative credit note in a month with good ones": """from ledger.credit_notes n
+        where total < 0 and exists (select 1 from ledger.credit_notes g where g.total > 0
+            and date_trunc('month', g.issue_date) = date_trunc('month', n.issue_date))""",
+    "payment with customer and currency": """from ledger.payments
+        where invoice_id is not null and customer_id is not null and currency_code is not null""",
+    "cash on account": """from ledger.payments where invoice_id is null
+        and customer_id is not null and currency_code is not null""",
+    "cash on account applied later": """from ledger.credit_allocations a
+        join ledger.payments p using (payment_id)
+        where p.invoice_id is null and a.credit_note_id is null and a.allocated_at > p.paid_at""",
+    "cash on account never applied": """from ledger.payments p where invoice_id is null
+        and payment_id not in (select payment_id from ledger.credit_allocations
+                               where payment_id is not null)""",
+    "contact": "from ledger.contacts where customer_id in (select customer_id from ledger.customers)",
+    "contact archived": "from ledger.contacts where is_archived",
+    "contact with an invalid address": "from ledger.contacts where email like '%@'",
+    "contact with two addresses": "from ledger.contacts where email like '%;%'",
+    "contact of an unknown customer": """from ledger.contacts
+        where customer_id not in (select customer_id from ledger.customers)""",
+    "duplicate contact_id": """from (select contact_id from ledger.contacts
+        group by all having count(*) > 1 and count(distinct updated_at) = count(*))""",
 }
 
 
@@ -238,9 +316,9 @@ def _content_hash(path: Path) -> dict[str, str]:
 
 
 def test_the_package_contract_matches_the_document():
-    from chaser_pipeline.ledger.contract import LEDGER_TABLES
+    from chaser_pipeline.models.inputs import ledger_columns
 
-    assert {n: list(t.columns) for n, t in LEDGER_TABLES.items()} == CONTRACT_COLUMNS
+    assert {n: list(columns) for n, columns in ledger_columns().items()} == CONTRACT_COLUMNS
 
 
 @pytest.mark.parametrize("table", list(CONTRACT_COLUMNS))
@@ -271,12 +349,14 @@ def test_scale_one_sizes(warehouse):
     assert summary.credit_notes == 303
     assert 5_500 <= summary.payments <= 6_500
     assert 500 <= summary.credit_allocations <= 700
+    assert 500 <= summary.contacts <= 700  # two per customer on average
     assert summary.rows == {
         "customers": summary.customers,
         "invoices": summary.invoices,
         "payments": summary.payments,
         "credit_notes": summary.credit_notes,
         "credit_allocations": summary.credit_allocations,
+        "contacts": summary.contacts,
     }
     assert summary.seconds > 0
 
@@ -321,14 +401,18 @@ def test_totals_are_sub_total_plus_vat_in_exact_decimals(warehouse):
 def test_time_runs_forward_and_stays_in_the_fixed_window(warehouse):
     _, con = warehouse
     checks = {
-        "issue date outside 2023-01-01..2026-11-15": """select count(*) from ledger.invoices
-            where issue_date not between date '2023-01-01' and date '2026-11-15'""",
+        "issue date outside 2022-12-01..2026-11-15": """select count(*) from ledger.invoices
+            where issue_date not between date '2022-12-01' and date '2026-11-15'""",
+        "paid invoice before the history start": """select count(*) from invoice_applied
+            join ledger.invoices using (invoice_id)
+            where issue_date < date '2023-01-01' and applied > 0""",
         "updated_at after 2026-11-20": """select count(*) from (
             select updated_at from ledger.customers union all
             select updated_at from ledger.invoices union all
             select updated_at from ledger.payments union all
             select updated_at from ledger.credit_notes union all
-            select updated_at from ledger.credit_allocations)
+            select updated_at from ledger.credit_allocations union all
+            select updated_at from ledger.contacts)
             where updated_at >= timestamp '2026-11-20'""",
         "payment before its invoice": """select count(*) from ledger.payments p
             join ledger.invoices i using (invoice_id) where p.paid_at <= i.issue_date""",
@@ -336,6 +420,8 @@ def test_time_runs_forward_and_stays_in_the_fixed_window(warehouse):
             join ledger.credit_notes n using (credit_note_id) where a.allocated_at <= n.issue_date""",
         "allocation before its invoice": """select count(*) from ledger.credit_allocations a
             join ledger.invoices i using (invoice_id) where a.allocated_at <= i.issue_date""",
+        "cash applied before it was received": """select count(*) from ledger.credit_allocations a
+            join ledger.payments p using (payment_id) where a.allocated_at <= p.paid_at""",
         "payment updated_at is not paid_at": """select count(*) from ledger.payments
             where updated_at <> paid_at""",
         "invoice updated before its last payment": """select count(*) from ledger.invoices i
@@ -347,7 +433,7 @@ def test_time_runs_forward_and_stays_in_the_fixed_window(warehouse):
     first, last = con.execute(
         "select min(issue_date), max(issue_date) from ledger.invoices"
     ).fetchall()[0]
-    assert first.year == 2023 and last.year == 2026
+    assert (first.year, first.month) == (2022, 12) and last.year == 2026
 
 
 def test_same_seed_gives_identical_content_and_another_seed_differs(tmp_path):
@@ -416,3 +502,80 @@ def test_an_existing_file_is_kept_unless_overwrite(tmp_path):
     with pytest.raises(FileExistsError):
         generate_demo_warehouse(path, overwrite=False, customers=10, invoices=10, credit_notes=10)
     assert path.read_bytes() == b"keep me"
+
+
+@pytest.fixture(scope="module")
+def built(warehouse, tmp_path_factory) -> duckdb.DuckDBPyConnection:
+    """The models built on the scale-1 demo warehouse, as the README's first command builds them."""
+    summary, _ = warehouse
+    con = duckdb.connect(str(tmp_path_factory.mktemp("pipeline") / "pipeline.duckdb"))
+    land_warehouse(con, summary.path)
+    run_models(con, models_dir())
+    yield con
+    con.close()
+
+
+# What the models make of each case: a query counting rows that show it in the marts or reports.
+MODEL_CASES: dict[str, str] = {
+    "held-back customer's invoice paid in its mart": """from chaser_invoices i
+        join chaser_rejections r on r.key = i.invoice_id and r.reason_code = 'customer_held_back'
+        where i.status = 'PAID' and i.amount_due = 0""",
+    "open invoice before the history start in its mart": """from chaser_invoices
+        where date < '2023-01-01' and status = 'AUTHORISED' and amount_due > 0""",
+    "EUR credit on a GBP invoice ignored": """from chaser_rejections
+        where reason_code = 'allocation_other_currency'""",
+    "DRAFT credit ignored": """from chaser_rejections
+        where reason_code = 'allocation_source_not_usable' and detail like '%is DRAFT%'""",
+    "another customer's credit ignored": """from chaser_rejections
+        where reason_code = 'allocation_other_customer'""",
+    "ignored credit leaves money due on a PAID-in-the-ledger invoice": """from chaser_rejections
+        where reason_code = 'paid_with_amount_due' and key in (
+            select l.invoice_id from chaser_rejections a
+            join landing.credit_allocations l on l.allocation_id = a.key
+            where a.reason_code like 'allocation_%')""",
+    "negative credit note held back": """from chaser_rejections
+        where entity = 'credit_note' and reason_code = 'negative_total'""",
+    "pay, refund, pay: fully paid at the last payment": """from chaser_invoices i
+        join (select invoice_id, max(paid_at) as last_paid_at from landing.payments
+              group by all having list(sign(amount) order by paid_at) = [1, -1, 1]) p
+            using (invoice_id)
+        where i.fully_paid_date = strftime(p.last_paid_at, '%Y-%m-%dT%H:%M:%S.%g') || 'Z'""",
+    "contact person from a ledger contact": """from chaser_contact_persons
+        where external_id like 'CT-%' and status = 'ACTIVE'""",
+    "archived contact": "from chaser_contact_persons where status = 'ARCHIVED'",
+    "contact person from an extra address": """from chaser_contact_persons
+        where external_id like 'C-%:%@%'""",
+    "invalid address among valid ones reported": """from chaser_rejections
+        where entity = 'customer' and reason_code = 'invalid_email'
+        and detail like '%valid ones are used%'""",
+    "cash on account partly applied": """from chaser_overpayments
+        where remaining_credit > 0 and remaining_credit < total""",
+    "cash on account used up": "from chaser_overpayments where status = 'PAID'",
+    "cash on account never applied": """from chaser_overpayments o
+        join landing.payments p on p.payment_id = o.overpayment_id
+        where p.invoice_id is null and o.remaining_credit = o.total""",
+    "invoice paid from cash on account": """from chaser_invoices
+        where status = 'PAID' and invoice_id in (select invoice_id from landing.credit_allocations
+            where payment_id is not null)""",
+    "overpaid invoice's surplus is an overpayment": """from chaser_rejections
+        where reason_code = 'overpaid' and detail like '%overpayment PAY-%'""",
+}
+
+
+@pytest.mark.parametrize("case", list(MODEL_CASES))
+def test_the_models_show_every_case(built, case):
+    count = built.execute(f"select count(*) {MODEL_CASES[case]}").fetchall()[0][0]
+    assert count >= 2, f"{case}: {count} rows"
+
+
+def test_no_blocking_check_fails_on_the_demo(built):
+    failing = {
+        (model.name, query.name): find_violations(built, query).count
+        for model in ModelProject(models_dir()).models.values()
+        for query in contract_queries(model)
+    } | {
+        (rule.model, rule.query.name): find_violations(built, rule.query).count
+        for rule in mart_rules()
+        if rule.severity == "ERROR"
+    }
+    assert {check: n for check, n in failing.items() if n} == {}

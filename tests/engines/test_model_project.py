@@ -11,9 +11,11 @@ import pytest
 
 from chaser_pipeline.models.build import build_model, run_models
 from chaser_pipeline.models.contract import find_violations
+from chaser_pipeline.models.inputs import ensure_holdings
 from chaser_pipeline.models.names import ModelError
 from chaser_pipeline.models.project import ModelProject
 from chaser_pipeline.models.rules import CHASER_DATE_PATTERN, mart_rules
+from chaser_pipeline.paths import models_dir
 from tests.support.toy_models import database, models, write
 
 __all__ = ["database", "models"]  # fixtures
@@ -60,7 +62,19 @@ def test_run_models_builds_everything_over_the_whole_history(models: Path, datab
 
 
 MARTS = """
-create table chaser_customers as select * from (values ('cus-1')) t(external_id);
+create table chaser_customers as select * from (values
+    ('cus-1', '+447700900123'),
+    ('cus-2', '07700 900123')
+) t(external_id, mobile_number);
+create table chaser_contact_persons as select * from (values
+    ('cus-1:a@b.co', null),
+    ('ct-1', '+1')
+) t(external_id, mobile_number);
+create table chaser_overpayments as select * from (values
+    ('pay-1', 'GBP', '2024-01-01T09:30:00.000Z', 10.00::decimal(18,2), 10.00::decimal(18,2)),
+    ('pay-2', 'GBX', '2024-01-01 09:30', 10.00, 0.00),
+    ('pay-3', 'GBP', '2024-01-01T09:30:00.000Z', 10.00, -1.00)
+) t(overpayment_id, currency_code, date, total, remaining_credit);
 create table chaser_invoices as select * from (values
     ('inv-1', 'cus-1', 'GBP', 10.00::decimal(18,2), 4.00::decimal(18,2), 6.00::decimal(18,2),
      '2024-01-01T00:00:00.000Z', '2024-02-01T00:00:00.000Z', null),
@@ -74,7 +88,12 @@ create table chaser_credit_notes as select * from (values
 ) t(credit_note_id, customer_external_id, currency_code, date, total, remaining_credit);
 create table chaser_rejections as select * from (values
     ('invoice', 'inv-7', 'overpaid', 'paid 12.00 of 10.00', 'reported'),
-    ('customer', 'cus-3', 'invalid_email', 'not an address', 'reported')
+    ('customer', 'cus-3', 'invalid_email', 'not an address', 'reported'),
+    ('invoice', 'inv-8', 'stale_in_chaser', 'Chaser holds inv-8, now held back', 'stale_in_chaser'),
+    ('allocation', 'a-1', 'allocation_other_currency', 'EUR to GBP', 'reported'),
+    ('allocation', 'a-2', 'allocation_other_customer', 'cus-2 to cus-1', 'reported'),
+    ('invoice', 'inv-9', 'customer_held_back', 'cus-3 held back', 'reported'),
+    ('invoice', 'inv-5', 'deleted_in_ledger', 'removed', 'reported')
 ) t(entity, key, reason_code, detail, severity);
 """
 
@@ -93,9 +112,18 @@ def test_ledger_checks_find_each_broken_rule() -> None:
         ("chaser_invoices", "dates_in_chaser_format"): 1,
         ("chaser_credit_notes", "currency_code_iso4217"): 0,
         ("chaser_credit_notes", "dates_in_chaser_format"): 0,
+        ("chaser_overpayments", "remaining_credit_within_total"): 1,
+        ("chaser_customers", "mobile_number_e164"): 1,
+        ("chaser_contact_persons", "mobile_number_e164"): 1,
+        ("chaser_overpayments", "currency_code_iso4217"): 1,
+        ("chaser_overpayments", "dates_in_chaser_format"): 1,
         ("chaser_rejections", "overpaid_invoices"): 1,
         ("chaser_rejections", "over_allocated_credit_notes"): 0,
         ("chaser_rejections", "invalid_emails_left_out"): 1,
+        ("chaser_rejections", "documents_stale_in_chaser"): 1,
+        ("chaser_rejections", "allocations_ignored"): 2,
+        ("chaser_rejections", "documents_waiting_for_their_customer"): 1,
+        ("chaser_rejections", "withdrawn_from_the_ledger"): 1,
     }
     assert found[("chaser_invoices", "dates_in_chaser_format")].examples == [
         {"invoice_id": "inv-2", "date_column": "date", "value": "2024-01-01"}
@@ -104,6 +132,48 @@ def test_ledger_checks_find_each_broken_rule() -> None:
     severities = {rule.query.name: rule.severity for rule in mart_rules()}
     assert severities["amounts_add_up"] == "ERROR"
     assert severities["overpaid_invoices"] == "WARN"
+    assert severities["documents_stale_in_chaser"] == "WARN"
+
+
+def test_the_project_reads_landing_deleted_keys_and_holdings_without_making_them_assets():
+    project = ModelProject(models_dir())
+    stg = project.models["stg_invoices"]
+    assert stg.landing_tables == ("invoices",)  # deleted_keys is read beside it, no asset
+    assert project.models["stg_contacts"].landing_tables == ("contacts",)
+    assert "holdings" not in project.models["int_overpayments"].model_refs
+    assert project.upstream_models("chaser_contact_persons") == ["int_contact_persons"]
+
+
+@pytest.mark.parametrize(
+    "mart",
+    [
+        "chaser_customers",
+        "chaser_invoices",
+        "chaser_credit_notes",
+        "chaser_contact_persons",
+        "chaser_overpayments",
+    ],
+)
+def test_every_mart_column_has_lineage_back_to_the_ledger(mart: str) -> None:
+    """Column lineage still parses: every payload column of every mart names its upstream."""
+    project = ModelProject(models_dir())
+    lineage = project.column_lineage(mart)
+    columns = [c.name for c in project.static_columns(mart)]
+    assert columns and set(lineage) == set(columns)
+    assert all(lineage[c] for c in columns), {c: lineage[c] for c in columns}
+
+
+def test_the_model_build_creates_chaser_holdings_empty_and_keeps_the_syncs_view(tmp_path):
+    with duckdb.connect(str(tmp_path / "p.duckdb")) as con:
+        ensure_holdings(con)
+        assert con.execute("select count(*) from chaser_sync.holdings").fetchall() == [(0,)]
+        con.execute("drop table chaser_sync.holdings")
+        con.execute(
+            "create view chaser_sync.holdings as "
+            "select 'invoices' as object, 'INV-1' as key, 'h' as payload_hash"
+        )
+        ensure_holdings(con)  # the sync's view stays as it is
+        assert con.execute("select key from chaser_sync.holdings").fetchall() == [("INV-1",)]
 
 
 def test_partitioned_write_binds_only_the_window(models: Path, database: Path) -> None:

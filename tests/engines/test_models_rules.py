@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
@@ -22,21 +19,24 @@ from chaser_pipeline.models.field_rules import (
 from chaser_pipeline.models.project import ModelProject
 from chaser_pipeline.paths import models_dir
 from tests.support.models import (
+    NOT_SENT,
+    Case,
     allocation,
+    assert_case,
+    build,
     build_models,
     credit_note,
     customer,
     invoice,
     landed_ledger,
+    on_account,
     payment,
+    rows,
 )
 
+__all__ = ["build"]  # fixture
+
 D = Decimal
-MARTS = {
-    "chaser_customers": "external_id",
-    "chaser_invoices": "invoice_id",
-    "chaser_credit_notes": "credit_note_id",
-}
 MART_COLUMNS = {
     "chaser_customers": [
         "external_id",
@@ -73,21 +73,27 @@ MART_COLUMNS = {
         "remaining_credit",
         "status",
     ],
+    "chaser_contact_persons": [
+        "external_id",
+        "contact_first_name",
+        "contact_last_name",
+        "contact_email_address",
+        "phone_number",
+        "mobile_number",
+        "status",
+        "customer_external_id",
+    ],
+    "chaser_overpayments": [
+        "overpayment_id",
+        "customer_external_id",
+        "currency_code",
+        "date",
+        "total",
+        "remaining_credit",
+        "status",
+    ],
     "chaser_rejections": ["entity", "key", "reason_code", "detail", "severity"],
 }
-NOT_SENT = None  # expected "row": the document must be absent from its mart
-
-
-@dataclass
-class Case:
-    id: str
-    ledger: list[dict[str, Any]]
-    # expected mart rows by key (only the columns named are compared), or NOT_SENT
-    customers: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    invoices: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    credit_notes: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    # the whole of chaser_rejections: (entity, key, reason_code, severity)
-    rejections: set[tuple[str, str, str, str]] = field(default_factory=set)
 
 
 def at(day: int, hour: int = 9, minute: int = 0, second: int = 0, micro: int = 0) -> datetime:
@@ -154,6 +160,18 @@ CASES = [
                 "amount_due": D("0.00"),
                 "fully_paid_date": "2024-03-11T16:00:00.000Z",
             }
+        },
+        # the 20.00 past the total is P-2's unapplied cash
+        overpayments={
+            "P-2": {
+                "customer_external_id": "C-1",
+                "currency_code": "GBP",
+                "date": "2024-03-11T16:00:00.000Z",
+                "total": D("20.00"),
+                "remaining_credit": D("20.00"),
+                "status": "ACTIVE",
+            },
+            "P-1": NOT_SENT,
         },
         rejections={("invoice", "INV-1", "overpaid", "reported")},
     ),
@@ -225,7 +243,7 @@ CASES = [
         credit_notes={"CN-1": {"status": "ACTIVE", "remaining_credit": D("30.00")}},
     ),
     Case(
-        "allocation from a VOIDED credit note is not applied to the invoice",
+        "allocation from a VOIDED credit note is ignored on both sides and reported",
         [
             customer(),
             invoice(total="100.00"),
@@ -235,7 +253,8 @@ CASES = [
         invoices={
             "INV-1": {"status": "AUTHORISED", "amount_paid": D("0.00"), "amount_due": D("100.00")}
         },
-        credit_notes={"CN-1": {"status": "VOIDED", "remaining_credit": D("0.00")}},
+        credit_notes={"CN-1": {"status": "VOIDED", "remaining_credit": D("100.00")}},
+        rejections={("allocation", "A-1", "allocation_source_not_usable", "reported")},
     ),
     Case(
         "credit partly used stays ACTIVE with the remainder",
@@ -301,7 +320,7 @@ CASES = [
         },
     ),
     Case(
-        "customer without company name is held back with its documents",
+        "customer without company name is held back; its documents reach the marts, reported",
         [
             customer(),
             customer("C-2", company_name="   "),
@@ -310,12 +329,15 @@ CASES = [
             credit_note("CN-2", customer_id="C-2"),
         ],
         customers={"C-1": {"status": "ACTIVE"}, "C-2": NOT_SENT},
-        invoices={"INV-1": {"status": "AUTHORISED"}, "INV-2": NOT_SENT},
-        credit_notes={"CN-2": NOT_SENT},
+        invoices={
+            "INV-1": {"status": "AUTHORISED"},
+            "INV-2": {"status": "AUTHORISED", "customer_external_id": "C-2"},
+        },
+        credit_notes={"CN-2": {"status": "ACTIVE", "customer_external_id": "C-2"}},
         rejections={
             ("customer", "C-2", "missing_company_name", "held_back"),
-            ("invoice", "INV-2", "customer_rejected", "held_back"),
-            ("credit_note", "CN-2", "customer_rejected", "held_back"),
+            ("invoice", "INV-2", "customer_held_back", "reported"),
+            ("credit_note", "CN-2", "customer_held_back", "reported"),
         },
     ),
     Case(
@@ -587,7 +609,8 @@ CASES = [
                 "fully_paid_date": "2024-03-12T09:00:00.000Z",
             }
         },
-        credit_notes={"CN-1": {"status": "VOIDED", "remaining_credit": D("0.00")}},
+        credit_notes={"CN-1": {"status": "VOIDED", "remaining_credit": D("100.00")}},
+        rejections={("allocation", "A-1", "allocation_source_not_usable", "reported")},
     ),
     Case(
         "allocation from a DELETED credit note (any case) is not applied",
@@ -605,10 +628,11 @@ CASES = [
                 "fully_paid_date": None,
             }
         },
-        credit_notes={"CN-1": {"status": "DELETED", "remaining_credit": D("0.00")}},
+        credit_notes={"CN-1": {"status": "DELETED", "remaining_credit": D("100.00")}},
+        rejections={("allocation", "A-1", "allocation_source_not_usable", "reported")},
     ),
     Case(
-        "allocations from DRAFT and SUBMITTED credit notes are applied (only VOIDED/DELETED are not)",
+        "allocations from DRAFT and SUBMITTED credit notes pay nothing: credit not yet issued",
         [
             customer(),
             invoice(total="100.00"),
@@ -619,15 +643,20 @@ CASES = [
         ],
         invoices={
             "INV-1": {
-                "status": "PAID",
-                "amount_paid": D("100.00"),
-                "fully_paid_date": "2024-03-12T09:00:00.000Z",
+                "status": "AUTHORISED",
+                "amount_paid": D("0.00"),
+                "amount_due": D("100.00"),
+                "fully_paid_date": None,
             }
         },
-        # DRAFT and SUBMITTED pass through even when fully used
+        # DRAFT and SUBMITTED pass through, with all their credit
         credit_notes={
-            "CN-D": {"status": "DRAFT", "remaining_credit": D("0.00")},
-            "CN-S": {"status": "SUBMITTED", "remaining_credit": D("0.00")},
+            "CN-D": {"status": "DRAFT", "remaining_credit": D("30.00")},
+            "CN-S": {"status": "SUBMITTED", "remaining_credit": D("70.00")},
+        },
+        rejections={
+            ("allocation", "A-1", "allocation_source_not_usable", "reported"),
+            ("allocation", "A-2", "allocation_source_not_usable", "reported"),
         },
     ),
     Case(
@@ -757,50 +786,9 @@ CASES = [
 ]
 
 
-def _rows(con: duckdb.DuckDBPyConnection, table: str) -> list[dict[str, Any]]:
-    cursor = con.execute(f"select * from {table}")
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-@pytest.fixture
-def build(tmp_path: Path):
-    """Land `rows` in a fresh DuckDB file, build every model, return the open connection."""
-    connections: list[duckdb.DuckDBPyConnection] = []
-
-    def _build(rows: list[dict[str, Any]], **params: Any) -> duckdb.DuckDBPyConnection:
-        con = landed_ledger(tmp_path / f"pipeline_{len(connections)}.duckdb", rows)
-        connections.append(con)
-        build_models(con, models_dir(), params)
-        return con
-
-    yield _build
-    for con in connections:
-        con.close()
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_ledger_rule(case: Case, build) -> None:
-    con = build(case.ledger)
-    for mart, expected in (
-        ("chaser_customers", case.customers),
-        ("chaser_invoices", case.invoices),
-        ("chaser_credit_notes", case.credit_notes),
-    ):
-        by_key = {row[MARTS[mart]]: row for row in _rows(con, mart)}
-        for key, columns in expected.items():
-            if columns is NOT_SENT:
-                assert key not in by_key, f"{mart} must not send {key}"
-                continue
-            assert key in by_key, f"{mart} must send {key}"
-            assert {c: by_key[key][c] for c in columns} == columns, f"{mart} {key}"
-    rows = _rows(con, "chaser_rejections")
-    rejections = {(r["entity"], r["key"], r["reason_code"], r["severity"]) for r in rows}
-    assert rejections == case.rejections
-    for r in rows:
-        # a reader can act on it: a sentence naming the row (keyless rows are listed by content)
-        assert r["detail"].endswith("."), r
-        assert r["key"] == "(missing)" or r["key"] in r["detail"], r
+    assert_case(build(case.ledger), case)
 
 
 def test_marts_have_exactly_the_payload_columns_and_types(build) -> None:
@@ -839,12 +827,12 @@ def test_march_window_builds_march_invoices_counting_later_payments(build) -> No
         credit_note("CN-APR", issue_date=date(2024, 4, 10)),
     ]
     con = build(ledger, window_start=date(2024, 3, 1), window_end=date(2024, 4, 1))
-    invoices = {row["invoice_id"]: row for row in _rows(con, "chaser_invoices")}
+    invoices = {row["invoice_id"]: row for row in rows(con, "chaser_invoices")}
     assert set(invoices) == {"INV-MAR", "INV-MAR-END"}
     assert invoices["INV-MAR"]["status"] == "PAID"
     assert invoices["INV-MAR"]["amount_paid"] == D("100.00")
     assert invoices["INV-MAR"]["fully_paid_date"] == "2024-05-02T10:00:00.000Z"
-    assert [r["credit_note_id"] for r in _rows(con, "chaser_credit_notes")] == ["CN-MAR"]
+    assert [r["credit_note_id"] for r in rows(con, "chaser_credit_notes")] == ["CN-MAR"]
     # unpartitioned models keep the whole history
     assert con.execute("select count(*) from int_invoice_balances").fetchone()[0] == 4
 
@@ -887,10 +875,21 @@ MONTHS_LEDGER = [
     allocation(
         "A-2", "5.00", datetime(2024, 4, 2, 8), invoice_id="INV-MAR", credit_note_id="CN-APR"
     ),
+    # cash on account in February, applied in April; a surplus paid in May
+    on_account("P-OA", "90.00", datetime(2024, 2, 20, 8)),
+    allocation(
+        "A-3",
+        "20.00",
+        datetime(2024, 4, 3, 8),
+        invoice_id="INV-MAR",
+        credit_note_id=None,
+        payment_id="P-OA",
+    ),
+    payment("P-4", "15.00", datetime(2024, 5, 9, 8), invoice_id="INV-JAN"),
 ]
 
 
-@pytest.mark.parametrize("mart", ["chaser_invoices", "chaser_credit_notes"])
+@pytest.mark.parametrize("mart", ["chaser_invoices", "chaser_credit_notes", "chaser_overpayments"])
 def test_whole_history_build_equals_the_union_of_monthly_partition_writes(build, mart) -> None:
     con = build(MONTHS_LEDGER)
     whole = sorted(con.execute(f"select * from {mart}").fetchall())
@@ -930,7 +929,7 @@ def test_every_model_has_a_contract_describing_its_columns(build) -> None:
         assert contract["description"], sql_path.stem
         built = [d[0] for d in con.execute(f"select * from {sql_path.stem}").description]
         assert list(contract["columns"]) == built, sql_path.stem
-        if sql_path.stem in {"chaser_invoices", "chaser_credit_notes"}:
+        if sql_path.stem in {"chaser_invoices", "chaser_credit_notes", "chaser_overpayments"}:
             assert contract["partitioned_by"] == "date"
         if sql_path.stem in MART_COLUMNS:
             assert contract["checks"], sql_path.stem

@@ -10,30 +10,27 @@ import pytest
 
 from chaser_pipeline.chaser.encoding import RawJSON, dumps, encode_payload
 from chaser_pipeline.demo.generator import generate_demo_warehouse
-from chaser_pipeline.ledger.contract import LEDGER_TABLES
 from chaser_pipeline.models.build import run_models
 from chaser_pipeline.paths import models_dir
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
 from chaser_pipeline.sync.plan import payload_json_sql
+from tests.support.models import land_warehouse
 
 
 @pytest.fixture(scope="module")
 def marts(tmp_path_factory):
     root = tmp_path_factory.mktemp("encoding")
+    # enough invoices for every object to have more than 20 rows (overpayments are the fewest)
     warehouse = generate_demo_warehouse(
-        root / "wh.duckdb", invoices=600, customers=80, credit_notes=80
+        root / "wh.duckdb", invoices=1500, customers=80, credit_notes=80
     ).path
     con = duckdb.connect(str(root / "p.duckdb"))
-    con.execute("attach ? as wh (read_only)", [str(warehouse)])
-    con.execute("create schema landing")
-    for name in LEDGER_TABLES:
-        con.execute(f"create table landing.{name} as select * from wh.ledger.{name}")
+    land_warehouse(con, warehouse)
     # a name outside ASCII, and money that binary floats get wrong
     con.execute(
         "update landing.customers set company_name = 'Zoë & Søn Ltd — Café' "
         "where customer_id = (select min(customer_id) from landing.customers where company_name <> '')"
     )
-    con.execute("detach wh")
     run_models(con, models_dir())
     yield con
     con.close()

@@ -68,7 +68,8 @@ def test_a_late_committed_row_inside_the_overlap_reaches_chaser(pipeline):
     )
     # committed late: its updated_at is older than the cursor the last run saw
     p.ledger(
-        "insert into ledger.payments values ('P-LATE', ?, 1.00, ?, false, ?)",
+        "insert into ledger.payments (payment_id, invoice_id, amount, paid_at, is_reversed, updated_at) "
+        "values ('P-LATE', ?, 1.00, ?, false, ?)",
         [invoice_id, cursor, cursor.replace(minute=max(cursor.minute - 30, 0))],
     )
     p.run(NEXT_RUN)

@@ -45,6 +45,7 @@ versions as (
 select
     i,
     version,
+    domain,
     format('C-{:06d}', i) as customer_id,
     case cb when 0 then null when 1 then '' else co1 || ' ' || co2 || ' ' || co3 end
         as company_name,
@@ -56,6 +57,13 @@ select
         when cb = 6 then lower(first_name) || '.' || domain
         when cb = 7 then lower(first_name) || ' ' || lower(last_name) || '@' || domain
         when cb between 8 and 11 then null
+        -- Several addresses in one field: the first valid one is the customer's, the others
+        -- contact persons; an invalid one among them is reported.
+        when cb = 20 then lower(first_name) || '.' || lower(replace(last_name, '''', '')) || '@'
+            || domain || '; accounts@' || domain
+        when cb = 21 then 'accounts@' || domain || ', ' || lower(first_name) || '@' || domain
+            || ', ' || lower(first_name) || '@'
+        when cb = 22 then 'Finance@' || domain || ' ' || lower(first_name) || '@' || domain
         else lower(first_name) || '.' || lower(replace(last_name, '''', '')) || '@' || domain
     end as email,
     case

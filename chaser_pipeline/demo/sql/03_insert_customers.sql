@@ -1,2 +1,2 @@
 insert into ledger.customers
-select * exclude (i, version) from customer_rows order by i, version
+select * exclude (i, version, domain) from customer_rows order by i, version

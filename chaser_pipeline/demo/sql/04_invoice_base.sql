@@ -23,12 +23,39 @@ scenarios as (
             when cb < 75 then 'paid_status_money_due'
             when cb < 90 then 'overpaid'
             when cb < 100 then 'bounced_then_paid'
+            when cb < 105 then 'refund_then_paid'
+            when cb < 110 then 'before_history'
+            when cb < 115 then 'held_customer_paid'
+            when cb < 125 then 'paid_from_account'
             when cb >= 900 then 'credited'
             else 'normal'
         end as scenario,
         -- Amounts spread log-uniformly from 10.00 to 20,000.00 before VAT.
         floor(exp(ln(1000) + u('i.amount', i) * (ln(2000000) - ln(1000))))::bigint as random_cents
     from base
+),
+nameless_customers as (
+    -- Customers whose company name is missing (held back): some pay an invoice in full.
+    select list(i order by i) as ixs
+    from customer_rows
+    where version = 1 and coalesce(company_name, '') = ''
+),
+placed as (
+    select
+        * exclude (ixs) replace (
+            case
+                when scenario = 'held_customer_paid' and len(ixs) > 0
+                    then ixs[1 + ui('i.held', i, greatest(len(ixs), 1))]
+                else customer_ix
+            end as customer_ix,
+            -- Open invoices issued before the first month of history (2023-01).
+            case
+                when scenario = 'before_history' then date '2022-12-01' + ui('i.early', i, 31)::int
+                else true_issue_date
+            end as true_issue_date
+        )
+    from scenarios
+    cross join nameless_customers
 ),
 amounts as (
     select
@@ -40,12 +67,13 @@ amounts as (
             when 'negative_total' then -random_cents
             else random_cents
         end as sub_cents
-    from scenarios
+    from placed
 )
 select
     i,
     cb,
     scenario,
+    customer_ix,
     format('INV-{:07d}', i) as invoice_id,
     case
         when scenario = 'missing_number' then case when cb < 27 then '' else null end

@@ -28,11 +28,16 @@ scenarios as (
             when base.cb < 28 then 'unknown_credit_note'
             when base.cb < 34 then 'unallocated'
             when base.cb < 60 then 'fully_used'
-            when base.cb < 85 then 'partly_used'
+            when base.cb < 80 then 'partly_used'
+            when base.cb < 82 then 'other_currency'
+            when base.cb < 83 then 'other_customer'
+            when base.cb < 84 then 'draft_allocated'
+            when base.cb < 85 then 'negative_total'
             else 'split_with_refund'
         end as scenario,
         inv.invoice_id,
         inv.customer_id as invoice_customer_id,
+        inv.customer_ix as invoice_customer_ix,
         inv.currency_code as invoice_currency_code,
         inv.total_cents as invoice_total_cents,
         inv.true_issue_date as invoice_issue_date
@@ -45,6 +50,8 @@ shaped as (
         *,
         case
             when invoice_id is null then 1000 + ui('n.amount', j, 200000)
+            when scenario = 'negative_total'
+                then -greatest(1, floor(invoice_total_cents * (0.05 + 0.45 * u('n.share', j))))::bigint
             -- A credit for the whole invoice now and then, else 5-50% of it.
             when scenario = 'fully_used' and u('n.whole', j) < 0.3 then invoice_total_cents
             else greatest(1, floor(invoice_total_cents * (0.05 + 0.45 * u('n.share', j))))::bigint
@@ -62,10 +69,16 @@ select
     case
         when scenario = 'unknown_customer' then
             format('C-{:06d}', getvariable('n_customers') + 1 + ui('n.unknown', j, 1000))
+        -- Another customer's credit note, allocated to this invoice all the same.
+        when scenario = 'other_customer' and invoice_id is not null then
+            format('C-{:06d}', invoice_customer_ix % getvariable('n_customers') + 1)
         else coalesce(invoice_customer_id, format('C-{:06d}', customer_ix))
     end as customer_id,
     case
         when scenario = 'bad_currency' then 'ZZZ'
+        -- A credit note in another currency, allocated to the invoice all the same.
+        when scenario = 'other_currency' and invoice_id is not null then
+            case when invoice_currency_code = 'EUR' then 'GBP' else 'EUR' end
         else coalesce(invoice_currency_code,
                       pick(['GBP', 'GBP', 'GBP', 'GBP', 'GBP', 'GBP', 'GBP', 'GBP', 'GBP', 'GBP',
                             'GBP', 'GBP', 'GBP', 'GBP', 'EUR', 'EUR', 'EUR', 'USD', 'USD', 'AUD',
@@ -76,6 +89,7 @@ select
         when 'draft' then case when cb = 10 then 'Submitted'
                                else pick(['DRAFT', 'draft'], 'n.st', j) end
         when 'deleted_with_allocation' then 'DELETED'
+        when 'draft_allocated' then pick(['DRAFT', 'draft'], 'n.st', j)
         when 'refund' then pick(['PAID', 'paid', 'Paid'], 'n.st', j)
         when 'split_with_refund' then pick(['PAID', 'paid'], 'n.st', j)
         -- The source may still say AUTHORISED for a fully used credit note.

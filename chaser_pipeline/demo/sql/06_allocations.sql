@@ -17,7 +17,7 @@ with spread as (
         end as target_invoice_id
     from cn_base
     where scenario not in ('unknown_customer', 'bad_currency', 'draft', 'unallocated',
-                           'reversed_allocation')
+                           'reversed_allocation', 'negative_total')
 ),
 main_plan as (
     select

@@ -1,10 +1,12 @@
 insert into ledger.payments
 select
-    format('PAY-{:08d}', row_number() over (order by i, seq)) as payment_id,
+    payment_id,
     invoice_id,
     money(cents) as amount,
     paid_at,
     is_reversed,
-    paid_at as updated_at
+    paid_at as updated_at,
+    customer_id,
+    currency_code
 from pay_rows
 order by i, seq

@@ -3,6 +3,8 @@ with events as (
     select invoice_id, max(paid_at) as last_at from pay_rows group by all
     union all
     select invoice_id, max(allocated_at) from alloc_rows where invoice_id is not null group by all
+    union all
+    select invoice_id, max(allocated_at) from cash_rows group by all
 ),
 last_event as (
     select invoice_id, max(last_at) as last_at from events group by all
@@ -18,7 +20,8 @@ current_rows as (
             -- The source says PAID although money is still due.
             when scenario = 'paid_status_money_due' then pick(['PAID', 'Paid'], 'i.st', i)
             when profile in ('full', 'float_cents', 'float_pounds', 'overpaid',
-                             'bounced_then_paid')
+                             'bounced_then_paid', 'refund_then_paid')
+                 or scenario = 'paid_from_account'
                  or (scenario = 'credited' and profile = 'rest')
                  or (scenario = 'credited' and credit_cents >= total_cents)
                  or (scenario = 'zero_total' and u('i.zeropaid', i) < 0.5)
