@@ -29,6 +29,7 @@ from chaser_pipeline.ledger.contract import LedgerTable
 EPOCH = datetime(1900, 1, 1)
 STATE_TABLE = "landing._extract_state"
 DELETED_KEYS_TABLE = "landing.deleted_keys"
+DELETED_KEYS_COLUMNS = (("table_name", "VARCHAR"), ("key", "VARCHAR"), ("deleted_at", "TIMESTAMP"))
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,14 @@ def ensure_landing(con: duckdb.DuckDBPyConnection, table: LedgerTable) -> None:
         "table_name varchar primary key, cursor_at timestamp, landed_at timestamp)"
     )
     con.execute(f"alter table {STATE_TABLE} add column if not exists full_compared_at timestamp")
-    con.execute(
-        f"create table if not exists {DELETED_KEYS_TABLE} ("
-        "table_name varchar, key varchar, deleted_at timestamp)"
-    )
+    ensure_deleted_keys(con)
+
+
+def ensure_deleted_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """`landing.deleted_keys`, empty until an extract finds a key gone from the warehouse."""
+    con.execute("create schema if not exists landing")
+    columns = ", ".join(f"{c} {t}" for c, t in DELETED_KEYS_COLUMNS)
+    con.execute(f"create table if not exists {DELETED_KEYS_TABLE} ({columns})")
 
 
 def read_state(con: duckdb.DuckDBPyConnection, table: LedgerTable) -> ExtractState:

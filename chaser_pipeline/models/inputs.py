@@ -18,34 +18,11 @@ from __future__ import annotations
 import duckdb
 
 from chaser_pipeline.ledger.contract import LEDGER_TABLES
-from chaser_pipeline.models.names import LANDING_SCHEMA
+from chaser_pipeline.ledger.landing import DELETED_KEYS_COLUMNS, ensure_deleted_keys
 
 Columns = tuple[tuple[str, str], ...]
 
-# design.md's optional ledger parts, for as long as the ledger contract in this checkout does not
-# declare them itself (the extract's LEDGER_TABLES wins wherever it does).
-_OPTIONAL_COLUMNS: dict[str, Columns] = {
-    "payments": (("customer_id", "VARCHAR"), ("currency_code", "VARCHAR")),
-    "credit_allocations": (("payment_id", "VARCHAR"),),
-}
-_CONTACTS: Columns = (
-    ("contact_id", "VARCHAR"),
-    ("customer_id", "VARCHAR"),
-    ("first_name", "VARCHAR"),
-    ("last_name", "VARCHAR"),
-    ("email", "VARCHAR"),
-    ("phone", "VARCHAR"),
-    ("mobile", "VARCHAR"),
-    ("is_archived", "BOOLEAN"),
-    ("updated_at", "TIMESTAMP"),
-)
-
 DELETED_KEYS = "deleted_keys"
-DELETED_KEYS_COLUMNS: Columns = (
-    ("table_name", "VARCHAR"),
-    ("key", "VARCHAR"),
-    ("deleted_at", "TIMESTAMP"),
-)
 
 HOLDINGS_SCHEMA = "chaser_sync"
 HOLDINGS = "holdings"
@@ -58,12 +35,7 @@ HOLDINGS_COLUMNS: Columns = (
 
 def ledger_columns() -> dict[str, Columns]:
     """Every ledger table's landed columns, in landing order (optional columns last)."""
-    tables = {name: tuple(table.columns) for name, table in LEDGER_TABLES.items()}
-    for name, optional in _OPTIONAL_COLUMNS.items():
-        present = {column for column, _ in tables[name]}
-        tables[name] += tuple(c for c in optional if c[0] not in present)
-    tables.setdefault("contacts", _CONTACTS)
-    return tables
+    return {name: tuple(table.columns) for name, table in LEDGER_TABLES.items()}
 
 
 def landing_columns() -> dict[str, Columns]:
@@ -100,5 +72,4 @@ def ensure_model_inputs(con: duckdb.DuckDBPyConnection) -> None:
     holdings before the first sync, and `landing.deleted_keys` for a landing written without the
     key-set comparison (a copied warehouse, an older extract): no key known to be deleted."""
     ensure_holdings(con)
-    if not _exists(con, LANDING_SCHEMA, DELETED_KEYS):
-        _create_empty(con, LANDING_SCHEMA, DELETED_KEYS, DELETED_KEYS_COLUMNS)
+    ensure_deleted_keys(con)

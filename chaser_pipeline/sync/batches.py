@@ -34,6 +34,7 @@ class Batch:
 
     rows: pa.Table
     entries: EncodedEntries
+    route: str | None = None  # the parent (customer) a routed object's request goes to
 
 
 def planned_batches(
@@ -45,40 +46,60 @@ def planned_batches(
     *,
     chunk_rows: int = CHUNK_ROWS,
 ) -> Iterator[list[Batch]]:
-    """The plan's rows to send, in batches of 100, a chunk of batches at a time.
+    """The plan's rows to send, in batches of at most 100 (of one parent each for a routed
+    object), a chunk of batches at a time.
 
     Before a chunk is handed out, the keys in it that Chaser has never answered for are
     committed to the state's `attempted` table (through `writer`): a run killed after Chaser
     applied a batch but before it was recorded must still count those documents as sent (so a
     later change, even to a status not worth a first send, is sent too). `con` stays busy until
     the iterator ends."""
-    # Stop-chasing changes first, then new rows, then the rest (sync_priority): a run cut short
-    # leaves the least harmful remainder.
-    stream = con.sql(
-        f"""select "{chaser_object.key}" as sync_key, sync_payload_hash, sync_action,
-            sync_first_send, sync_chase_measure, {payload_json_sql(columns)} as sync_payload
-        from sync_plan where sync_action in ('create', 'update')
-        order by sync_priority"""
-    ).to_arrow_reader(chunk_rows)
+    stream = con.sql(_batch_query(chaser_object, columns)).to_arrow_reader(chunk_rows)
     try:
         pending: pa.Table | None = None
         for record_batch in stream:
             table = pa.Table.from_batches([record_batch])
             pending = table if pending is None else pa.concat_tables([pending, table])
-            whole = pending.num_rows - pending.num_rows % BULK_LIMIT
-            if whole >= chunk_rows:
-                yield _chunk(writer, target, chaser_object, pending.slice(0, whole))
-                pending = pending.slice(whole)
+            if pending.num_rows >= chunk_rows:
+                # the last batch may go on in the next record batch: keep it back
+                last = pending["sync_batch"][-1].as_py()
+                whole = pending.num_rows - pc.sum(pc.equal(pending["sync_batch"], last)).as_py()
+                if whole:
+                    yield _chunk(writer, target, chaser_object, pending.slice(0, whole))
+                    pending = pending.slice(whole)
         if pending is not None and pending.num_rows:
             yield _chunk(writer, target, chaser_object, pending)
     finally:
         stream.close()
 
 
+def _batch_query(chaser_object: ChaserObject, columns: list[str]) -> str:
+    """The rows to send with their request number (`sync_batch`), in sending order: stop-chasing
+    changes first, then new rows, then the rest (sync_priority), so a run cut short leaves the
+    least harmful remainder; a routed object's requests hold one parent's rows each."""
+    route = f'"{chaser_object.route_column}"' if chaser_object.route_column else "null"
+    return f"""
+        with rows as (
+            select "{chaser_object.key}" as sync_key, sync_payload_hash, sync_action,
+                sync_first_send, sync_chase_measure, sync_priority, {route} as sync_route,
+                {payload_json_sql(columns)} as sync_payload
+            from sync_plan where sync_action in ('create', 'update')
+        ),
+        numbered as (
+            select *, (row_number() over (
+                partition by sync_priority, sync_route order by sync_key) - 1) // {BULK_LIMIT}
+                as sync_part
+            from rows
+        )
+        select *, dense_rank() over (order by sync_priority, sync_route, sync_part) as sync_batch
+        from numbered
+        order by sync_batch"""
+
+
 def _chunk(
     writer: StateWriter, target: Target, chaser_object: ChaserObject, rows: pa.Table
 ) -> list[Batch]:
-    """Mark a chunk's never-answered keys as attempted, then cut it into batches of 100."""
+    """Mark a chunk's never-answered keys as attempted, then cut it into its requests."""
     rows = rows.combine_chunks()
     first = rows.filter(rows["sync_first_send"])
     if first.num_rows:
@@ -91,14 +112,16 @@ def _chunk(
                 }
             )
         )
-    offsets = pa.array([*range(0, rows.num_rows, BULK_LIMIT), rows.num_rows], pa.int32())
+    ends = pc.run_end_encode(rows["sync_batch"].combine_chunks()).run_ends.to_pylist()
+    starts = [0, *ends[:-1]]
+    offsets = pa.array([0, *ends], pa.int32())
     payloads = rows["sync_payload"].combine_chunks()
     arrays = pc.binary_join(pa.ListArray.from_arrays(offsets, payloads), ",")
     batches = []
-    for i, array in enumerate(arrays.to_pylist()):
-        batch = rows.slice(i * BULK_LIMIT, BULK_LIMIT)
+    for start, end, array in zip(starts, ends, arrays.to_pylist(), strict=True):
+        batch = rows.slice(start, end - start)
         entries = EncodedEntries(f"[{array}]", batch.num_rows, functools.partial(_entry, batch))
-        batches.append(Batch(batch, entries))
+        batches.append(Batch(batch, entries, batch["sync_route"][0].as_py()))
     return batches
 
 
@@ -118,4 +141,4 @@ def settled_part(batch: Batch, outcome: BulkOutcome) -> tuple[Batch, BulkOutcome
         chaser_ids={position[i]: cid for i, cid in outcome.chaser_ids.items() if i in position},
     )
     entries = EncodedEntries("[]", rows.num_rows, functools.partial(_entry, rows))
-    return Batch(rows, entries), part
+    return Batch(rows, entries, batch.route), part

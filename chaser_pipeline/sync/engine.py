@@ -136,22 +136,23 @@ def sample_payloads(con: duckdb.DuckDBPyConnection, columns: list[str], n: int) 
 
 def check_mass_change(pending: Pending, options: SyncOptions) -> None:
     """One decision per sync, before anything is sent: stop when the sync would update an
-    unusual share of what the target holds, every object and month counted together. A target
-    that holds nothing yet (a first load) is expected to take everything."""
-    updates, before = pending.updates, pending.synced
-    if options.confirm_mass_change or before == 0 or updates < options.mass_change_min_rows:
+    unusual share of what the target holds of any object, every month counted together. An
+    object the target holds nothing of yet (a first load) is expected to take everything."""
+    if options.confirm_mass_change:
         return
-    share = updates / before
-    if share > options.mass_change_share:
-        objects = ", ".join(
-            f"{counts['update']} {name}" for name, counts in pending.planned.items() if counts
-        )
+    unusual = []
+    for name, counts in pending.planned.items():
+        updates, before = counts["update"], pending.previously_synced.get(name, 0)
+        share = updates / before if before else 0.0
+        if updates >= options.mass_change_min_rows and share > options.mass_change_share:
+            unusual.append(f"{updates} of {before} {name} ({share:.0%})")
+    if unusual:
         raise MassChangeError(
-            f"Stopped before sending anything: this sync would update {updates} of {before} "
-            f"rows Chaser holds ({share:.0%}, above the {options.mass_change_share:.0%} guard: "
-            f"{objects}). If the ledger really changed that much (a re-mapped column, a "
-            "currency fix), run `chaser-pipeline sync --confirm-mass-change` (in Dagster: run "
-            "config `confirm_mass_change: true` on chaser_pending_months)."
+            f"Stopped before sending anything: this sync would update {', '.join(unusual)} "
+            f"that Chaser holds, above the {options.mass_change_share:.0%} guard. If the ledger "
+            "really changed that much (a re-mapped column, a currency fix), run "
+            "`chaser-pipeline sync --confirm-mass-change` (in Dagster: run config "
+            "`confirm_mass_change: true` on chaser_pending_months)."
         )
 
 

@@ -1,8 +1,8 @@
 """The Chaser objects the pipeline keeps in step, and how each maps onto its mart.
 
-One word throughout: a Chaser *object* is a kind of record Chaser holds (customers, invoices,
-credit notes). Its name is the API's path segment and the value of the `object` column in the
-sync tables.
+One word throughout: a Chaser *object* is a kind of record Chaser holds (customers, contact
+persons, invoices, credit notes, overpayments). Its name is the API's path segment and the value
+of the `object` column in the sync tables.
 """
 
 from __future__ import annotations
@@ -76,4 +76,35 @@ CREDIT_NOTES = ChaserObject(
     chase_sql="case when m.status = 'ACTIVE' then -m.remaining_credit else 0 end",
 )
 
-CHASER_OBJECTS: dict[str, ChaserObject] = {o.name: o for o in (CUSTOMERS, INVOICES, CREDIT_NOTES)}
+CONTACT_PERSONS = ChaserObject(
+    "contact_persons",
+    "chaser_contact_persons",
+    "external_id",
+    "contact_person",
+    False,
+    ledger_table="contacts",
+    # an archived contact person that was never sent is not worth a request
+    invisible_sql="m.status <> 'ACTIVE'",
+    customer_column="customer_external_id",
+    # one bulk request per customer: the customer's endpoint takes its contact persons
+    route_column="customer_external_id",
+    # archiving a contact person stops reminders to that address
+    chase_sql="case when m.status = 'ACTIVE' then 1 else 0 end",
+)
+OVERPAYMENTS = ChaserObject(
+    "overpayments",
+    "chaser_overpayments",
+    "overpayment_id",
+    "overpayment",
+    True,
+    ledger_table="payments",
+    # unapplied cash on an ACTIVE overpayment lowers what a statement asks for
+    invisible_sql="m.status <> 'ACTIVE'",
+    customer_column="customer_external_id",
+    chase_sql="case when m.status = 'ACTIVE' then -m.remaining_credit else 0 end",
+)
+
+# In sending order: customers before anything that names them.
+CHASER_OBJECTS: dict[str, ChaserObject] = {
+    o.name: o for o in (CUSTOMERS, CONTACT_PERSONS, INVOICES, CREDIT_NOTES, OVERPAYMENTS)
+}

@@ -27,7 +27,7 @@ import duckdb
 from chaser_pipeline.db import WHOLE_HISTORY
 from chaser_pipeline.models.build import model_query
 from chaser_pipeline.models.project import Model, ModelProject
-from chaser_pipeline.sync.objects import CHASER_OBJECTS, ChaserObject
+from chaser_pipeline.sync.objects import CHASER_OBJECTS, CUSTOMERS, ChaserObject
 from chaser_pipeline.sync.plan import SyncOptions, build_plan, planned_requests
 from chaser_pipeline.sync.state import SyncState, Target
 
@@ -36,23 +36,47 @@ from chaser_pipeline.sync.state import SyncState, Target
 CHANGED_AT_SQL = {
     "invoices": """
         select invoice_id as key, max(changed_at) as changed_at from (
-            select invoice_id, updated_at as changed_at from stg_invoices
+            select invoice_id, greatest(updated_at, deleted_at) as changed_at from stg_invoices
             union all
-            select invoice_id, updated_at from stg_payments
+            select invoice_id, greatest(updated_at, deleted_at) from stg_payments
             union all
-            select invoice_id, updated_at from stg_credit_allocations
+            select invoice_id, greatest(updated_at, deleted_at) from stg_credit_allocations
             union all
-            select a.invoice_id, c.updated_at
+            select a.invoice_id, greatest(c.updated_at, c.deleted_at)
             from stg_credit_allocations as a
             join stg_credit_notes as c on c.credit_note_id = a.credit_note_id
+            union all
+            select a.invoice_id, greatest(p.updated_at, p.deleted_at)
+            from stg_credit_allocations as a
+            join stg_payments as p on p.payment_id = a.payment_id
         ) group by invoice_id""",
     "credit_notes": """
         select credit_note_id as key, max(changed_at) as changed_at from (
-            select credit_note_id, updated_at as changed_at from stg_credit_notes
+            select credit_note_id, greatest(updated_at, deleted_at) as changed_at
+            from stg_credit_notes
             union all
-            select credit_note_id, updated_at from stg_credit_allocations
+            select credit_note_id, greatest(updated_at, deleted_at) from stg_credit_allocations
         ) group by credit_note_id""",
-    "customers": "select customer_id as key, updated_at as changed_at from stg_customers",
+    "customers": """
+        select customer_id as key, greatest(updated_at, deleted_at) as changed_at
+        from stg_customers""",
+    # a contact person comes from a ledger contact, or from an address in its customer's email
+    "contact_persons": """
+        select p.external_id as key,
+            max(coalesce(
+                greatest(c.updated_at, c.deleted_at), greatest(u.updated_at, u.deleted_at)
+            )) as changed_at
+        from int_contact_persons as p
+        left join stg_contacts as c on c.contact_id = p.external_id
+        left join stg_customers as u on u.customer_id = p.customer_id
+        group by p.external_id""",
+    "overpayments": """
+        select payment_id as key, max(changed_at) as changed_at from (
+            select payment_id, greatest(updated_at, deleted_at) as changed_at from stg_payments
+            union all
+            select payment_id, greatest(updated_at, deleted_at) from stg_credit_allocations
+            where payment_id is not null
+        ) group by payment_id""",
 }
 
 
@@ -156,6 +180,7 @@ def compute_pending(
         "update pending_documents set month = $start where month < $start",
         {"start": history_start.isoformat()},
     )
+    _collect_outstanding(con)
     _summarise(con, pending)
     return pending
 
@@ -188,7 +213,8 @@ def _collect(
         select $object, p.{key}, {month}, c.changed_at
         from sync_plan as p
         left join ({CHANGED_AT_SQL[name]}) as c on c.key = p.{key}
-        where p.sync_action in ('create', 'update', 'held_back')""",
+        where p.sync_action in ('create', 'update') or (
+            p.sync_action = 'held_back' and {_customer_can_land(chaser_object)})""",
         {"object": name},
     )
     if chaser_object.partitioned and not _exists(con, chaser_object.mart):
@@ -212,6 +238,55 @@ def _collect(
             where w.{key} is null or substr(w.date, 1, 7) <> substr(m.date, 1, 7)""",
             {"object": name},
         )
+
+
+def _customer_can_land(chaser_object: ChaserObject) -> str:
+    """SQL over a planned row `p` waiting for its customer: the customer is one the models send,
+    so it lands in this sync and the row follows. A row whose customer the models hold back waits
+    for the ledger to fix it: chaser_rejections reports both, and no month is rebuilt for it."""
+    if not chaser_object.customer_column:
+        return "false"
+    return f"""exists (
+        select 1 from {CUSTOMERS.mart} as c
+        where c.{CUSTOMERS.key} = p.{chaser_object.customer_column})"""
+
+
+# Ledger changes Chaser has not received that no sync can send until the ledger is fixed: a
+# document Chaser holds whose new version is held back (stale in Chaser), and a payment or
+# allocation held back (its invoice goes without it). They count in the data lag, not in the
+# months to sync.
+_OUTSTANDING_SQL = """
+    select o.object, r.key, null, c.changed_at
+    from chaser_rejections as r
+    join (values
+        ('customer', 'customers'), ('contact_person', 'contact_persons'),
+        ('invoice', 'invoices'), ('credit_note', 'credit_notes'),
+        ('overpayment', 'overpayments')
+    ) as o(entity, object) on o.entity = r.entity
+    left join ({changed}) as c on c.object = o.object and c.key = r.key
+    where r.severity = 'stale_in_chaser'
+    union all
+    select 'payments', r.key, null, greatest(p.updated_at, p.deleted_at)
+    from chaser_rejections as r
+    left join stg_payments as p on p.payment_id = r.key
+    where r.severity = 'held_back' and r.entity = 'payment'
+    union all
+    select 'payments', r.key, null, greatest(a.updated_at, a.deleted_at)
+    from chaser_rejections as r
+    left join stg_credit_allocations as a on a.allocation_id = r.key
+    where r.severity = 'held_back' and r.entity = 'allocation'
+"""
+
+
+def _collect_outstanding(con: duckdb.DuckDBPyConnection) -> None:
+    """Add the held-back changes Chaser has not received (see _OUTSTANDING_SQL)."""
+    if not all(_exists(con, t) for t in ("chaser_rejections", "int_contact_persons")):
+        return  # the models are not built yet: nothing is known to be held back
+    changed = "\nunion all\n".join(
+        f"select '{name}' as object, key, changed_at from ({sql})"
+        for name, sql in CHANGED_AT_SQL.items()
+    )
+    con.execute(f"insert into pending_documents {_OUTSTANDING_SQL.format(changed=changed)}")
 
 
 def _summarise(con: duckdb.DuckDBPyConnection, pending: Pending) -> None:

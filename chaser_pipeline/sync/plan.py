@@ -157,9 +157,14 @@ def payload_json_sql(columns: list[str]) -> str:
     return f"to_json(struct_pack({fields}))::varchar"
 
 
-def payload_columns(con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject) -> list[str]:
-    """The mart's columns: the payload's fields."""
+def mart_columns(con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject) -> list[str]:
+    """The mart's columns, in order: what the plan hashes."""
     return [r[0] for r in con.execute(f"describe {chaser_object.mart}").fetchall()]
+
+
+def payload_columns(con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject) -> list[str]:
+    """The mart's columns but the routing one: the payload's fields."""
+    return [c for c in mart_columns(con, chaser_object) if c != chaser_object.route_column]
 
 
 def planned_requests(con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject) -> int:

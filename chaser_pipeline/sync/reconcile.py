@@ -28,11 +28,12 @@ from typing import Any
 import pyarrow as pa
 
 from chaser_pipeline.chaser.client import ChaserClient
+from chaser_pipeline.chaser.errors import NotFoundError
 from chaser_pipeline.db import WHOLE_HISTORY
 from chaser_pipeline.models.build import model_query
 from chaser_pipeline.models.project import ModelProject
 from chaser_pipeline.sync.objects import CHASER_OBJECTS, ChaserObject
-from chaser_pipeline.sync.plan import payload_columns
+from chaser_pipeline.sync.plan import mart_columns
 from chaser_pipeline.sync.state import SyncState, Target
 
 EXAMPLES = 5
@@ -72,9 +73,39 @@ class ReconcileReport:
         return sum(d.requests for d in self.objects.values())
 
 
-async def read_back(client: ChaserClient, chaser_object: ChaserObject) -> list[dict[str, Any]]:
-    """Every record Chaser holds for the object, page by page."""
-    return [record async for record in client.endpoint(chaser_object.name).list()]
+async def read_back(
+    client: ChaserClient, chaser_object: ChaserObject, parents: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Every record Chaser holds for the object, page by page; a routed object (contact
+    persons) is listed per parent (customer), each record tagged with it."""
+    if not chaser_object.route_column:
+        return [record async for record in client.endpoint(chaser_object.name).list()]
+    endpoint = client.endpoint(chaser_object.name)
+    records = []
+    for parent in parents:
+        try:
+            async for record in endpoint.list(parent):
+                records.append({**record, chaser_object.route_column: parent})
+        except NotFoundError:
+            continue  # Chaser does not hold this customer, so none of its contact persons
+    return records
+
+
+def _parents(state: SyncState, target: Target, chaser_object: ChaserObject) -> list[str]:
+    """The parents whose children reconcile reads: those the models or the state know of (a
+    list per customer costs one request, so not every customer Chaser holds)."""
+    route = chaser_object.route_column
+    rows = state.con.execute(
+        f"""select distinct "{route}" from {chaser_object.mart} where "{route}" is not null
+        union
+        select key from chaser_sync.state
+        where target = $1 and object = 'customers' and key in (
+            select split_part(key, ':', 1) from chaser_sync.state
+            where target = $1 and object = $2)
+        order by 1""",
+        [target.key, chaser_object.name],
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def _chaser_rows(
@@ -98,7 +129,7 @@ def _compare(
 ) -> ObjectDrift:
     """Hash Chaser's records as the plan hashes payloads; compare with the models and state."""
     con = state.con
-    columns = payload_columns(con, chaser_object)
+    columns = mart_columns(con, chaser_object)  # as the plan hashes a row: routing included
     select = ", ".join(f'h."{c}"' for c in columns)
     con.register("reconcile_held", held)
     sql, params = model_query(project.models[chaser_object.mart], WHOLE_HISTORY)
@@ -159,12 +190,15 @@ def reconcile(
     state.refresh(target)
     project = ModelProject(models_dir)
     report = ReconcileReport(target, applied=apply)
-    for name in objects or [n for n in CHASER_OBJECTS if not CHASER_OBJECTS[n].route_column]:
+    for name in objects or list(CHASER_OBJECTS):
         chaser_object = CHASER_OBJECTS[name]
+        parents = _parents(state, target, chaser_object) if chaser_object.route_column else []
 
-        async def fetch(chaser_object: ChaserObject = chaser_object) -> tuple[list, int]:
+        async def fetch(
+            chaser_object: ChaserObject = chaser_object, parents: list[str] = parents
+        ) -> tuple[list, int]:
             async with client_factory() as client:
-                records = await read_back(client, chaser_object)
+                records = await read_back(client, chaser_object, parents)
                 return records, client.stats.requests
 
         records, requests = asyncio.run(fetch())
@@ -227,7 +261,7 @@ def sample_drift(
 
     numbers, records = asyncio.run(fetch())
     held = _chaser_rows(state, chaser_object, records)
-    columns = payload_columns(state.con, chaser_object)
+    columns = mart_columns(state.con, chaser_object)
     state.con.register("sampled", held)
     try:
         rows = state.con.execute(

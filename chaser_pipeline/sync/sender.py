@@ -116,7 +116,10 @@ class Sender:
 
     async def _send_batch(self, batch: Batch) -> None:
         try:
-            outcome = await self.endpoint.bulk_upsert(batch.entries)
+            if self.chaser_object.route_column:
+                outcome = await self.endpoint.bulk_upsert(batch.route, batch.entries)
+            else:
+                outcome = await self.endpoint.bulk_upsert(batch.entries)
         except ChaserError as exc:
             # what Chaser answered before the batch failed part-way is recorded all the same
             if exc.settled is not None and (exc.settled.accepted or exc.settled.failed):

@@ -222,11 +222,11 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
         where table_schema = 'chaser_sync'"""
     ).fetchall()
     tables: dict[str, set[str]] = {}
-    for table, column, table_type in columns:
-        if table == "holdings" and table_type == "BASE TABLE":
-            con.execute(f"drop table {HOLDINGS_VIEW}")
-            continue
-        tables.setdefault(table, set()).add(column)
+    for table, column, _kind in columns:
+        if table != "holdings":
+            tables.setdefault(table, set()).add(column)
+    if any(t == "holdings" and kind == "BASE TABLE" for t, _, kind in columns):
+        con.execute(f"drop table {HOLDINGS_VIEW}")
     for table, names in tables.items():
         if "resource" in names:
             con.execute(f"alter table {SCHEMA}.{table} rename column resource to object")

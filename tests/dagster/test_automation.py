@@ -10,6 +10,7 @@ from chaser_pipeline.definitions import defs as load_defs
 from chaser_pipeline.defs.automation.jobs import MONTHLY_ASSETS
 from chaser_pipeline.defs.automation.sensors import HEADLESS_TAG
 from chaser_pipeline.defs.chaser_sync.assets import CHASER_API_POOL
+from chaser_pipeline.sync.objects import CHASER_OBJECTS
 from tests.support.pipeline import AS_OF, Pipeline, make_pipeline
 
 CHANGE_AT = "2026-11-20 10:00:00"
@@ -95,10 +96,7 @@ def test_schedule_and_sensor_start_running_and_target_the_right_jobs():
 
 def test_every_step_that_calls_chaser_declares_the_chaser_api_pool():
     defs = load_defs()
-    callers = {
-        "sync_chaser_customers",
-        "sync_chaser_invoices",
-        "sync_chaser_credit_notes",
+    callers = {o.sync_asset for o in CHASER_OBJECTS.values()} | {
         "chaser_pending_months",  # checks which organisation the credentials belong to
     }
     for asset in defs.assets:
@@ -114,6 +112,7 @@ def test_every_step_that_calls_chaser_declares_the_chaser_api_pool():
     assert {node.name for node in monthly.graph.node_defs if node.pool == CHASER_API_POOL} == {
         "sync_chaser_invoices",
         "sync_chaser_credit_notes",
+        "sync_chaser_overpayments",
     }
     assert set(MONTHLY_ASSETS) >= {"sync_chaser_invoices", "sync_chaser_credit_notes"}
 

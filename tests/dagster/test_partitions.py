@@ -41,10 +41,14 @@ def run_incremental(p: Pipeline) -> dg.ExecuteInProcessResult:
     return result
 
 
-def invoices_in_chaser_by_month(p: Pipeline) -> dict[str, set[str]]:
+def invoices_in_chaser_by_month(
+    p: Pipeline, first_month: str = "2023-01-01"
+) -> dict[str, set[str]]:
+    """Invoices Chaser holds by partition: the first month also carries every invoice issued
+    before the history start."""
     by_month: dict[str, set[str]] = {}
     for key, row in p.chaser("invoices").items():
-        by_month.setdefault(row["date"][:7] + "-01", set()).add(key)
+        by_month.setdefault(max(row["date"][:7] + "-01", first_month), set()).add(key)
     return by_month
 
 

@@ -23,7 +23,7 @@ from chaser_pipeline.models.project import ModelProject, whole_history_models
 from chaser_pipeline.paths import models_dir
 from chaser_pipeline.settings import parse_warehouse_url
 from chaser_pipeline.sync.engine import check_mass_change, check_target, sync_object
-from chaser_pipeline.sync.objects import CHASER_OBJECTS, CUSTOMERS
+from chaser_pipeline.sync.objects import CHASER_OBJECTS
 from chaser_pipeline.sync.pending import Pending, compute_pending, sync_range
 from chaser_pipeline.sync.plan import SyncOptions
 from chaser_pipeline.sync.report import SyncReport
@@ -108,7 +108,12 @@ class EnginePipeline:
             options=options,
         )
         check_mass_change(pending, options)  # one decision, before anything is sent
-        reports = [self._sync(CUSTOMERS, WHOLE_HISTORY, options, now)]
+        # customers first, then the other whole-history objects (contact persons)
+        reports = [
+            self._sync(chaser_object, WHOLE_HISTORY, options, now)
+            for chaser_object in CHASER_OBJECTS.values()
+            if not chaser_object.partitioned
+        ]
         # one range over every pending month, as the headless sync and the sensor run them
         if months := sync_range(pending.months):
             window = _window(*months)

@@ -13,17 +13,15 @@ from chaser_pipeline.defs.chaser_sync.checks import (
 )
 from chaser_pipeline.models.project import whole_history_models
 from chaser_pipeline.paths import models_dir
+from chaser_pipeline.sync.objects import CHASER_OBJECTS
 
 INCREMENTAL_JOB = "chaser_incremental_sync"
 MONTHLY_JOB = "chaser_monthly_sync"
 DATA_LAG_JOB = "chaser_data_lag_check"
 DRIFT_JOB = "chaser_drift_sample"
 
-MONTHLY_ASSETS = (
-    "chaser_invoices",
-    "chaser_credit_notes",
-    "sync_chaser_invoices",
-    "sync_chaser_credit_notes",
+MONTHLY_ASSETS = tuple(
+    name for o in CHASER_OBJECTS.values() if o.partitioned for name in (o.mart, o.sync_asset)
 )
 
 # The data-lag check runs on its own: inside the incremental run it would see the changes just
@@ -39,7 +37,7 @@ def incremental_sync_job() -> dg.UnresolvedAssetJobDefinition:
             dg.AssetSelection.groups("extract")
             | dg.AssetSelection.assets(
                 *whole_history_models(models_dir()),
-                "sync_chaser_customers",
+                *(o.sync_asset for o in CHASER_OBJECTS.values() if not o.partitioned),
                 PENDING_ASSET,
                 "chaser_sync_log",
             )

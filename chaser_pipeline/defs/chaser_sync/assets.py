@@ -46,6 +46,10 @@ DESCRIPTIONS = {
     "it chases by.",
     "credit_notes": "Credit notes of the month upserted into Chaser: the credit left that "
     "statements subtract.",
+    "contact_persons": "Every recipient of each customer upserted into Chaser (one request per "
+    "customer with changes): extra addresses and ledger contacts, archived when gone.",
+    "overpayments": "Unapplied cash of the month upserted into Chaser: money on account and "
+    "overpaid surpluses that statements subtract from what a customer owes.",
 }
 
 
