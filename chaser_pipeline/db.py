@@ -1,4 +1,5 @@
-"""DuckDB helpers shared by landing, models and the sync engine: transactions and the clock."""
+"""DuckDB helpers shared by landing, models and the sync engine: transactions, the clock, and
+table fingerprints."""
 
 from __future__ import annotations
 
@@ -42,3 +43,32 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("rollback")
         raise
     con.execute("commit")
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether `schema.table` (or a bare name, in `main`) exists, as a table or a view."""
+    schema, _, name = table.rpartition(".")
+    ((n,),) = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = $schema and table_name = $name",
+        {"schema": schema or "main", "name": name},
+    ).fetchall()
+    return n > 0
+
+
+def table_fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """What a table holds, in a few tens of characters: its columns, its row count and the sum of
+    its rows' hashes (row order does not matter); "missing" when it does not exist.
+
+    Two fingerprints are equal when the tables hold the same rows. DuckDB hashes a few million
+    rows in a few tens of milliseconds."""
+    if not table_exists(con, table):
+        return "missing"
+    schema, _, name = table.rpartition(".")
+    relation = f'"{schema or "main"}"."{name}"'
+    columns = con.execute(f"describe {relation}").fetchall()
+    ((rows, total),) = con.execute(
+        f"select count(*), coalesce(sum(hash(t)), 0)::varchar from {relation} as t"
+    ).fetchall()
+    shape = ",".join(f"{c[0]} {c[1]}" for c in columns)
+    return f"{shape}|{rows}|{total}"

@@ -59,6 +59,8 @@ class ChaserTarget(ABC):
     and its deadline (epoch seconds, None: none)."""
 
     options: ClientOptions
+    # What the sync state calls this Chaser (with the organisation id), known before connecting.
+    identity: str
 
     @abstractmethod
     def connect(
@@ -102,6 +104,7 @@ class ChaserApi(ChaserTarget):
         self, url: str, api_key: Secret, api_secret: Secret, options: ClientOptions | None = None
     ) -> None:
         self.url = url.rstrip("/")
+        self.identity = self.url
         self._key, self._secret = api_key, api_secret
         self.options = options or ClientOptions()
 
@@ -114,7 +117,7 @@ class ChaserApi(ChaserTarget):
             f"Chaser API at {display_url(self.url)}",
             False,
             (self._key, self._secret),
-            self.url,
+            self.identity,
             budget,
             deadline,
         )
@@ -125,6 +128,7 @@ class BuiltinEmulator(ChaserTarget):
 
     def __init__(self, state_path: Path, options: ClientOptions | None = None) -> None:
         self.state_path = Path(state_path)
+        self.identity = "builtin-emulator"
         self.options = options or ClientOptions()
 
     @contextlib.contextmanager
@@ -144,7 +148,7 @@ class BuiltinEmulator(ChaserTarget):
                 f"(no CHASER_API_KEY set; state in {self.state_path})",
                 True,
                 (Secret(DEFAULT_API_KEY), Secret(DEFAULT_API_SECRET)),
-                "builtin-emulator",
+                self.identity,
                 budget,
                 deadline,
             )

@@ -1,4 +1,5 @@
-"""`chaser-pipeline`: sync headless through Dagster, make demo data, serve the Chaser emulator."""
+"""`chaser-pipeline`: sync headless through Dagster, open the Dagster UI on the same runs, report
+what was held back or refused, make demo data, serve the Chaser emulator."""
 
 from __future__ import annotations
 
@@ -10,24 +11,9 @@ import warnings
 from pathlib import Path
 
 from chaser_pipeline.cli import reconcile as reconcile_command
-from chaser_pipeline.paths import data_dir
+from chaser_pipeline.cli.home import dagster_home, default_dagster_home, workspace_file
 from chaser_pipeline.preflight import check_local_paths
-from chaser_pipeline.settings import ConfigError, load_settings
-
-
-def _dagster_home() -> Path:
-    home = os.environ.get("DAGSTER_HOME", "").strip()
-    if not home:
-        # Runs must be recorded somewhere a user can open with `dagster dev` later.
-        home = str(data_dir() / "dagster_home")
-        os.environ["DAGSTER_HOME"] = home
-    path = Path(home)
-    path.mkdir(parents=True, exist_ok=True)
-    config = path / "dagster.yaml"
-    if not config.exists():
-        # Every run that calls the Chaser API shares one pool: overlapping runs stay in budget.
-        config.write_text("concurrency:\n  pools:\n    default_limit: 1\n")
-    return path
+from chaser_pipeline.settings import ConfigError, Settings, load_settings
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -45,12 +31,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
         home_setting = os.environ.get("DAGSTER_HOME", "").strip()
         check_local_paths(
             settings,
-            dagster_home=Path(home_setting) if home_setting else data_dir() / "dagster_home",
+            dagster_home=Path(home_setting) if home_setting else default_dagster_home(),
         )
     except ConfigError as exc:
         print(f"chaser-pipeline: configuration error: {exc}", file=sys.stderr)
         return 2
-    home = _dagster_home()
+    home = dagster_home()
     if not args.verbose:
         # Library notices (beta APIs, DuckDB's Arrow copies) are for developers, not this summary.
         warnings.filterwarnings("ignore", category=UserWarning)
@@ -97,10 +83,113 @@ def cmd_sync(args: argparse.Namespace) -> int:
         return 1
     note = " (dry run: nothing was sent)" if args.dry_run else ""
     total = run.summary()
+    _print_held_back(settings)
     print(
         f"chaser-pipeline sync: done{note}: {total.created} created, "
         f"{total.updated} updated, {total.rejected_by_chaser} rejected by Chaser"
     )
+    print("  details: chaser-pipeline report; the runs: chaser-pipeline ui")
+    return 0
+
+
+def _print_held_back(settings: Settings) -> None:
+    from chaser_pipeline.cli.report import (
+        ReportError,
+        held_back_by_reason,
+        held_back_line,
+        open_read_only,
+    )
+
+    try:
+        con = open_read_only(settings.duckdb_path)
+    except ReportError as exc:
+        print(f"  held back by the models' rules: not known ({exc})")
+        return
+    try:
+        print(f"  {held_back_line(held_back_by_reason(con))}")
+    finally:
+        con.close()
+
+
+def _settings_or_exit() -> Settings | None:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"chaser-pipeline: configuration error: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Replace this process with `dagster dev` on the pipeline's Dagster home."""
+    if _settings_or_exit() is None:
+        return 2
+    home = dagster_home()
+    command = [
+        sys.executable,
+        # `dagster dev` suggests `dg dev`, which only the dev install has: this is the way here
+        "-W",
+        "ignore:Function `dev_command` is superseded",
+        "-m",
+        "dagster",
+        "dev",
+        "--workspace",
+        str(workspace_file(home)),
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+    print(f"chaser-pipeline ui: http://{args.host}:{args.port} (runs in DAGSTER_HOME={home})")
+    sys.stdout.flush()
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print what was held back, refused, waiting or stale, and the months that need a sync."""
+    settings = _settings_or_exit()
+    if settings is None:
+        return 2
+    from chaser_pipeline.cli.report import ReportError, open_read_only, write_report
+    from chaser_pipeline.db import utc_now
+    from chaser_pipeline.paths import models_dir
+
+    try:
+        con = open_read_only(settings.duckdb_path)
+    except ReportError as exc:
+        print(f"chaser-pipeline report: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(f"chaser-pipeline report: {settings.duckdb_path}")
+        write_report(
+            con, models_dir=models_dir(), history_start=settings.history_start_date, now=utc_now()
+        )
+    finally:
+        con.close()
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    """Run one read-only query on the pipeline's DuckDB and print the rows."""
+    settings = _settings_or_exit()
+    if settings is None:
+        return 2
+    import duckdb
+
+    from chaser_pipeline.cli.report import ReportError, open_read_only, run_sql
+
+    try:
+        con = open_read_only(settings.duckdb_path)
+    except ReportError as exc:
+        print(f"chaser-pipeline sql: {exc}", file=sys.stderr)
+        return 1
+    try:
+        run_sql(con, args.query)
+    except duckdb.Error as exc:
+        print(f"chaser-pipeline sql: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        con.close()
     return 0
 
 
@@ -148,6 +237,20 @@ def main(argv: list[str] | None = None) -> int:
     sync.set_defaults(func=cmd_sync)
 
     reconcile_command.add_parser(sub)
+    ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on the runs `sync` recorded")
+    ui.add_argument("--port", type=int, default=3000, help="default: 3000")
+    ui.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    ui.set_defaults(func=cmd_ui)
+
+    report = sub.add_parser(
+        "report",
+        help="held back by reason, refused by Chaser, waiting, stale, months that need a sync",
+    )
+    report.set_defaults(func=cmd_report)
+
+    sql = sub.add_parser("sql", help="run a read-only SQL query on the pipeline's DuckDB")
+    sql.add_argument("query", help="e.g. \"select * from chaser_sync.log where action = 'failed'\"")
+    sql.set_defaults(func=cmd_sql)
 
     demo = sub.add_parser("demo-data", help="write a demo ledger warehouse (DuckDB)")
     demo.add_argument(

@@ -7,6 +7,7 @@ all history on the first run). Runs are recorded in the given Dagster instance.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import reduce
@@ -23,6 +24,7 @@ from chaser_pipeline.defs.automation.jobs import (
 )
 from chaser_pipeline.defs.automation.sensors import HEADLESS_TAG
 from chaser_pipeline.defs.chaser_sync.checks import PENDING_ASSET
+from chaser_pipeline.defs.chaser_sync.months import MONTH_FIELDS
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
 from chaser_pipeline.sync.pending import months_from_metadata, sync_range
 from chaser_pipeline.sync.report import SyncSummary
@@ -63,12 +65,19 @@ def _collect(result: dg.ExecuteInProcessResult, run: SyncRun, echo: Callable[[st
         materializations = result.asset_materializations_for_node(name)
         if not materializations:
             continue
-        # A range run attaches the same metadata to every month it covers: count it once.
-        summary = SyncSummary.from_metadata(materializations[0].metadata)
+        summary = run_summary(materializations)
         run.summaries.setdefault(name, []).append(summary)
         partitions = sorted(m.partition for m in materializations if m.partition)
         where = f" [{partitions[0]} .. {partitions[-1]}]" if partitions else ""
         echo(f"  {name}{where}: {describe(summary)}")
+
+
+def run_summary(materializations: list[dg.AssetMaterialization]) -> SyncSummary:
+    """One run's figures for a sync asset: a range run records each month's own counts, added up
+    here; its requests, retries and durations are the run's, on every month: taken once."""
+    summaries = [SyncSummary.from_metadata(m.metadata) for m in materializations]
+    added = {name: sum(getattr(s, name) for s in summaries) for name in MONTH_FIELDS}
+    return dataclasses.replace(summaries[0], **added)
 
 
 def describe(summary: SyncSummary) -> str:
@@ -135,8 +144,16 @@ def run_sync(
         echo(f"  marked run {run_id} as failed: it was abandoned by a killed sync")
     if runner.incremental(full_refresh):
         runner.monthly()
-        if not dry_run:
+        if dry_run:
+            pass
+        elif runner.run.months or runner.pending_documents:
             runner.data_lag()
+        else:
+            # Nothing waits for Chaser: the check could only say so, in a run of its own.
+            echo(
+                "  data lag: none, no ledger change waits for Chaser "
+                "(the hourly chaser_data_lag_check keeps watching)"
+            )
     return runner.run
 
 
@@ -159,6 +176,7 @@ class _Runner:
         self.log_level = log_level
         self.echo = echo
         self.run = SyncRun()
+        self.pending_documents = 0
 
     def _execute(
         self, job: str, assets: list[str], tags: dict[str, str], full_refresh: bool = False
@@ -188,6 +206,8 @@ class _Runner:
             return False
         [pending] = result.asset_materializations_for_node(PENDING_ASSET)
         months = self.run.months = months_from_metadata(dict(pending.metadata))
+        documents = pending.metadata.get("pending_documents")
+        self.pending_documents = sum(dict(getattr(documents, "value", None) or {}).values())
         if months:
             self.echo(f"  months with ledger changes: {len(months)} ({months[0]} .. {months[-1]})")
         else:

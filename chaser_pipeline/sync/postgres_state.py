@@ -201,6 +201,13 @@ class PostgresState(SyncState):
             conn.commit()
         return rows
 
+    def query_arrow(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
+        with self._session() as conn, conn.cursor() as cur:
+            cur.execute(sql, list(params) if params else None)
+            rows = cur.fetch_arrow_table()
+            conn.commit()
+        return rows
+
     def record_target(self, target: Target, *, run_id: str, now: datetime) -> bool:
         with self._session() as conn, conn.cursor() as cur:
             cur.execute(

@@ -334,6 +334,10 @@ class SyncState(ABC):
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         """Rows of a read-only query on the sync tables where they live ($1, $2 parameters)."""
 
+    @abstractmethod
+    def query_arrow(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
+        """`query` as an Arrow table, to join in the working copy without a row-by-row copy."""
+
     def last_target(self) -> Target:
         """The target checked most recently; a target holding nothing when none ever was."""
         rows = self.query(
@@ -408,6 +412,10 @@ class DuckDBState(SyncState):
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         prepare_duckdb(self.con)
         return self.con.execute(sql, list(params)).fetchall()
+
+    def query_arrow(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
+        prepare_duckdb(self.con)
+        return self.con.execute(sql, list(params)).to_arrow_table()
 
     def replace(self, target: Target, object_name: str, rows: pa.Table, *, now: datetime) -> None:
         prepare_duckdb(self.con)

@@ -33,6 +33,8 @@ def test_definitions_hold_the_whole_pipeline():
         "chaser_sync_log",
     }
     assert expected <= keys
+    # the sync log is written by the sync steps: no job runs (or waits on) a step of its own
+    assert not graph.get(dg.AssetKey("chaser_sync_log")).is_executable
     checks = {k.name for k in graph.asset_check_keys}
     assert {"rejection_rate", "chaser_data_lag", "unique_invoice_id"} <= checks
     assert defs.resolve_job_def("chaser_incremental_sync") and defs.resolve_job_def(

@@ -73,15 +73,19 @@ def test_each_sql_file_is_an_asset_with_deps_parsed_from_sql(models: Path) -> No
     ]
     assert static.columns[4].description == "Payments applied, capped at the total."
 
-    check_names = {key.name for c in checks for key in c.check_keys}
-    assert check_names == {
+    # checks that read only their model and what it reads run in the model's own step
+    specs = [spec for a in assets for spec in a.check_specs] + [
+        spec for c in checks for spec in c.check_specs
+    ]
+    assert {spec.name for spec in specs} == {
         "unique_invoice_id",
         "not_null_columns",
         "accepted_values_status",
         "relationship_invoice_id",
     }
-    assert all(spec.blocking for c in checks for spec in c.check_specs)
-    assert all(spec.description for c in checks for spec in c.check_specs)
+    assert {spec.name for spec in invoices.check_specs} == {spec.name for spec in specs}
+    assert all(spec.blocking for spec in specs)
+    assert all(spec.description for spec in specs)
 
 
 def test_a_new_sql_file_adds_an_asset_with_its_deps_and_column_lineage(
@@ -212,3 +216,104 @@ def test_failed_contract_check_blocks_downstream_models(models: Path, database: 
     assert evaluations["unique_invoice_id"].passed
     assert result.asset_materializations_for_node("chaser_invoices")
     assert not result.asset_materializations_for_node("invoice_report")
+
+
+def test_the_definition_shows_column_lineage_and_sql_before_any_run(models: Path) -> None:
+    """The open-source UI does not display `dagster/column_lineage`: a readable entry does."""
+    assets, _ = build(models)
+    spec = next(iter(by_name(assets)["chaser_invoices"].specs))
+    lineage = spec.metadata["column_lineage"].value
+    assert "- `amount_paid` ← `stg_invoices.total`, `stg_payments.amount`" in lineage
+    assert "- `invoice_id` ← `stg_invoices.invoice_id`" in lineage
+    assert spec.metadata["sql"].value.startswith("```sql\nwith invoices as (")
+    deps = spec.metadata["dagster/column_lineage"].deps_by_column
+    assert deps["status"] == [
+        dg.TableColumnDep(asset_key=dg.AssetKey("stg_invoices"), column_name="status")
+    ]
+
+
+def test_unchanged_inputs_are_not_rebuilt_and_a_landed_change_is(
+    models: Path, database: Path
+) -> None:
+    assets, _ = build(models)
+    stg_invoices = by_name(assets)["stg_invoices"]
+    instance = dg.DagsterInstance.ephemeral()
+
+    def run() -> dg.AssetMaterialization:
+        result = dg.materialize([stg_invoices], resources=resources(database), instance=instance)
+        assert result.success
+        (event,) = result.asset_materializations_for_node("stg_invoices")
+        return event
+
+    first, second = run(), run()
+    assert first.metadata["rebuilt"].value is True
+    assert second.metadata["rebuilt"].value is False
+    assert second.metadata["dagster/row_count"].value == 50
+    assert second.tags["dagster/data_version"] == first.tags["dagster/data_version"]
+
+    with duckdb.connect(str(database)) as con:
+        con.execute("update landing.invoices set total = 11.00 where invoice_id = 'inv-7'")
+    third = run()
+    assert third.metadata["rebuilt"].value is True
+    assert third.tags["dagster/data_version"] != first.tags["dagster/data_version"]
+    with duckdb.connect(str(database)) as con:
+        assert con.execute(
+            "select total from stg_invoices where invoice_id = 'inv-7'"
+        ).fetchall() == [(11,)]
+
+
+def test_a_range_run_gives_each_month_its_own_row_count(models: Path, database: Path) -> None:
+    assets, _ = build(models)
+    found = by_name(assets)
+    instance = dg.DagsterInstance.ephemeral()
+    upstream = [found["stg_invoices"], found["stg_payments"]]
+    assert dg.materialize(upstream, resources=resources(database), instance=instance).success
+    result = dg.materialize(
+        [found["chaser_invoices"], *upstream],
+        selection=["chaser_invoices"],
+        resources=resources(database),
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": "2024-01-01",
+            "dagster/asset_partition_range_end": "2024-02-01",
+        },
+    )
+    assert result.success
+    events = {e.partition: e for e in result.asset_materializations_for_node("chaser_invoices")}
+    # issue dates 2024-01-01 + 0..49 days: 31 in January, 19 in February
+    assert events["2024-01-01"].metadata["dagster/row_count"].value == 31
+    assert events["2024-02-01"].metadata["dagster/row_count"].value == 19
+    assert events["2024-02-01"].metadata["window"].value == "2024-02-01 to 2024-02-29"
+    assert events["2024-02-01"].metadata["run_row_count"].value == 50
+    # the run starts at the first partition, which also carries every invoice issued before it
+    assert events["2024-02-01"].metadata["run_window"].value == "everything up to 2024-02-29"
+
+
+def test_checks_run_in_their_models_step_and_can_run_alone(models: Path, database: Path) -> None:
+    write(models, "invoice_report.sql", "select count(*) as invoices from stg_invoices")
+    write(
+        models,
+        "invoice_report.yml",
+        "checks:\n  relationships:\n    invoices: chaser_invoices.total\n",
+    )
+    assets, checks = build(models)
+    # the report's relationship reads chaser_invoices, which the report does not read: a step
+    # of its own, after both
+    assert [key.name for c in checks for key in c.check_keys] == ["relationship_invoices"]
+    with duckdb.connect(str(database)) as con:
+        run_models(con, models, only=["stg_invoices", "stg_payments", "chaser_invoices"])
+
+    result = dg.materialize(
+        [by_name(assets)["chaser_invoices"]],
+        selection=dg.AssetSelection.checks_for_assets("chaser_invoices"),
+        resources=resources(database),
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert not result.asset_materializations_for_node("chaser_invoices")
+    evaluations = {e.check_name for e in result.get_asset_check_evaluations()}
+    assert evaluations == {
+        "unique_invoice_id",
+        "not_null_columns",
+        "accepted_values_status",
+        "relationship_invoice_id",
+    }

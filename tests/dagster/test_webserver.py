@@ -4,11 +4,7 @@ UI) runs to completion under the daemon and lands those months' invoices in Chas
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +12,14 @@ import httpx
 import pytest
 
 from tests.support.pipeline import API_KEY, API_SECRET, AS_OF, make_pipeline
+from tests.support.webserver import (
+    free_port,
+    serving,
+    session_processes,
+    start_in_own_session,
+    stop_session,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -65,34 +69,6 @@ query ($id: String!) {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def session_processes(sid: int) -> list[str]:
-    """`ps` lines of every process still in the server's session."""
-    out = subprocess.run(
-        ["ps", "-eo", "pid=,sid=,args="], capture_output=True, text=True, check=True
-    ).stdout
-    return [line for line in out.splitlines() if line.split()[1] == str(sid)]
-
-
-def stop_session(proc: subprocess.Popen, deadline_s: float = 20.0) -> None:
-    """SIGTERM the server's process group, SIGKILL what is left after a deadline."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
-            if proc.poll() is not None and not session_processes(proc.pid):
-                return
-            time.sleep(0.2)
-
-
 class GraphQL:
     def __init__(self, base: str) -> None:
         self.client = httpx.Client(base_url=base, timeout=30)
@@ -103,17 +79,6 @@ class GraphQL:
         body = response.json()
         assert "errors" not in body, body["errors"]
         return body["data"]
-
-
-def wait_for(what: str, probe, deadline_s: float, proc: subprocess.Popen, log: Path):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        assert proc.poll() is None, f"dagster dev exited:\n{log.read_text()[-4000:]}"
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"{what} not within {deadline_s} s; dagster dev log:\n{log.read_text()[-4000:]}")
 
 
 def test_backfill_launched_over_graphql_lands_the_months_in_chaser(tmp_path):
@@ -132,36 +97,25 @@ def test_backfill_launched_over_graphql_lands_the_months_in_chaser(tmp_path):
         "CHASER_API_SECRET": API_SECRET,
         "DAGSTER_HOME": str(home),
     }
-    with log.open("w") as out:
-        # its own session: dagster dev ignores SIGTERM from a non-interactive parent, and the
-        # code server, daemon and run workers it starts must all be stopped with it
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("dagster")),
-                "dev",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_in_own_session(
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "dev",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        log=log,
+    )
     instance = None
     gql = None
     try:
         base = f"http://127.0.0.1:{port}"
 
-        def server_info():
-            try:
-                return httpx.get(f"{base}/server_info", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for("/server_info", server_info, 90, proc, log)
+        wait_for("/server_info", serving(base), 90, proc, log)
         gql = GraphQL(base)
         nodes = wait_for(
             "the code location",
@@ -204,9 +158,8 @@ def test_backfill_launched_over_graphql_lands_the_months_in_chaser(tmp_path):
                 ],
                 "partitionNames": MONTHS,
                 "title": "test backfill",
-                # one process for the run: a subprocess per step only adds imports to a test
+                # no execution config: the code location runs every job in one process
                 "runConfigData": {
-                    "execution": {"config": {"in_process": {}}},
                     "ops": {"sync_chaser_invoices": {"config": {"as_of": AS_OF}}},
                 },
             },

@@ -20,4 +20,9 @@ def automation() -> dg.Definitions:
         jobs=[incremental_sync_job(), monthly_sync_job(), data_lag_job(), drift_job()],
         schedules=schedules(settings),
         sensors=[changed_months_sensor(settings)],
+        # One process per run, steps one after another: the pipeline's DuckDB has one writer, so
+        # a process per step (Dagster's default) only added start-up time and lock waits (a
+        # no-change run took 1 min 51 s that way, 16 s in one process). Applies to the jobs
+        # above and to whatever the UI materializes.
+        executor=dg.in_process_executor,
     )

@@ -39,7 +39,6 @@ def incremental_sync_job() -> dg.UnresolvedAssetJobDefinition:
                 *whole_history_models(models_dir()),
                 *(o.sync_asset for o in CHASER_OBJECTS.values() if not o.partitioned),
                 PENDING_ASSET,
-                "chaser_sync_log",
             )
         )
         - dg.AssetSelection.checks(DATA_LAG_CHECK, DRIFT_CHECK),

@@ -1,9 +1,10 @@
 """Sync assets: upsert the marts into Chaser (customers first), the sync log, and the months whose
 documents Chaser does not hold as the ledger says."""
 
+import dataclasses
 import time
 import warnings
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -17,10 +18,12 @@ from chaser_pipeline.defs.chaser_sync.checks import (
     rejection_rate_result,
     rejection_rate_spec,
 )
+from chaser_pipeline.defs.chaser_sync.months import month_counts
+from chaser_pipeline.defs.chaser_sync.pending_cache import cached_pending
 from chaser_pipeline.defs.chaser_sync.resources import ChaserResource, SyncStateResource
 from chaser_pipeline.defs.chaser_sync.session import chaser_session
 from chaser_pipeline.defs.freshness import daily_freshness
-from chaser_pipeline.defs.partitions import monthly_partitions
+from chaser_pipeline.defs.partitions import describe_window, monthly_partitions
 from chaser_pipeline.defs.resources import duckdb_connection
 from chaser_pipeline.models.project import whole_history_models
 from chaser_pipeline.paths import models_dir
@@ -31,10 +34,10 @@ from chaser_pipeline.sync.engine import (
     sync_object,
 )
 from chaser_pipeline.sync.objects import CHASER_OBJECTS, CUSTOMERS, ChaserObject
-from chaser_pipeline.sync.pending import Pending, compute_pending
+from chaser_pipeline.sync.pending import Pending
 from chaser_pipeline.sync.plan import SyncOptions
 from chaser_pipeline.sync.report import SyncReport
-from chaser_pipeline.sync.state import LOG_TABLE, StateLockTimeout, Target
+from chaser_pipeline.sync.state import LOG_TABLE, StateLockTimeout, SyncState, Target
 
 CHASER_API_POOL = "chaser_api"
 GROUP = "sync"
@@ -117,13 +120,44 @@ def _metadata(report: SyncReport, target: str) -> dict[str, object]:
     return meta
 
 
-def _window(
+def _scope(
     context: dg.AssetExecutionContext, chaser_object: ChaserObject, history_start: date
-) -> tuple[date, date]:
+) -> tuple[tuple[date, date], list[str]]:
+    """The window of document dates to sync and the months (partition keys) it covers; the
+    first month also carries every document dated before the history start."""
     if not chaser_object.partitioned:
-        return WHOLE_HISTORY
+        return WHOLE_HISTORY, []
     window = context.partition_time_window
-    return document_window(window.start.date(), window.end.date(), history_start)
+    dates = document_window(window.start.date(), window.end.date(), history_start)
+    return dates, list(context.partition_keys)
+
+
+def _add_month_metadata(
+    context: dg.AssetExecutionContext,
+    report: SyncReport,
+    counts: dict[str, dict[str, int]],
+    history_start: date,
+    run_window: str,
+) -> None:
+    """Each month's materialization gets that month's own counts; requests, retries and durations
+    stay the run's (a request carries rows of several months)."""
+    partitions_def = context.assets_def.partitions_def
+    assert isinstance(partitions_def, dg.TimeWindowPartitionsDefinition)
+    run_figures = report.summary()
+    for month, month_figures in counts.items():
+        window = partitions_def.time_window_for_partition_key(month)
+        summary = dataclasses.replace(run_figures, **month_figures)
+        dates = document_window(window.start.date(), window.end.date(), history_start)
+        metadata: dict[str, object] = {
+            **summary.as_metadata(),
+            "window": describe_window(dates),
+        }
+        if len(counts) > 1:
+            metadata["run_window"] = (
+                f"{run_window} ({len(counts)} months in one run; write_requests, retries, "
+                "withdrawals and durations are the run's)"
+            )
+        context.add_asset_metadata(metadata, partition_key=month)
 
 
 def _log_outcome(
@@ -158,12 +192,8 @@ def run_sync_step(
     history_start: date,
 ) -> dg.MaterializeResult:
     """One sync asset's step: plan and send the object's rows in scope, report what happened."""
-    window = _window(context, chaser_object, history_start)
-    scope = (
-        f"issued from {window[0]} up to (not including) {window[1]}"
-        if chaser_object.partitioned
-        else "all"
-    )
+    window, months = _scope(context, chaser_object, history_start)
+    scope = f"dated {describe_window(window)}" if chaser_object.partitioned else "all"
     clock = clock_from(config.as_of)
 
     def progress(report: SyncReport) -> None:
@@ -181,14 +211,12 @@ def run_sync_step(
     ) as session:
         try:
             target = session.open_target(context, clock())
-            context.log.info(
-                "Syncing %s (%s) to %s", chaser_object.name, scope, session.connection.display
-            )
+            context.log.info("Syncing %s (%s) to %s", chaser_object.name, scope, session.display)
             with session.state.lock(target, wait_seconds=sync_state.lock_wait_seconds):
                 report = sync_object(
                     session.state,
                     target,
-                    session.connection.make_client,
+                    session.make_client,
                     chaser_object,
                     window=window,
                     options=config.options(),
@@ -198,15 +226,42 @@ def run_sync_step(
                 )
         except (ChaserError, StateLockTimeout) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
-        budget = session.connection.budget
-        display = session.connection.display
+        counts = month_counts(
+            session.state,
+            target,
+            chaser_object,
+            months,
+            run_id=context.run.run_id,
+            first_month=history_start.replace(day=1).isoformat(),
+        )
+        log_metadata = {} if config.dry_run else sync_log_metadata(session.state)
+        budget = session.budget
+        display = session.display
     _log_outcome(context, report, chaser_object)
     if fallback := budget.fallback_message():
         context.log.warning(fallback)
-    metadata = _metadata(report, display)
+    metadata: dict[str, object] = {}
+    if months:
+        # First, so each month's own window (set per month, overriding it) leads in the UI.
+        metadata["window"] = describe_window(window)
+        if len(months) > 1:
+            metadata["run_window"] = describe_window(window)
+        _add_month_metadata(context, report, counts, history_start, describe_window(window))
+    metadata.update(_metadata(report, display))
     metadata["forecast"] = budget.forecast(report.planned_requests)
     if fallback:
         metadata["initial_load_fell_back"] = fallback
+    if not config.dry_run:
+        # Not an event of this step: the step's own materializations stay its asset's alone.
+        context.instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=SYNC_LOG,
+                metadata={
+                    **log_metadata,
+                    "appended_by": f"{chaser_object.sync_asset} in run {context.run.run_id}",
+                },
+            )
+        )
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
@@ -259,36 +314,44 @@ def sync_asset(chaser_object: ChaserObject, settings: Settings) -> dg.AssetsDefi
     return _sync
 
 
-@dg.asset(
-    group_name=GROUP,
-    deps=[o.sync_asset for o in CHASER_OBJECTS.values()],
-    kinds={"duckdb"},
-    metadata={"dagster/table_name": LOG_TABLE},
-)
-def chaser_sync_log(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, sync_state: SyncStateResource
-) -> dg.MaterializeResult:
-    """Append-only log of every row sent, rejected or held back: run, key, action, status, message."""
-    with duckdb_connection(duckdb) as con:
-        state = sync_state.open(con, duckdb.database)
-        state.fold()
-        [(rows,)] = state.query(f"select count(*) from {LOG_TABLE}")
-        recent = state.query(
-            f"""select object, action, count(*) from {LOG_TABLE}
-            where logged_at > now()::timestamp - interval '1 day'
-            group by object, action order by object, action"""
-        )
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": rows,
-            "last_24h": dg.MetadataValue.md(
-                "\n".join(f"- {o} {a}: {n}" for o, a, n in recent) or "nothing logged"
-            ),
-            "query": dg.MetadataValue.md(
-                f"```sql\nselect * from {LOG_TABLE} where action = 'failed' "
-                "order by logged_at desc\n```"
-            ),
-        }
+def sync_log_metadata(state: SyncState) -> dict[str, object]:
+    """Rows in the sync log, what the last day added, and the query to read its failures."""
+    state.fold()
+    [(rows,)] = state.query(f"select count(*) from {LOG_TABLE}")
+    recent = state.query(
+        f"""select object, action, count(*) from {LOG_TABLE}
+        where logged_at > $1 group by object, action order by object, action""",
+        [utc_now() - timedelta(days=1)],
+    )
+    return {
+        "dagster/row_count": rows,
+        "last_24h": dg.MetadataValue.md(
+            "\n".join(f"- {o} {a}: {n}" for o, a, n in recent) or "nothing logged"
+        ),
+        "query": dg.MetadataValue.md(
+            f"```sql\nselect * from {LOG_TABLE} where action = 'failed' "
+            "order by logged_at desc\n```"
+        ),
+        "read_it_with": "chaser-pipeline report",
+    }
+
+
+# Every sync step appends to the log and records a materialization of it (outside the step's own
+# events); the log has no step of its own, so no job waits for (or warns about) sync assets it
+# does not run.
+SYNC_LOG = dg.AssetKey("chaser_sync_log")
+
+
+def sync_log_spec() -> dg.AssetSpec:
+    return dg.AssetSpec(
+        SYNC_LOG,
+        group_name=GROUP,
+        deps=[o.sync_asset for o in CHASER_OBJECTS.values()],
+        kinds={"duckdb"},
+        description="Append-only log of every row sent, rejected or held back: target, run, key, "
+        "action, status, message. Written by each sync step (a materialization per step), never "
+        "built.",
+        metadata={"dagster/table_name": LOG_TABLE},
     )
 
 
@@ -300,18 +363,19 @@ def pending_now(
     now: datetime,
     options: SyncOptions | None = None,
 ) -> Pending:
-    """What `target` does not hold as the ledger says, planned over the whole history now."""
+    """What `target` (default: the one last checked) does not hold as the ledger says, planned
+    over the whole history now (or as last planned, when nothing it depends on changed since)."""
     with duckdb_connection(duckdb) as con:
         state = sync_state.open(con, duckdb.database)
-        target = target or state.last_target()
-        return compute_pending(
+        pending, _ = cached_pending(
             state,
-            target,
+            target or state.last_target(),
             models_dir(),
             history_start=settings.history_start_date,
             now=now,
             options=options,
         )
+        return pending
 
 
 def pending_months_asset(settings: Settings) -> dg.AssetsDefinition:
@@ -335,7 +399,7 @@ def pending_months_asset(settings: Settings) -> dg.AssetsDefinition:
         now = utc_now()
         with chaser_session(chaser, duckdb, sync_state) as session:
             target = session.open_target(context, now)
-            forecast_text = session.connection.budget.forecast
+            forecast_text = session.budget.forecast
         pending = pending_now(duckdb, sync_state, target, settings, now, config.options())
         try:
             check_mass_change(pending, config.options())
@@ -369,7 +433,7 @@ def chaser_sync() -> dg.Definitions:
     return dg.Definitions(
         assets=[
             *(sync_asset(o, settings) for o in CHASER_OBJECTS.values()),
-            chaser_sync_log,
+            sync_log_spec(),
             pending_months_asset(settings),
         ],
         asset_checks=[data_lag_check(settings, pending_now), drift_sample_check()],

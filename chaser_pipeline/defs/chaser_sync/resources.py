@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from chaser_pipeline.chaser.client import display_url
 from chaser_pipeline.chaser.target import BuiltinEmulator, ChaserApi, ChaserTarget, ClientOptions
 from chaser_pipeline.settings import (
     DEFAULT_MAX_IN_FLIGHT,
@@ -37,6 +38,10 @@ class ChaserResource(dg.ConfigurableResource, ABC):
     def target(self, *, initial_load: bool = False) -> ChaserTarget:
         """Where to send; `initial_load` lifts the pacing until Chaser's first 429."""
 
+    @abstractmethod
+    def describe(self) -> str:
+        """Where this resource sends, for logs and metadata (never a secret)."""
+
     def _options(self, initial_load: bool) -> ClientOptions:
         return ClientOptions(
             max_in_flight=self.max_in_flight,
@@ -62,6 +67,9 @@ class ChaserApiResource(ChaserResource):
             self._options(initial_load),
         )
 
+    def describe(self) -> str:
+        return f"Chaser API at {display_url(self.api_url.rstrip('/'))}"
+
 
 class ChaserEmulatorResource(ChaserResource):
     """The built-in Chaser emulator, started for each step; used when no API key is set."""
@@ -71,6 +79,9 @@ class ChaserEmulatorResource(ChaserResource):
 
     def target(self, *, initial_load: bool = False) -> ChaserTarget:
         return BuiltinEmulator(Path(self.state_path), self._options(initial_load))
+
+    def describe(self) -> str:
+        return f"built-in Chaser emulator (no CHASER_API_KEY set; state in {self.state_path})"
 
 
 class SyncStateResource(dg.ConfigurableResource):

@@ -1,34 +1,71 @@
 """A step's session with Chaser: the pipeline's DuckDB, the sync state, the Chaser target checked
-once per run, and the request budget, carried across steps and runs in the state."""
+once per run, and the request budget, carried across steps and runs in the state.
+
+The session connects only when a step first needs Chaser (the built-in emulator starts then): a
+step that finds nothing to send, in a run whose target was already checked, makes no request and
+starts nothing."""
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from chaser_pipeline.chaser.target import Connection
+from chaser_pipeline.chaser.budget import RequestBudget
+from chaser_pipeline.chaser.client import ChaserClient
+from chaser_pipeline.chaser.target import ChaserTarget, Connection
 from chaser_pipeline.defs.chaser_sync.resources import ChaserResource, SyncStateResource
 from chaser_pipeline.defs.resources import duckdb_connection
 from chaser_pipeline.sync.engine import check_target
 from chaser_pipeline.sync.state import SyncState, Target
 
 
-@dataclass
 class ChaserSession:
-    state: SyncState
-    connection: Connection
-    target: Target | None = None
+    def __init__(
+        self,
+        state: SyncState,
+        chaser_target: ChaserTarget,
+        budget: RequestBudget,
+        deadline: float | None,
+        stack: contextlib.ExitStack,
+        description: str,
+    ) -> None:
+        self.state = state
+        self.budget = budget
+        self.target: Target | None = None
+        self._chaser_target, self._deadline, self._stack = chaser_target, deadline, stack
+        self._description = description
+        self._connection: Connection | None = None
+
+    @property
+    def connection(self) -> Connection:
+        """The open target, connected on first use."""
+        if self._connection is None:
+            self._connection = self._stack.enter_context(
+                self._chaser_target.connect(budget=self.budget, deadline=self._deadline)
+            )
+        return self._connection
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None
+
+    @property
+    def display(self) -> str:
+        """Where the session sends, never a secret."""
+        return self._connection.display if self._connection else self._description
+
+    def make_client(self) -> ChaserClient:
+        return self.connection.make_client()
 
     def open_target(self, context: dg.OpExecutionContext, now: datetime) -> Target:
         """The organisation this run sends to, checked once per run; a target the pipeline never
         sent to starts from nothing, and the step says so."""
         target, new = check_target(
             self.state,
-            self.connection.identity,
-            self.connection.make_client,
+            self._chaser_target.identity,
+            self.make_client,
             run_id=context.run.run_id,
             now=now,
         )
@@ -36,7 +73,7 @@ class ChaserSession:
             context.log.warning(
                 "%s (organisation %s %s) is new to this pipeline: nothing sent to another "
                 "Chaser counts for it, so the whole history is sent to it",
-                self.connection.display,
+                self.display,
                 target.organisation_id,
                 target.organisation_name,
             )
@@ -53,18 +90,21 @@ def chaser_session(
     initial_load: bool = False,
     deadline: float | None = None,
 ) -> Iterator[ChaserSession]:
-    """Open the pipeline's DuckDB, the state and Chaser. The request budget starts from the
-    requests earlier runs made in the last minute, and what this step adds is saved for the next
-    one, so a sync that starts right after another does not burst into a full window."""
-    with duckdb_connection(duckdb) as con:
+    """Open the pipeline's DuckDB, the state and (when first asked) Chaser. The request budget
+    starts from the requests earlier runs made in the last minute, and what this step adds is
+    saved for the next one, so a sync that starts right after another does not burst into a
+    full window."""
+    with duckdb_connection(duckdb) as con, contextlib.ExitStack() as stack:
         state = sync_state.open(con, duckdb.database)
         previous = state.last_target()
         target = chaser.target(initial_load=initial_load)
         budget = target.options.budget(recent=state.recent_requests(previous))
-        with target.connect(budget=budget, deadline=deadline) as connection:
-            session = ChaserSession(state, connection)
-            try:
-                yield session
-            finally:
-                if session.target is not None or previous.organisation_id != "none":
-                    state.save_requests(session.target or previous, budget.recent())
+        session = ChaserSession(state, target, budget, deadline, stack, chaser.describe())
+        try:
+            yield session
+        finally:
+            stack.close()
+            if session.connected and (
+                session.target is not None or previous.organisation_id != "none"
+            ):
+                state.save_requests(session.target or previous, budget.recent())

@@ -1,12 +1,14 @@
 """Extract assets: one per ledger table, each running `sql/<table>.sql` against the warehouse and
 landing the rows in the pipeline's DuckDB (schema `landing`)."""
 
+import hashlib
 from datetime import timedelta
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 
-from chaser_pipeline.db import utc_now
+from chaser_pipeline.db import table_fingerprint, utc_now
 from chaser_pipeline.defs.freshness import daily_freshness
 from chaser_pipeline.defs.ledger.resources import WarehouseResource
 from chaser_pipeline.defs.resources import duckdb_connection
@@ -68,6 +70,7 @@ def run_extract(
     context.log.info("Extracting %s from %s with %s", table.name, source.display, table.sql_file)
     with duckdb_connection(duckdb) as con:
         result = extract_table(con, source, table, now=utc_now(), options=options)
+        version = landed_version(con, table)
     landed = result.landed
     context.log.info(
         "Landed %s%s: %d fetched since %s, %d new, %d updated, %d unchanged; "
@@ -86,7 +89,10 @@ def run_extract(
     )
     for warning in _warnings(table, result):
         context.log.warning(warning)
-    return dg.MaterializeResult(metadata=extract_metadata(table, result, source.display))
+    return dg.MaterializeResult(
+        metadata=extract_metadata(table, result, source.display),
+        data_version=dg.DataVersion(version),
+    )
 
 
 def extract_metadata(table: LedgerTable, result: ExtractResult, warehouse: str) -> dict:
@@ -150,6 +156,16 @@ def _warnings(table: LedgerTable, result: ExtractResult) -> list[str]:
             f"{table.name} changed with an updated_at older than the cursor"
         )
     return warnings
+
+
+def landed_version(con: duckdb.DuckDBPyConnection, table: LedgerTable) -> str:
+    """The landed table's data version: unchanged when the extract landed nothing, so the UI
+    (and the models, which fingerprint their inputs the same way) see nothing new downstream."""
+    parts = [table_fingerprint(con, f"landing.{table.name}")]
+    # Keys gone from the warehouse are recorded beside the landed rows, where the ledger stage
+    # keeps them: a deletion is a change too.
+    parts.append(table_fingerprint(con, "landing.deleted_keys"))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
 def extract_asset(table: LedgerTable, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
