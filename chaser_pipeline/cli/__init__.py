@@ -145,20 +145,29 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    """Print what was held back, refused, waiting or stale, and the months that need a sync."""
+def _open_read_only(command: str):
+    """(settings, the pipeline DuckDB read-only); either is None once it printed why not."""
+    from chaser_pipeline.cli.report import ReportError, open_read_only
+
     settings = _settings_or_exit()
     if settings is None:
-        return 2
-    from chaser_pipeline.cli.report import ReportError, open_read_only, write_report
+        return None, None
+    try:
+        return settings, open_read_only(settings.duckdb_path)
+    except ReportError as exc:
+        print(f"chaser-pipeline {command}: {exc}", file=sys.stderr)
+        return settings, None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print what was held back, refused, waiting or stale, and the months that need a sync."""
+    from chaser_pipeline.cli.report import write_report
     from chaser_pipeline.db import utc_now
     from chaser_pipeline.paths import models_dir
 
-    try:
-        con = open_read_only(settings.duckdb_path)
-    except ReportError as exc:
-        print(f"chaser-pipeline report: {exc}", file=sys.stderr)
-        return 1
+    settings, con = _open_read_only("report")
+    if con is None:
+        return 2 if settings is None else 1
     try:
         print(f"chaser-pipeline report: {settings.duckdb_path}")
         write_report(
@@ -171,18 +180,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     """Run one read-only query on the pipeline's DuckDB and print the rows."""
-    settings = _settings_or_exit()
-    if settings is None:
-        return 2
     import duckdb
 
-    from chaser_pipeline.cli.report import ReportError, open_read_only, run_sql
+    from chaser_pipeline.cli.report import run_sql
 
-    try:
-        con = open_read_only(settings.duckdb_path)
-    except ReportError as exc:
-        print(f"chaser-pipeline sql: {exc}", file=sys.stderr)
-        return 1
+    settings, con = _open_read_only("sql")
+    if con is None:
+        return 2 if settings is None else 1
     try:
         run_sql(con, args.query)
     except duckdb.Error as exc:
