@@ -415,7 +415,8 @@ class DuckDBState(SyncState):
 
     def query_arrow(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
         prepare_duckdb(self.con)
-        return self.con.execute(sql, list(params)).to_arrow_table()
+        # con.sql streams the result into Arrow; a DB-API result would copy the rows once more
+        return self.con.sql(sql, params=list(params) or None).to_arrow_table()
 
     def replace(self, target: Target, object_name: str, rows: pa.Table, *, now: datetime) -> None:
         prepare_duckdb(self.con)
