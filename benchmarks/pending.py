@@ -23,13 +23,14 @@ from chaser_pipeline.demo.generator import generate_demo_warehouse
 from chaser_pipeline.ledger.contract import LEDGER_TABLES
 from chaser_pipeline.models.build import run_models
 from chaser_pipeline.paths import models_dir
-from chaser_pipeline.sync.journal import STATE_TABLE, ensure_sync_tables
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
 from chaser_pipeline.sync.pending import compute_pending
 from chaser_pipeline.sync.plan import SyncOptions, build_plan
+from chaser_pipeline.sync.state import STATE_TABLE, DuckDBState, Target
 
 NOW = datetime(2026, 11, 21)
 START = date(2023, 1, 1)
+TARGET = Target(url="http://benchmark.invalid", organisation_id="benchmark")
 
 
 def main() -> None:
@@ -50,24 +51,33 @@ def main() -> None:
         run_models(con, models_dir())
         print(f"models: {time.perf_counter() - started:.1f} s")
 
+        state = DuckDBState(con, lock_dir=Path(tmp))
         started = time.perf_counter()
-        first = compute_pending(con, models_dir(), history_start=START, now=NOW)
+        first = compute_pending(state, TARGET, models_dir(), history_start=START, now=NOW)
         print(
             f"pending, nothing in Chaser yet: {time.perf_counter() - started:.2f} s, "
             f"{first.documents} documents, {len(first.months)} months"
         )
         # Everything Chaser would get is confirmed, as after a complete sync.
-        ensure_sync_tables(con)
         for chaser_object in CHASER_OBJECTS.values():
-            build_plan(con, chaser_object, (date(1, 1, 1), date(9999, 12, 31)), SyncOptions(), NOW)
+            state.refresh(TARGET)
+            build_plan(
+                con,
+                chaser_object,
+                (date(1, 1, 1), date(9999, 12, 31)),
+                SyncOptions(),
+                NOW,
+                target=TARGET,
+            )
             con.execute(
-                f"""insert into {STATE_TABLE} select $o, {chaser_object.key}, sync_payload_hash,
-                $now, null, 'confirmed', null, $now
+                f"""insert into {STATE_TABLE} by name select $t as target, $o as object,
+                {chaser_object.key} as key, sync_payload_hash as payload_hash,
+                $now as confirmed_at, 'confirmed' as last_status, $now as last_attempt_at
                 from sync_plan where sync_action in ('create', 'update')""",
-                {"o": chaser_object.name, "now": NOW},
+                {"t": TARGET.key, "o": chaser_object.name, "now": NOW},
             )
         started = time.perf_counter()
-        synced = compute_pending(con, models_dir(), history_start=START, now=NOW)
+        synced = compute_pending(state, TARGET, models_dir(), history_start=START, now=NOW)
         print(
             f"pending, Chaser up to date: {time.perf_counter() - started:.2f} s, "
             f"{synced.total} documents (held back waiting for a customer), {len(synced.months)} months"

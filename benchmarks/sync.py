@@ -65,10 +65,10 @@ from chaser_pipeline.models.field_rules import register_field_rules
 from chaser_pipeline.models.project import ModelProject
 from chaser_pipeline.paths import models_dir
 from chaser_pipeline.settings import DEFAULT_COUNTRY
-from chaser_pipeline.sync.journal import LOG_TABLE
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
 from chaser_pipeline.sync.plan import SyncOptions
 from chaser_pipeline.sync.report import SyncReport
+from chaser_pipeline.sync.state import LOG_TABLE, DuckDBState, Target
 
 RESOURCES = ("customers", "invoices", "credit_notes")
 API_KEY = "bench"
@@ -384,11 +384,15 @@ def run_engine(
     def clock() -> datetime:
         return datetime.now(UTC).replace(tzinfo=None)
 
+    # The engine's state in the benchmark's DuckDB, keyed by the emulator as its Chaser target.
+    state = DuckDBState(con, lock_dir=Path(tempfile.gettempdir()))
+    target = Target(url=emulator.url, organisation_id="benchmark")
     result = EngineRun()
     for name in RESOURCES:
         before = write_requests(emulator.state, name)
         report = engine_module.sync_object(
-            con,
+            state,
+            target,
             client_factory,
             CHASER_OBJECTS[name],
             window=WHOLE_HISTORY,
@@ -427,7 +431,7 @@ def main() -> None:
         sender_module, "planned_batches", "read batches (planned_batches, reader thread)"
     )
     timers.wrap(sender_module, "record_batches", "record answers (record_batches, writer thread)")
-    timers.wrap(sender_module, "fold_journal", "fold journal into state and log (fold_journal)")
+    timers.wrap(DuckDBState, "fold", "fold journal into state and log (SyncState.fold)")
     timers.wrap(client_module, "dumps", "write JSON (dumps)")
 
     print(
