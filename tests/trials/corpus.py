@@ -647,6 +647,129 @@ def _relations() -> list[Kind]:
     ]
 
 
+def _more() -> list[Kind]:
+    return [
+        Kind(
+            "payment without an amount",
+            "payments",
+            REPORTED,
+            rows={
+                "invoices": [inv("K-NOAMT-I")],
+                "payments": [pay("K-NOAMT", "K-NOAMT-I", "1") | {"amount": None}],
+            },
+            rejection=("payment", "K-NOAMT", "missing_amount", REPORTED),
+            detail="has no amount",
+            chaser=(("invoices", "K-NOAMT-I", {"amount_due": D("100.00")}),),
+        ),
+        Kind(
+            "allocation without an amount",
+            "credit_allocations",
+            REPORTED,
+            rows={
+                "invoices": [inv("K-ANOAMT-I")],
+                "credit_notes": [cn("K-ANOAMT-CN")],
+                "credit_allocations": [
+                    alloc("K-ANOAMT", "K-ANOAMT-CN", "K-ANOAMT-I", "1") | {"amount": None}
+                ],
+            },
+            rejection=("allocation", "K-ANOAMT", "missing_amount", REPORTED),
+            detail="has no amount",
+            chaser=(("invoices", "K-ANOAMT-I", {"amount_due": D("100.00")}),),
+        ),
+        Kind(
+            "cash on account naming no customer",
+            "payments",
+            HELD,
+            rows={"payments": [pay("K-OA-NOC", None, "10.00", currency_code="GBP")]},
+            rejection=("overpayment", "K-OA-NOC", "missing_customer_id", HELD),
+            detail="names no customer",
+            chaser=(("overpayments", "K-OA-NOC", None),),
+        ),
+        Kind(
+            "cash on account with no currency",
+            "payments",
+            HELD,
+            rows={"payments": [pay("K-OA-NOCUR", None, "10.00", customer_id="C-OK")]},
+            rejection=("overpayment", "K-OA-NOCUR", "invalid_currency", HELD),
+            detail="currency (none)",
+            chaser=(("overpayments", "K-OA-NOCUR", None),),
+        ),
+        Kind(
+            "allocation naming both a credit note and a payment",
+            "credit_allocations",
+            REPORTED,
+            rows={
+                "invoices": [inv("K-TWO-I")],
+                "credit_notes": [cn("K-TWO-CN")],
+                "credit_allocations": [
+                    alloc("K-TWO", "K-TWO-CN", "K-TWO-I", "5.00", payment_id="G-P1")
+                ],
+            },
+            rejection=("allocation", "K-TWO", "allocation_two_sources", REPORTED),
+            detail="names both",
+            chaser=(("invoices", "K-TWO-I", {"amount_due": D("100.00")}),),
+        ),
+        Kind(
+            "allocation naming no source",
+            "credit_allocations",
+            REPORTED,
+            rows={
+                "invoices": [inv("K-NOSRC-I")],
+                "credit_allocations": [alloc("K-NOSRC", None, "K-NOSRC-I", "5.00")],
+            },
+            rejection=("allocation", "K-NOSRC", "orphan_allocation", REPORTED),
+            detail="from no credit note or payment",
+            chaser=(("invoices", "K-NOSRC-I", {"amount_due": D("100.00")}),),
+        ),
+        Kind(
+            "contact of an unknown customer",
+            "contacts",
+            HELD,
+            rows={"contacts": [contact("K-CT-UNC", "NO-SUCH-CUSTOMER")]},
+            rejection=("contact_person", "K-CT-UNC", "customer_key_missing", HELD),
+            detail="NO-SUCH-CUSTOMER",
+            chaser=(("contact_persons", "K-CT-UNC", None),),
+        ),
+        Kind(
+            "duplicate contact_id (latest wins)",
+            "contacts",
+            HELD,
+            rows={
+                "contacts": [
+                    contact("K-CT-DUP", "C-OK", first_name="Old"),
+                    contact("K-CT-DUP", "C-OK", first_name="New", updated_at=datetime(2024, 2, 2)),
+                ]
+            },
+            rejection=("contact_person", "K-CT-DUP", "duplicate_key", HELD),
+            detail="2 rows",
+            chaser=(("contact_persons", "K-CT-DUP", {"contact_first_name": "New"}),),
+        ),
+        Kind(
+            "invoice without a number",
+            "invoices",
+            HELD,
+            rows={"invoices": [inv("K-NONUM", invoice_number=None)]},
+            rejection=("invoice", "K-NONUM", "missing_invoice_number", HELD),
+            detail="no invoice number",
+            chaser=(("invoices", "K-NONUM", None),),
+        ),
+        Kind(
+            "invoice without a sub-total",
+            "invoices",
+            AS_GIVEN,
+            rows={"invoices": [inv("K-NOSUB", sub_total=None)]},
+            chaser=(("invoices", "K-NOSUB", {"total": D("100.00")}),),
+        ),
+        Kind(
+            "customer with is_archived NULL",
+            "customers",
+            NORMALISED,
+            rows={"customers": [co("K-ARCHNULL", is_archived=None)]},
+            chaser=(("customers", "K-ARCHNULL", {"status": "ACTIVE"}),),
+        ),
+    ]
+
+
 def _changes() -> list[Kind]:
     def later(stage: int, sql: str) -> tuple[tuple[int, str], ...]:
         return ((stage, sql.replace("LATER", LATER)),)
@@ -881,6 +1004,7 @@ CORPUS: list[Kind] = [
     *_dates(),
     *_text(),
     *_relations(),
+    *_more(),
     *_changes(),
     *_refusals(),
 ]

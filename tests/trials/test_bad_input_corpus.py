@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +106,6 @@ def trial(tmp_path_factory) -> Trial:
 
 def _matches(record: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]:
     """The expected fields whose value Chaser does not hold (money compared as Decimal)."""
-    from decimal import Decimal
-
     wrong = {}
     for name, value in expected.items():
         got = record.get(name)
@@ -118,6 +117,7 @@ def _matches(record: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]
 
 
 @pytest.mark.parametrize("kind", [_param(k) for k in ROW_KINDS])
+@pytest.mark.slow  # the `trial` fixture's three runs take 10-15 s here
 def test_a_bad_row_is_held_back_or_reported_with_a_reason(trial, kind):
     if kind.rejection:
         entity, key, reason, severity = kind.rejection
@@ -144,6 +144,7 @@ def test_a_bad_row_is_held_back_or_reported_with_a_reason(trial, kind):
 
 
 @pytest.mark.parametrize("stage", list(RUNS))
+@pytest.mark.slow
 def test_every_good_row_lands_beside_the_bad_ones(trial, stage):
     for object_name, key, expected in GOOD_IN_CHASER:
         held = trial.chaser[stage][object_name]
@@ -151,6 +152,7 @@ def test_every_good_row_lands_beside_the_bad_ones(trial, stage):
         assert not _matches(held[key], expected), (stage, key, _matches(held[key], expected))
 
 
+@pytest.mark.slow
 def test_no_row_is_lost_between_the_warehouse_and_the_models(trial):
     """Every keyed landed row is in its mart or has a rejection naming it."""
     named = {(r["entity"], r["key"]) for r in trial.rejections}
