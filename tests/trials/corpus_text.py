@@ -42,6 +42,7 @@ def text() -> list[Kind]:
         named("K-LONG", "10,000 characters", LONG),
         named("K-SQLI", "an SQL injection", INJECTION),
         named("K-RTL", "a right-to-left override and an emoji", RTL),
+        named("K-NUL", "a NUL character", "Nul\x00 Ltd"),
         Kind(
             "invoice number with a <script> tag",
             "invoices",
