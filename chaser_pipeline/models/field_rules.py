@@ -9,7 +9,8 @@ Arrow UDFs, which the SQL models call by name:
   a phone number.
 - `chaser_valid_email(value VARCHAR) -> VARCHAR`: the address in its normalised form when it is a
   valid e-mail address (syntax only, no DNS look-up); NULL otherwise.
-- `chaser_is_iso4217(value VARCHAR) -> BOOLEAN`: whether the value is an ISO 4217 currency code.
+- `chaser_is_iso4217(value VARCHAR) -> BOOLEAN`: whether the value is an ISO 4217 currency code
+  (not XXX "no currency", XTS "testing", a precious metal or a bond-market unit).
 
 DuckDB hands each UDF a whole column chunk; the library runs once per distinct value of the chunk
 (and a bounded cache remembers values across chunks), never once per row.
@@ -54,10 +55,17 @@ def valid_email_address(value: str) -> str | None:
         return None
 
 
+# ISO 4217 codes no document is issued in: "no currency" (XXX), testing (XTS), precious metals
+# and bond-market units. A ledger that writes XXX means it has no currency for the document.
+NOT_MONEY = frozenset({"XXX", "XTS", "XAU", "XAG", "XPD", "XPT", "XBA", "XBB", "XBC", "XBD"})
+
+
 @lru_cache(maxsize=1)
 def iso4217_codes() -> pa.Array:
-    """Every ISO 4217 alphabetic currency code, as an Arrow array (the UDF's lookup set)."""
-    return pa.array(sorted(currency.alpha_3 for currency in pycountry.currencies), pa.string())
+    """Every ISO 4217 alphabetic code of a currency (not NOT_MONEY), as an Arrow array (the UDF's
+    lookup set)."""
+    codes = {currency.alpha_3 for currency in pycountry.currencies} - NOT_MONEY
+    return pa.array(sorted(codes), pa.string())
 
 
 def _per_distinct_value(rule: Callable[[str], str | None]) -> Callable[[pa.ChunkedArray], pa.Array]:

@@ -691,6 +691,44 @@ orphans as (
         -- a keyless payment is listed in missing_keys instead (one row per entity)
         and payments.payment_id is not null
     union all
+    -- a payment or allocation without an amount counts as nothing: say so, or a payer is chased
+    -- with no word of why
+    select
+        'payment' as entity,
+        payment_id as document_key,
+        'missing_amount' as reason_code,
+        format(
+            'Payment {} {} has no amount; it counts as nothing.',
+            payment_id,
+            case
+                when invoice_id is null then 'received on account'
+                else 'to invoice ' || invoice_id
+            end
+        ) as detail
+    from payments
+    where
+        payment_amount is null
+        and payment_id is not null
+        and not coalesce(is_reversed, false)
+        and not is_deleted
+    union all
+    select
+        'allocation' as entity,
+        allocation_id as document_key,
+        'missing_amount' as reason_code,
+        format(
+            'Allocation {} from {} to invoice {} has no amount; it counts as nothing.',
+            allocation_id,
+            coalesce(replace(source_kind, '_', ' ') || ' ' || source_id, 'no source'),
+            coalesce(invoice_id, '(refund)')
+        ) as detail
+    from allocations
+    where
+        allocation_amount is null
+        and allocation_id is not null
+        and ignore_reason_code is null
+        and not is_withdrawn
+    union all
     -- allocations that count on neither side: unknown documents, unusable credit or cash,
     -- invoices that cannot be paid, another customer's money, another currency
     select

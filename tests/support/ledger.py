@@ -150,7 +150,7 @@ def customer(customer_id: str, *, updated_at: str = "2024-01-01 09:00:00", **ext
     row = {
         "customer_id": customer_id,
         "company_name": f"Company {customer_id}",
-        "email": f"{customer_id.lower()}@example.com",
+        "email": f"{(customer_id or 'nobody').lower()}@example.com",
         "is_archived": False,
         "updated_at": datetime.fromisoformat(updated_at),
     }
@@ -166,6 +166,40 @@ def payment(payment_id: str | None, invoice_id: str | None = "I-1", **extra: Any
         "paid_at": datetime(2024, 3, 5),
         "is_reversed": False,
         "updated_at": datetime(2024, 3, 5),
+    }
+    row.update(extra)
+    return row
+
+
+def credit_note(credit_note_id: str | None, *, total: str = "50.00", **extra: Any) -> dict:
+    row = {
+        "credit_note_id": credit_note_id,
+        "credit_note_number": f"N-{credit_note_id}",
+        "customer_id": "C-1",
+        "status": "AUTHORISED",
+        "currency_code": "GBP",
+        "total": Decimal(total),
+        "issue_date": date(2024, 3, 10),
+        "updated_at": datetime(2024, 3, 10),
+    }
+    row.update(extra)
+    return row
+
+
+def allocation(
+    allocation_id: str | None,
+    credit_note_id: str | None = "CN-1",
+    invoice_id: str | None = "I-1",
+    **extra: Any,
+) -> dict:
+    row = {
+        "allocation_id": allocation_id,
+        "credit_note_id": credit_note_id,
+        "invoice_id": invoice_id,
+        "amount": Decimal("10.00"),
+        "allocated_at": datetime(2024, 3, 12),
+        "is_reversed": False,
+        "updated_at": datetime(2024, 3, 12),
     }
     row.update(extra)
     return row
