@@ -21,7 +21,7 @@ from chaser_pipeline.db import WHOLE_HISTORY, transaction
 from chaser_pipeline.models.field_rules import register_field_rules
 from chaser_pipeline.models.inputs import ensure_model_inputs
 from chaser_pipeline.models.names import MODEL_SCHEMA, WINDOW_PARAMETERS, ModelError, quote
-from chaser_pipeline.models.project import Model, ModelProject
+from chaser_pipeline.models.project import Model, ModelProject, as_project
 from chaser_pipeline.settings import DEFAULT_COUNTRY
 
 
@@ -113,7 +113,7 @@ def build_model(
 
 def run_models(
     con: duckdb.DuckDBPyConnection,
-    models_dir: Path,
+    models_dir: Path | ModelProject,
     window: tuple[date, date] | None = None,
     *,
     only: Sequence[str] | None = None,
@@ -123,7 +123,7 @@ def run_models(
 
     `window` applies to partitioned models only (None: rebuild them over the whole history).
     """
-    project = ModelProject(models_dir)
+    project = as_project(models_dir)
     register_field_rules(con, default_country)
     builds: dict[str, ModelBuild] = {}
     for name, model in project.models.items():

@@ -261,6 +261,12 @@ class ModelProject:
         return self._lineage[name]
 
 
+def as_project(models: Path | ModelProject) -> ModelProject:
+    """`models` itself when it is a loaded project, else the project of that folder. Loading
+    parses every model, so a caller that builds or plans many times may load once and pass it."""
+    return models if isinstance(models, ModelProject) else ModelProject(models)
+
+
 def whole_history_models(models_dir: Path) -> list[str]:
     """Names of the models built over the whole history (no `partitioned_by` in their YAML),
     read from the YAML files alone, without parsing any SQL."""

@@ -26,7 +26,7 @@ import duckdb
 
 from chaser_pipeline.db import WHOLE_HISTORY
 from chaser_pipeline.models.build import model_query
-from chaser_pipeline.models.project import Model, ModelProject
+from chaser_pipeline.models.project import Model, ModelProject, as_project
 from chaser_pipeline.sync.objects import CHASER_OBJECTS, CUSTOMERS, ChaserObject
 from chaser_pipeline.sync.plan import SyncOptions, build_plan, planned_requests
 from chaser_pipeline.sync.state import SyncState, Target
@@ -144,7 +144,7 @@ def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 def compute_pending(
     state: SyncState,
     target: Target,
-    models_dir: Path,
+    models_dir: Path | ModelProject,
     *,
     history_start: date,
     now: datetime,
@@ -156,7 +156,7 @@ def compute_pending(
     con = state.con
     state.refresh(target)
     pending = Pending()
-    project = ModelProject(models_dir)
+    project = as_project(models_dir)
     con.execute(
         "create or replace temp table pending_documents ("
         "object varchar, key varchar, month varchar, changed_at timestamp)"

@@ -31,7 +31,7 @@ from chaser_pipeline.chaser.client import ChaserClient
 from chaser_pipeline.chaser.errors import NotFoundError
 from chaser_pipeline.db import WHOLE_HISTORY
 from chaser_pipeline.models.build import model_query
-from chaser_pipeline.models.project import ModelProject
+from chaser_pipeline.models.project import ModelProject, as_project
 from chaser_pipeline.sync.objects import CHASER_OBJECTS, ChaserObject
 from chaser_pipeline.sync.plan import mart_columns
 from chaser_pipeline.sync.state import SyncState, Target
@@ -179,7 +179,7 @@ def reconcile(
     state: SyncState,
     target: Target,
     client_factory: Callable[[], ChaserClient],
-    models_dir: Path,
+    models_dir: Path | ModelProject,
     *,
     objects: Sequence[str] | None = None,
     apply: bool = False,
@@ -188,7 +188,7 @@ def reconcile(
     """Read back what `target` holds for each object and report drift; with `apply`, replace
     the target's state rows with what Chaser holds."""
     state.refresh(target)
-    project = ModelProject(models_dir)
+    project = as_project(models_dir)
     report = ReconcileReport(target, applied=apply)
     for name in objects or list(CHASER_OBJECTS):
         chaser_object = CHASER_OBJECTS[name]

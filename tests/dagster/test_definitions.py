@@ -52,6 +52,7 @@ def test_definitions_hold_the_whole_pipeline():
         assert "sync_chaser_customers" in parents
 
 
+@pytest.mark.slow  # a new Python process loading Dagster and the project: seconds each
 @pytest.mark.parametrize(
     "command",
     [
@@ -67,6 +68,17 @@ def test_the_cli_loads_the_code_location_from_the_repo_root(command, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
+def test_a_configuration_error_stops_the_load_in_process_naming_the_variable(monkeypatch):
+    """The fast twin of the CLI test below: the same broken setting, loaded in this process."""
+    from chaser_pipeline.definitions import defs as load_defs
+    from chaser_pipeline.settings import ConfigError
+
+    monkeypatch.setenv("CHASER_API_KEY", "only-a-key")
+    with pytest.raises(ConfigError, match="CHASER_API_SECRET"):
+        load_defs()
+
+
+@pytest.mark.slow  # a new Python process loading Dagster and the project
 def test_a_configuration_error_stops_the_load_naming_the_variable(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "CHASER_API_KEY": "only-a-key"}
     result = subprocess.run(

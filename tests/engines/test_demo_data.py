@@ -12,10 +12,8 @@ from chaser_pipeline.demo import generator as demo_data
 from chaser_pipeline.demo.generator import DemoSummary, generate_demo_warehouse
 from chaser_pipeline.models.build import run_models
 from chaser_pipeline.models.contract import contract_queries, find_violations
-from chaser_pipeline.models.project import ModelProject
 from chaser_pipeline.models.rules import mart_rules
-from chaser_pipeline.paths import models_dir
-from tests.support.models import land_warehouse
+from tests.support.models import land_warehouse, project
 
 # Copied from LEDGER_CONTRACT.md on purpose: the test fails if the generator drifts from it.
 CONTRACT_COLUMNS: dict[str, list[tuple[str, str]]] = {
@@ -510,7 +508,7 @@ def built(warehouse, tmp_path_factory) -> duckdb.DuckDBPyConnection:
     summary, _ = warehouse
     con = duckdb.connect(str(tmp_path_factory.mktemp("pipeline") / "pipeline.duckdb"))
     land_warehouse(con, summary.path)
-    run_models(con, models_dir())
+    run_models(con, project())
     yield con
     con.close()
 
@@ -571,7 +569,7 @@ def test_the_models_show_every_case(built, case):
 def test_no_blocking_check_fails_on_the_demo(built):
     failing = {
         (model.name, query.name): find_violations(built, query).count
-        for model in ModelProject(models_dir()).models.values()
+        for model in project().models.values()
         for query in contract_queries(model)
     } | {
         (rule.model, rule.query.name): find_violations(built, rule.query).count

@@ -7,26 +7,22 @@ from datetime import datetime
 
 import pytest
 
-from chaser_pipeline.demo.generator import generate_demo_warehouse
 from chaser_pipeline.sync.engine import MassChangeError
 from chaser_pipeline.sync.plan import SyncOptions
-from tests.support.engine import EnginePipeline
 
 
 @pytest.fixture
-def pipeline(tmp_path):
-    warehouse = generate_demo_warehouse(
-        tmp_path / "warehouse.duckdb", invoices=400, customers=60, credit_notes=60, seed=7
-    ).path
-    p = EnginePipeline(tmp_path, warehouse)
+def pipeline(tmp_path, demo_first_run):
+    """The demo ledger after its first run, a copy of its own for this test."""
+    done, first = demo_first_run
+    assert first.sent > 0  # a first load of a new target is expected: no guard
+    p = done.clone(tmp_path)
     yield p
     p.close()
 
 
 def test_a_change_to_every_invoice_sends_nothing_until_confirmed(pipeline):
     p = pipeline
-    first = p.run(datetime(2026, 11, 21))  # a first load of a new target is expected: no guard
-    assert first.sent > 0
     sent = p.chaser("invoices")
     # every invoice's due date moves: every month of the history changes
     p.ledger(

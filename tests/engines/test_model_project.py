@@ -16,6 +16,7 @@ from chaser_pipeline.models.names import ModelError
 from chaser_pipeline.models.project import ModelProject
 from chaser_pipeline.models.rules import CHASER_DATE_PATTERN, mart_rules
 from chaser_pipeline.paths import models_dir
+from tests.support.models import project as shared_project
 from tests.support.toy_models import database, models, write
 
 __all__ = ["database", "models"]  # fixtures
@@ -156,7 +157,7 @@ def test_the_project_reads_landing_deleted_keys_and_holdings_without_making_them
 )
 def test_every_mart_column_has_lineage_back_to_the_ledger(mart: str) -> None:
     """Column lineage still parses: every payload column of every mart names its upstream."""
-    project = ModelProject(models_dir())
+    project = shared_project()
     lineage = project.column_lineage(mart)
     columns = [c.name for c in project.static_columns(mart)]
     assert columns and set(lineage) == set(columns)

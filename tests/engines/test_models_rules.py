@@ -16,7 +16,6 @@ from chaser_pipeline.models.field_rules import (
     register_field_rules,
     valid_email_address,
 )
-from chaser_pipeline.models.project import ModelProject
 from chaser_pipeline.paths import models_dir
 from tests.support.models import (
     NOT_SENT,
@@ -31,6 +30,7 @@ from tests.support.models import (
     landed_ledger,
     on_account,
     payment,
+    project,
     rows,
 )
 
@@ -846,7 +846,7 @@ def test_mobile_without_country_code_is_read_in_the_configured_default_country(t
         ],
     )
     try:
-        build_models(con, models_dir(), default_country="FR")
+        build_models(con, project(), default_country="FR")
         assert con.execute(
             "select external_id, mobile_number from chaser_customers order by 1"
         ).fetchall() == [("C-1", "+33612345678"), ("C-2", "+447700900123")]
@@ -894,7 +894,7 @@ def test_whole_history_build_equals_the_union_of_monthly_partition_writes(build,
     con = build(MONTHS_LEDGER)
     whole = sorted(con.execute(f"select * from {mart}").fetchall())
     assert len(whole) >= 2, "the fixture must spread rows over several months"
-    model = ModelProject(models_dir()).models[mart]
+    model = project().models[mart]
     con.execute(f"drop table {mart}")
     for month in range(1, 7):  # Jan..Jun 2024, through the framework's partition write
         build_model(con, model, (date(2024, month, 1), date(2024, month + 1, 1)))

@@ -8,9 +8,7 @@ from decimal import Decimal
 import pytest
 
 from chaser_pipeline.models.contract import contract_queries, find_violations
-from chaser_pipeline.models.project import ModelProject
 from chaser_pipeline.models.rules import mart_rules
-from chaser_pipeline.paths import models_dir
 from tests.support.models import (
     NOT_SENT,
     Case,
@@ -25,6 +23,7 @@ from tests.support.models import (
     invoice,
     on_account,
     payment,
+    project,
     rows,
 )
 
@@ -500,9 +499,9 @@ def test_no_blocking_check_fails_on_a_ledger_of_bad_rows(build) -> None:
     """One bad ledger row never blocks a month: every row a blocking check would refuse is held
     back before its mart, so the marts pass every contract check and every ERROR ledger rule."""
     con = build(BAD_ROWS)
-    project = ModelProject(models_dir())
+    loaded = project()
     failures = {}
-    for model in project.models.values():
+    for model in loaded.models.values():
         for query in contract_queries(model):
             found = find_violations(con, query)
             if found.count:

@@ -11,10 +11,9 @@ import pytest
 from chaser_pipeline.chaser.encoding import RawJSON, dumps, encode_payload
 from chaser_pipeline.demo.generator import generate_demo_warehouse
 from chaser_pipeline.models.build import run_models
-from chaser_pipeline.paths import models_dir
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
 from chaser_pipeline.sync.plan import payload_json_sql
-from tests.support.models import land_warehouse
+from tests.support.models import land_warehouse, project
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +30,7 @@ def marts(tmp_path_factory):
         "update landing.customers set company_name = 'Zoë & Søn Ltd — Café' "
         "where customer_id = (select min(customer_id) from landing.customers where company_name <> '')"
     )
-    run_models(con, models_dir())
+    run_models(con, project())
     yield con
     con.close()
 

@@ -8,28 +8,18 @@ from datetime import datetime
 
 import pytest
 
-from chaser_pipeline.demo.generator import generate_demo_warehouse
+from tests.support.engine import DEMO_FIRST_RUN as FIRST_RUN
 from tests.support.engine import EnginePipeline
 
-FIRST_RUN = datetime(2026, 11, 21)
 NEXT_RUN = datetime(2026, 11, 21, 6)
 
 
-@pytest.fixture(scope="module")
-def demo_warehouse(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pending")
-    return generate_demo_warehouse(
-        root / "warehouse.duckdb", invoices=400, customers=60, credit_notes=60, seed=7
-    ).path
-
-
 @pytest.fixture
-def pipeline(tmp_path, demo_warehouse):
-    warehouse = tmp_path / "warehouse.duckdb"
-    warehouse.write_bytes(demo_warehouse.read_bytes())
-    p = EnginePipeline(tmp_path, warehouse)
-    first = p.run(FIRST_RUN)
+def pipeline(tmp_path, demo_first_run):
+    """The demo ledger after its first run (FIRST_RUN), a copy of its own for each test."""
+    done, first = demo_first_run
     assert first.sent > 0 and first.pending.months
+    p = done.clone(tmp_path)
     yield p
     p.close()
 
@@ -141,11 +131,11 @@ def test_an_invoice_moved_to_another_month_leaves_its_old_month_clean(pipeline):
     assert_nothing_pending(p)
 
 
-def test_an_open_invoice_issued_before_the_history_start_reaches_chaser(tmp_path, demo_warehouse):
+def test_an_open_invoice_issued_before_the_history_start_reaches_chaser(tmp_path, demo_ledger):
     """No document is left out by the partitioning: the first month's partition carries every
     open document issued before CHASER_HISTORY_START, and the run says how many there are."""
     warehouse = tmp_path / "warehouse.duckdb"
-    warehouse.write_bytes(demo_warehouse.read_bytes())
+    warehouse.write_bytes(demo_ledger.read_bytes())
     p = EnginePipeline(tmp_path, warehouse)
     try:
         p.ledger(

@@ -11,7 +11,6 @@ import pytest
 
 from chaser_pipeline.chaser.encoding import dumps
 from chaser_pipeline.demo.generator import generate_demo_warehouse
-from chaser_pipeline.paths import models_dir
 from chaser_pipeline.sync.reconcile import reconcile
 from tests.support.engine import EnginePipeline
 
@@ -20,20 +19,27 @@ STATE_ROW = """select object, key, payload_hash, chaser_id, chase_measure from c
     where payload_hash is not null order by object, key"""
 
 
-@pytest.fixture
-def pipeline(tmp_path):
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """A demo ledger and its first run, done once: each test changes a copy of what it left."""
+    root = tmp_path_factory.mktemp("first-run")
     warehouse = generate_demo_warehouse(
-        tmp_path / "warehouse.duckdb", invoices=300, customers=40, credit_notes=40, seed=11
+        root / "warehouse.duckdb", invoices=300, customers=40, credit_notes=40, seed=11
     ).path
-    p = EnginePipeline(tmp_path, warehouse)
-    p.run(FIRST_RUN)
+    p, _ = EnginePipeline.first_run(root, warehouse, FIRST_RUN)
+    return p
+
+
+@pytest.fixture
+def pipeline(tmp_path, first_run):
+    p = first_run.clone(tmp_path)
     yield p
     p.close()
 
 
 def run_reconcile(p: EnginePipeline, *, apply: bool):
     return reconcile(
-        p.state, p.target, p.client, models_dir(), apply=apply, now=datetime(2026, 11, 22)
+        p.state, p.target, p.client, p.project, apply=apply, now=datetime(2026, 11, 22)
     )
 
 

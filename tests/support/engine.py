@@ -4,6 +4,9 @@ emulated Chaser on loopback. What `chaser-pipeline sync` does, in well under a s
 
 from __future__ import annotations
 
+import random
+import shutil
+import socket
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -19,8 +22,6 @@ from chaser_pipeline.ledger.contract import LEDGER_TABLES
 from chaser_pipeline.ledger.extract import ExtractOptions, extract_table
 from chaser_pipeline.ledger.warehouse import Warehouse
 from chaser_pipeline.models.build import build_model, run_models
-from chaser_pipeline.models.project import ModelProject, whole_history_models
-from chaser_pipeline.paths import models_dir
 from chaser_pipeline.settings import parse_warehouse_url
 from chaser_pipeline.sync.engine import check_mass_change, check_target, sync_object
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
@@ -28,10 +29,13 @@ from chaser_pipeline.sync.pending import Pending, compute_pending, sync_range
 from chaser_pipeline.sync.plan import SyncOptions
 from chaser_pipeline.sync.report import SyncReport
 from chaser_pipeline.sync.state import DuckDBState
+from tests.support.models import project, whole_history
 
 API_KEY, API_SECRET = "engine-key", "engine-secret"
 HISTORY_START = date(2023, 1, 1)
 OVERLAP = timedelta(minutes=60)
+# When the shared demo pipeline of the engine tests made its first run (tests/engines/conftest.py)
+DEMO_FIRST_RUN = datetime(2026, 11, 21)
 
 
 @dataclass
@@ -45,6 +49,20 @@ class EngineRun:
     def sent(self) -> int:
         """Rows Chaser confirmed or refused in this run."""
         return sum(sum(r.confirmed.values()) + r.failed for r in self.reports)
+
+
+def quiet_port() -> int:
+    """A free loopback port below Linux's ephemeral range (32768 up), so that neither a client
+    connection nor a server asking for port 0 takes it while a closed pipeline waits to be
+    served again on it (`EnginePipeline.clone`)."""
+    for port in random.sample(range(20_000, 32_000), 50):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port between 20000 and 32000")
 
 
 def _window(first: str, last: str) -> tuple[date, date]:
@@ -63,10 +81,11 @@ class EnginePipeline:
         self.warehouse = warehouse
         self.con = duckdb.connect(str(root / "pipeline.duckdb"))
         self.emulator_state = root / "chaser.sqlite3"
+        self.emulator_options = emulator
         self.handle = run_emulator_in_thread(
             self.emulator_state, api_key=API_KEY, api_secret=API_SECRET, **emulator
         )
-        self.project = ModelProject(models_dir())
+        self.project = project()
         self.state = DuckDBState(self.con, root)
         self.target, _ = check_target(
             self.state, self.handle.url, self.client, run_id="engine-setup", now=datetime.now()
@@ -75,6 +94,28 @@ class EnginePipeline:
     def close(self) -> None:
         self.con.close()
         self.handle.stop()
+
+    @classmethod
+    def first_run(
+        cls, root: Path, warehouse: Path, now: datetime
+    ) -> tuple[EnginePipeline, EngineRun]:
+        """A new pipeline's first run, closed afterwards, ready to `clone` for each test; on a
+        quiet port, as the clones serve Chaser again on the same one."""
+        pipeline = cls(root, warehouse, port=quiet_port())
+        try:
+            return pipeline, pipeline.run(now)
+        finally:
+            pipeline.close()
+
+    def clone(self, root: Path) -> EnginePipeline:
+        """A copy of this closed pipeline in `root` (its warehouse must sit in its own root): the
+        warehouse, the pipeline DuckDB and Chaser's store, served again on the same port, so
+        Chaser is the same target. Copying a few files is far cheaper than a first run again."""
+        shutil.copytree(self.root, root, dirs_exist_ok=True)
+        warehouse = root / self.warehouse.relative_to(self.root)
+        return EnginePipeline(
+            root, warehouse, **{**self.emulator_options, "port": self.handle.port}
+        )
 
     def client(self) -> ChaserClient:
         return ChaserClient(self.handle.url, API_KEY, API_SECRET)
@@ -98,11 +139,11 @@ class EnginePipeline:
         customers, then one range over the pending months."""
         options = options or SyncOptions()
         self.extract(now)
-        run_models(self.con, models_dir(), only=whole_history_models(models_dir()))
+        run_models(self.con, self.project, only=whole_history())
         pending = compute_pending(
             self.state,
             self.target,
-            models_dir(),
+            self.project,
             history_start=HISTORY_START,
             now=now,
             options=options,

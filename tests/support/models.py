@@ -3,7 +3,8 @@
 `landed_ledger(path, rows)` creates the `landing` schema in a DuckDB file, shaped as the extract
 lands it (every contract column, optional ones included, `contacts` and `deleted_keys` always), and
 inserts the given rows; `holding(...)` rows go to `chaser_sync.holdings` (what Chaser holds).
-`build_models(con, models_dir, params)` runs every model through
+`build_models(con, models, params)` runs every model (a folder, or the session's loaded
+`project()`) through
 `chaser_pipeline.models.build.run_models`. The row builders (`customer`, `invoice`, ...) fill in a
 valid default for every column a test does not name.
 
@@ -13,6 +14,7 @@ built database against it, and the `build` fixture lands and builds a ledger in 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -24,6 +26,7 @@ import pytest
 
 from chaser_pipeline.models.build import run_models
 from chaser_pipeline.models.inputs import HOLDINGS_COLUMNS, landing_columns
+from chaser_pipeline.models.project import ModelProject, whole_history_models
 from chaser_pipeline.paths import models_dir
 
 # The landed shape the extract writes (design.md): every contract column, optional ones included,
@@ -32,6 +35,20 @@ LANDING_COLUMNS: dict[str, dict[str, str]] = {
     name: dict(columns) for name, columns in landing_columns().items()
 }
 HOLDINGS_DDL = ", ".join(f"{name} {kind}" for name, kind in HOLDINGS_COLUMNS)
+
+
+@functools.cache
+def project() -> ModelProject:
+    """The package's own models, loaded (every SQL file parsed) once per test session: tests only
+    read the project, and parsing it again for each build would cost more than the build."""
+    return ModelProject(models_dir())
+
+
+@functools.cache
+def whole_history() -> tuple[str, ...]:
+    """Names of the package's models built over the whole history, read once per session."""
+    return tuple(whole_history_models(models_dir()))
+
 
 UPDATED = datetime(2024, 6, 1, 9, 0, 0)
 
@@ -232,7 +249,7 @@ def land_warehouse(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
 
 def build_models(
     con: duckdb.DuckDBPyConnection,
-    models_dir: Path,
+    models_dir: Path | ModelProject,
     params: dict[str, Any] | None = None,
     default_country: str = "GB",
 ) -> None:
@@ -313,7 +330,7 @@ def build(tmp_path: Path):
     def _build(ledger: list[dict[str, Any]], **params: Any) -> duckdb.DuckDBPyConnection:
         con = landed_ledger(tmp_path / f"pipeline_{len(connections)}.duckdb", ledger)
         connections.append(con)
-        build_models(con, models_dir(), params)
+        build_models(con, project(), params)
         return con
 
     yield _build
