@@ -17,11 +17,16 @@ from typing import Any
 
 import dagster as dg
 
-from chaser_pipeline.emulator import EmulatorStore, run_emulator_in_thread
+from chaser_pipeline.emulator import EmulatorStore, RateLimitConfig, run_emulator_in_thread
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
 from tests.support.pipeline import API_KEY, API_SECRET, Pipeline
 
 OBJECTS = tuple(CHASER_OBJECTS)
+# The trials' ledger: 10 customers, 60 invoices, 10 credit notes (a sync makes about 15 requests).
+LEDGER = {"invoices": 60, "customers": 10, "credit_notes": 10, "seed": 7}
+NO_LIMIT = RateLimitConfig(requests_per_minute=None)
+# No pacing against a local emulator; a request unanswered for 5 s counts as unanswered.
+FAST = {"CHASER_API_REQUESTS_PER_MINUTE": "0", "CHASER_API_REQUEST_TIMEOUT": "5"}
 SYNC_COMMAND = [sys.executable, "-m", "chaser_pipeline.cli", "sync"]
 
 

@@ -15,16 +15,17 @@ from dataclasses import dataclass
 
 import pytest
 
-from chaser_pipeline.emulator import EmulatorStore, FaultConfig, RateLimitConfig
+from chaser_pipeline.emulator import EmulatorStore, FaultConfig
 from chaser_pipeline.sync.sender import MAX_UNRECORDED_BATCHES
 from tests.support.pipeline import make_pipeline
 from tests.support.trials import (
+    FAST,
+    LEDGER,
+    NO_LIMIT,
     DagsterProgress,
     Traffic,
     assert_exact,
-    holdings,
     kill_group,
-    record_counts,
     resent_writes,
     run_sync_cli,
     start_sync,
@@ -34,9 +35,6 @@ from tests.support.trials import (
 
 pytestmark = pytest.mark.slow
 
-LEDGER = {"invoices": 60, "customers": 10, "credit_notes": 10, "seed": 11}
-NO_LIMIT = RateLimitConfig(requests_per_minute=None)
-FAST = {"CHASER_API_REQUESTS_PER_MINUTE": "0", "CHASER_API_REQUEST_TIMEOUT": "5"}
 # Each answer takes a little while, so the kill lands while the step is still sending.
 LATENCY = FaultConfig(latency_ms=100)
 
@@ -67,23 +65,9 @@ KILL_POINTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def clean_sync(tmp_path_factory):
-    """What one clean `chaser-pipeline sync` of LEDGER leaves in Chaser, and its writes."""
-    root = tmp_path_factory.mktemp("clean")
-    pipeline = make_pipeline(root, env=FAST, rate_limit=NO_LIMIT, **LEDGER)
-    try:
-        done = run_sync_cli(sync_env(pipeline, root / "dagster_home", **FAST))
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        state = pipeline.emulator_state
-        return holdings(state), record_counts(state), Traffic.read(state)
-    finally:
-        pipeline.handle.stop()  # type: ignore[attr-defined]
-
-
 @pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_a_sync_killed_then_run_again_leaves_chaser_exact(tmp_path, clean_sync, point):
-    golden, golden_counts, clean_traffic = clean_sync
+def test_a_sync_killed_then_run_again_leaves_chaser_exact(tmp_path, clean_cli_sync, point):
+    golden, golden_counts, clean_traffic = clean_cli_sync
     pipeline = make_pipeline(tmp_path, env=FAST, rate_limit=NO_LIMIT, faults=LATENCY, **LEDGER)
     home = tmp_path / "dagster_home"
     env = sync_env(pipeline, home, **FAST)
