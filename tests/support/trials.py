@@ -4,8 +4,10 @@ sync` subprocess on a pipeline; polling with a deadline."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -184,27 +186,28 @@ def run_sync_cli(env: dict[str, str], timeout: float = 300) -> subprocess.Comple
 
 class DagsterProgress:
     """The steps that runs in a DAGSTER_HOME have started, read from its event log while another
-    process (a `chaser-pipeline sync`) writes there."""
+    process (a `chaser-pipeline sync`) writes there.
+
+    The SQLite files are read read-only and directly: opening a `DagsterInstance` on a home that
+    another process is still creating races it to create the tables, and can crash it."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        self._instance: dg.DagsterInstance | None = None
 
     def started(self) -> set[str]:
-        if self._instance is None:
-            if not (self.home / "history" / "runs.db").exists():
-                return set()  # the sync has not created its instance yet
-            from dagster._core.instance.ref import InstanceRef
-
-            self._instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(self.home)))
-        steps = set()
-        for run in self._instance.get_runs():
-            for entry in self._instance.all_logs(
-                run.run_id, of_type=dg.DagsterEventType.STEP_START
-            ):
-                steps.add(entry.step_key)
+        steps: set[str] = set()
+        for path in (self.home / "history" / "runs").glob("*.db"):
+            try:
+                with contextlib.closing(
+                    sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
+                ) as con:
+                    rows = con.execute(
+                        "select step_key from event_logs where dagster_event_type = 'STEP_START'"
+                    ).fetchall()
+            except sqlite3.Error:
+                continue  # not created yet, or being written: look again at the next poll
+            steps.update(step for (step,) in rows if step)
         return steps
 
     def close(self) -> None:
-        if self._instance is not None:
-            self._instance.dispose()
+        """Nothing held between polls."""
