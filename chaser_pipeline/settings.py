@@ -30,6 +30,7 @@ DEFAULT_DATA_LAG_CRON = "30 * * * *"
 DEFAULT_DRIFT_CRON = "15 4 * * *"
 DEFAULT_REQUESTS_PER_MINUTE = 200  # Chaser's documented budget after an organisation's first day
 DEFAULT_MAX_IN_FLIGHT = 4
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 30.0  # one attempt, answer included; 3 unanswered end the run
 DEFAULT_FRESHNESS_WARN_HOURS = 13.0
 DEFAULT_FRESHNESS_FAIL_HOURS = 26.0
 
@@ -140,6 +141,7 @@ class Settings:
     state_url: Secret | None = None  # None: the sync state lives in the pipeline's DuckDB
     requests_per_minute: int | None = DEFAULT_REQUESTS_PER_MINUTE  # None: no pacing
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
 
     @property
     def uses_emulator(self) -> bool:
@@ -262,8 +264,8 @@ def _state_url(variables: _Variables) -> Secret | None:
 
 
 def _budget(variables: _Variables) -> dict[str, Any]:
-    """CHASER_API_REQUESTS_PER_MINUTE (0: no pacing, for a local emulator) and
-    CHASER_API_MAX_IN_FLIGHT."""
+    """CHASER_API_REQUESTS_PER_MINUTE (0: no pacing, for a local emulator),
+    CHASER_API_MAX_IN_FLIGHT and CHASER_API_REQUEST_TIMEOUT (seconds one attempt may wait)."""
     values: dict[str, Any] = {}
     for name, field, default, low, high in (
         (
@@ -284,6 +286,19 @@ def _budget(variables: _Variables) -> dict[str, Any]:
             raise ConfigError(f"{name} must be between {low} and {high} (got {value})")
         values[field] = value
     values["requests_per_minute"] = values["requests_per_minute"] or None
+    raw = variables.get("CHASER_API_REQUEST_TIMEOUT")
+    if raw is not None:
+        try:
+            timeout = float(raw)
+        except ValueError:
+            raise ConfigError(
+                f"CHASER_API_REQUEST_TIMEOUT must be a number of seconds (got {raw!r})"
+            ) from None
+        if not 0.05 <= timeout <= 600:
+            raise ConfigError(
+                f"CHASER_API_REQUEST_TIMEOUT must be between 0.05 and 600 seconds (got {raw!r})"
+            )
+        values["request_timeout"] = timeout
     return values
 
 

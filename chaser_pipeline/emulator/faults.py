@@ -25,6 +25,7 @@ class FaultConfig:
     rate_429: float = 0.0  # share of requests answered 429
     retry_after: float | None = None  # Retry-After seconds on those 429s (None: no header)
     rate_5xx: float = 0.0  # share of requests answered 500 or 503
+    server_error_status: int | None = None  # the status of those (None: 500 or 503 at random)
     rate_drop: float = 0.0  # share of successful writes whose connection drops after commit
     first_attempt_only: bool = False  # each distinct request suffers at most one random fault
     silent_after: int | None = None  # then every request is accepted and never answered
@@ -39,6 +40,8 @@ class FaultConfig:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
         if self.latency_ms < 0 or (self.retry_after is not None and self.retry_after < 0):
             raise ValueError("latency_ms and retry_after cannot be negative")
+        if self.server_error_status is not None and not 500 <= self.server_error_status <= 599:
+            raise ValueError(f"server_error_status must be a 5xx, got {self.server_error_status}")
         for name in ("silent_after", "outage_after", "forbidden_after"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -123,7 +126,7 @@ class FaultInjector:
             )
         if config.rate_5xx and self._random.random() < config.rate_5xx:
             self._mark(signature)
-            status = self._random.choice((500, 503))
+            status = config.server_error_status or self._random.choice((500, 503))
             return Fault(
                 "5xx", status, rules.INTERNAL_ERROR, None, f"injected server error {status}"
             )

@@ -305,6 +305,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--rate-5xx", type=float, default=0.0, help="share of requests answered 500/503"
     )
     faults.add_argument(
+        "--server-error-status",
+        type=int,
+        default=None,
+        metavar="STATUS",
+        help="the status of injected server errors (default: 500 or 503 at random)",
+    )
+    faults.add_argument(
         "--rate-drop",
         type=float,
         default=0.0,
@@ -347,6 +354,7 @@ def faults_from_args(args: argparse.Namespace) -> FaultConfig:
         rate_429=args.rate_429,
         retry_after=args.retry_after,
         rate_5xx=args.rate_5xx,
+        server_error_status=args.server_error_status,
         rate_drop=args.rate_drop,
         first_attempt_only=args.first_attempt_only,
         silent_after=args.silent_after,

@@ -621,6 +621,20 @@ def test_a_refused_bulk_request_may_name_no_entry(tmp_path):
     assert "errors" not in body and "currency_code" in body["message"]
 
 
+def test_injected_server_errors_can_be_one_status(tmp_path):
+    faults = FaultConfig(rate_5xx=1.0, server_error_status=503)
+    with (
+        running_emulator(tmp_path, faults) as emulator,
+        httpx.Client(base_url=emulator.url, auth=(API_KEY, API_SECRET)) as http,
+    ):
+        statuses = {http.get("/v1/organisation").status_code for _ in range(8)}
+    assert statuses == {503}
+    with pytest.raises(ValueError, match="server_error_status"):
+        FaultConfig(server_error_status=404)
+    args = build_parser().parse_args(["--rate-5xx", "1", "--server-error-status", "500"])
+    assert faults_from_args(args) == FaultConfig(rate_5xx=1.0, server_error_status=500)
+
+
 # ---- mid-run faults --------------------------------------------------------------------------
 
 

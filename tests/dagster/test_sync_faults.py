@@ -3,12 +3,6 @@ Chaser complete with no duplicate or lost write; Chaser's rejection rate is a bl
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import dagster as dg
 import pytest
 
@@ -16,47 +10,23 @@ from chaser_pipeline.emulator import EmulatorStore, FaultConfig, run_emulator_in
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
 from tests.support.marts import mart_db
 from tests.support.pipeline import API_KEY, API_SECRET, make_pipeline
+from tests.support.trials import kill_group, run_sync_cli, start_sync, sync_env, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)  # polling with a deadline, not waiting for a fixed time
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_run_killed_mid_sync_and_rerun_leaves_chaser_complete(tmp_path):
     # Slow Chaser down so the kill lands while invoices are being sent.
     pipeline = make_pipeline(tmp_path, invoices=1500, faults=FaultConfig(latency_ms=40))
-    env = {
-        **os.environ,
-        "CHASER_WAREHOUSE_URL": f"duckdb:///{pipeline.warehouse}",
-        "CHASER_DUCKDB_PATH": str(pipeline.duckdb_path),
-        "CHASER_API_URL": pipeline.url,
-        "CHASER_API_KEY": API_KEY,
-        "CHASER_API_SECRET": API_SECRET,
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-    }
-    command = [sys.executable, "-m", "chaser_pipeline.cli", "sync"]
-    process = subprocess.Popen(
-        command,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    env = sync_env(pipeline, tmp_path / "dagster_home")
+    process = start_sync(env)
     store = EmulatorStore(pipeline.emulator_state)
     try:
-        _wait_for(lambda: store.write_request_count("invoices") >= 3, 120, "invoice writes")
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+        wait_for(lambda: store.write_request_count("invoices") >= 3, 120, "invoice writes")
+        kill_group(process)
         partial = store.count("invoices")
         assert partial > 0
-        rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        rerun = run_sync_cli(env)
         assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
         expected = pipeline.expected("invoices")
         held = pipeline.chaser("invoices")
@@ -67,8 +37,7 @@ def test_a_run_killed_mid_sync_and_rerun_leaves_chaser_complete(tmp_path):
         assert rewritten <= 8 * 100
     finally:
         store.close()
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+        kill_group(process)
         pipeline.handle.stop()
 
 

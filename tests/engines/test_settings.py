@@ -33,6 +33,12 @@ from chaser_pipeline.settings import (
         pytest.param(
             {"CHASER_HISTORY_START": "2023-13"}, "CHASER_HISTORY_START", id="history-start"
         ),
+        pytest.param(
+            {"CHASER_API_REQUEST_TIMEOUT": "soon"}, "CHASER_API_REQUEST_TIMEOUT", id="timeout"
+        ),
+        pytest.param(
+            {"CHASER_API_REQUEST_TIMEOUT": "0"}, "CHASER_API_REQUEST_TIMEOUT", id="timeout-zero"
+        ),
     ],
 )
 def test_bad_configuration_names_the_variable(env, variable):
@@ -45,6 +51,17 @@ def test_defaults_use_the_emulator_and_the_data_folder(tmp_path):
     assert settings.uses_emulator and settings.api_url is None
     assert settings.warehouse is None
     assert (settings.default_country, settings.history_start) == ("GB", "2023-01")
+    assert settings.request_timeout == 30.0
+
+
+def test_the_request_timeout_reaches_the_chaser_resource(tmp_path):
+    from chaser_pipeline.defs.chaser_sync.resources import chaser_resource
+
+    settings = load_settings(
+        {"CHASER_DUCKDB_PATH": str(tmp_path / "p"), "CHASER_API_REQUEST_TIMEOUT": "1.5"}
+    )
+    resource = chaser_resource(settings)
+    assert resource.target().options.request_timeout == 1.5
 
 
 def test_a_key_defaults_the_url_to_chaser_and_keeps_the_secret_hidden(tmp_path):

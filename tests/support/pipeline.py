@@ -91,9 +91,24 @@ class Pipeline:
         }
 
 
-def make_pipeline(root: Path, *, invoices: int = 400, seed: int = 7, **emulator: Any) -> Pipeline:
+def make_pipeline(
+    root: Path,
+    *,
+    invoices: int = 400,
+    customers: int = 60,
+    credit_notes: int = 60,
+    seed: int = 7,
+    env: dict[str, str] | None = None,
+    **emulator: Any,
+) -> Pipeline:
+    """A demo warehouse of that size, an emulator (options: `emulator`) and the environment a run
+    reads (plus `env`, e.g. budget or timeout variables), the code location loaded from it."""
     warehouse = generate_demo_warehouse(
-        root / "warehouse.duckdb", invoices=invoices, customers=60, credit_notes=60, seed=seed
+        root / "warehouse.duckdb",
+        invoices=invoices,
+        customers=customers,
+        credit_notes=credit_notes,
+        seed=seed,
     ).path
     state = root / "chaser.sqlite3"
     handle = run_emulator_in_thread(state, api_key=API_KEY, api_secret=API_SECRET, **emulator)
@@ -107,6 +122,7 @@ def make_pipeline(root: Path, *, invoices: int = 400, seed: int = 7, **emulator:
             "CHASER_API_URL": handle.url,
             "CHASER_API_KEY": API_KEY,
             "CHASER_API_SECRET": API_SECRET,
+            **(env or {}),
         }
     )
     pipeline = Pipeline(

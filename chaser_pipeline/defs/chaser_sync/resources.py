@@ -14,6 +14,7 @@ from chaser_pipeline.chaser.client import display_url
 from chaser_pipeline.chaser.target import BuiltinEmulator, ChaserApi, ChaserTarget, ClientOptions
 from chaser_pipeline.settings import (
     DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_REQUEST_TIMEOUT_SECONDS,
     DEFAULT_REQUESTS_PER_MINUTE,
     Secret,
     Settings,
@@ -33,6 +34,9 @@ class ChaserResource(dg.ConfigurableResource, ABC):
     initial_load_in_flight: int = 16
     """Requests in flight during an initial load (the organisation's first-24-hours waiver)."""
     max_retries: int = 6
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    """Seconds one attempt may wait for Chaser's answer (CHASER_API_REQUEST_TIMEOUT); three
+    unanswered attempts of one request fail the step with "Chaser stopped answering"."""
 
     @abstractmethod
     def target(self, *, initial_load: bool = False) -> ChaserTarget:
@@ -47,6 +51,7 @@ class ChaserResource(dg.ConfigurableResource, ABC):
             max_in_flight=self.max_in_flight,
             requests_per_minute=self.requests_per_minute or None,
             max_retries=self.max_retries,
+            request_timeout=self.request_timeout,
             initial_load=initial_load,
             initial_load_in_flight=self.initial_load_in_flight,
         )
@@ -106,6 +111,7 @@ def chaser_resource(settings: Settings) -> ChaserResource:
     budget = {
         "requests_per_minute": settings.requests_per_minute or 0,
         "max_in_flight": settings.max_in_flight,
+        "request_timeout": settings.request_timeout,
     }
     if settings.uses_emulator:
         # The emulator's "Chaser" lives beside the sync state that describes it.
