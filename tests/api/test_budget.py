@@ -16,6 +16,7 @@ from chaser_pipeline.chaser import (
     describe_forecast,
     forecast_seconds,
 )
+from chaser_pipeline.chaser.budget import FORECAST_READS_NOTE
 from chaser_pipeline.emulator import EmulatorStore, FaultConfig, RateLimitConfig
 from tests.support.emulator import API_KEY, API_SECRET, client_for, customer, run, running_emulator
 
@@ -30,23 +31,34 @@ LIMIT = 6
 @pytest.mark.parametrize(
     ("requests", "per_minute", "text"),
     [
-        pytest.param(412, 200, "412 requests, about 2 min 4 s at 200 a minute", id="issue example"),
-        pytest.param(0, 200, "0 requests, no time at 200 a minute", id="nothing to send"),
-        pytest.param(1, 200, "1 request, under a second at 200 a minute", id="one"),
-        pytest.param(100, 200, "100 requests, about 30 s at 200 a minute", id="seconds"),
-        pytest.param(400, 200, "400 requests, about 2 min at 200 a minute", id="whole minutes"),
-        pytest.param(13_000, 200, "13000 requests, about 1 h 5 min at 200 a minute", id="hours"),
-        pytest.param(412, None, "412 requests, not paced", id="no budget"),
+        pytest.param(
+            412, 200, "412 write requests, about 2 min 4 s at 200 a minute", id="issue example"
+        ),
+        pytest.param(0, 200, "0 write requests, no time at 200 a minute", id="nothing to send"),
+        pytest.param(1, 200, "1 write request, under a second at 200 a minute", id="one"),
+        pytest.param(100, 200, "100 write requests, about 30 s at 200 a minute", id="seconds"),
+        pytest.param(
+            400, 200, "400 write requests, about 2 min at 200 a minute", id="whole minutes"
+        ),
+        pytest.param(
+            13_000, 200, "13000 write requests, about 1 h 5 min at 200 a minute", id="hours"
+        ),
+        pytest.param(412, None, "412 write requests, not paced", id="no budget"),
     ],
 )
 def test_forecast_in_words(requests, per_minute, text):
-    assert describe_forecast(requests, per_minute) == text
+    """A forecast counts write requests and says that reads are left out."""
+    assert describe_forecast(requests, per_minute) == f"{text}; {FORECAST_READS_NOTE}"
 
 
 def test_forecast_seconds_and_the_budgets_own_forecast():
     assert forecast_seconds(412) == pytest.approx(123.6)
     assert forecast_seconds(30, 30) == 60
-    assert RequestBudget(30).forecast(45) == "45 requests, about 1 min 30 s at 30 a minute"
+    assert (
+        RequestBudget(30)
+        .forecast(45)
+        .startswith("45 write requests, about 1 min 30 s at 30 a minute; reads not counted")
+    )
 
 
 async def take(budget: RequestBudget, count: int, **options) -> list[float]:
