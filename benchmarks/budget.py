@@ -7,7 +7,7 @@ What it does, in one process plus an emulator subprocess (its own SQLite state f
    `--new-organisation` (Chaser's documented limit, waived), the engine with the budget of
    `--initial-load` (`RequestBudget(200, initial_load=True)`, 16 in flight). Every object, in the
    pipeline's order: customers, contact persons, invoices, credit notes, overpayments.
-3. Changes in the warehouse: 1% of the invoices (half paid in full, half re-dated), some
+3. Per day (`--days`, default 2), changes in the warehouse: 1% of the invoices (half paid in full, half re-dated), some
    customers renamed, the contacts of some customers changed (a quarter of them archived), 1% of
    the credit notes renumbered; then landing and models again.
 4. The first day is over: the emulator restarts on the same state with `--waiver-hours 0`, so it
@@ -22,7 +22,8 @@ Asserts (never time except the budget's own promise): write requests = ceil(rows
 object (contact persons: one per customer with changes), rows sent = rows changed, the forecast =
 the write requests made, zero 429s, wall time within 20 s of requests / 200 minutes.
 
-    ./.venv/bin/python -m benchmarks.budget [--scale 333.34] [--requests-per-minute 200] [--keep DIR]
+    ./.venv/bin/python -m benchmarks.budget [--scale 333.34] [--days 2] [--requests-per-minute 200]
+        [--without-contact-persons] [--keep DIR]
 """
 
 from __future__ import annotations
