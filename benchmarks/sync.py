@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import functools
 import math
+import os
 import resource
 import secrets
 import socket
@@ -39,7 +40,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +59,7 @@ from chaser_pipeline.chaser.client import ChaserClient
 from chaser_pipeline.chaser.encoding import dumps, encode_payload
 from chaser_pipeline.db import WHOLE_HISTORY
 from chaser_pipeline.demo.generator import generate_demo_warehouse
+from chaser_pipeline.emulator.server import API_SECRET_VARIABLE
 from chaser_pipeline.emulator.store import EmulatorStore
 from chaser_pipeline.ledger.contract import LEDGER_TABLES
 from chaser_pipeline.models.build import build_model
@@ -211,7 +213,15 @@ class Timers:
 class EmulatorProcess:
     """`python -m chaser_pipeline.emulator` in its own process, on a free loopback port."""
 
-    def __init__(self, state: Path, secret: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        state: Path,
+        secret: str,
+        log_path: Path,
+        limit_args: Sequence[str] = ("--requests-per-minute", "0"),
+    ) -> None:
+        """`limit_args`: the emulator's request-limit options; by default no limit (the
+        benchmark measures the engine, not the budget)."""
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
@@ -229,12 +239,12 @@ class EmulatorProcess:
                 str(state),
                 "--api-key",
                 API_KEY,
-                f"--api-secret={secret}",  # `=`: a token may start with "-"
-                "--requests-per-minute",
-                "0",  # no request limit: the benchmark measures the engine, not the budget
+                *limit_args,
                 "--log-level",
                 "warning",
             ],
+            # the secret through the environment: a command line shows in `ps`
+            env={**os.environ, API_SECRET_VARIABLE: secret},
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -283,7 +293,7 @@ def land(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
     con.execute("detach wh")
 
 
-def build_models(con: duckdb.DuckDBPyConnection) -> None:
+def build_models(con: duckdb.DuckDBPyConnection, *, quiet: bool = False) -> None:
     project = ModelProject(models_dir())
     register_field_rules(con, DEFAULT_COUNTRY)
     for model in project.models.values():
@@ -296,7 +306,8 @@ def build_models(con: duckdb.DuckDBPyConnection) -> None:
                 print("  (continuing: the sync does not need chaser_rejections to send)")
                 continue
             raise
-        print(f"  {model.name:26s} {build.row_count:>11,d} rows {build.seconds:>7.2f} s")
+        if not quiet:
+            print(f"  {model.name:26s} {build.row_count:>11,d} rows {build.seconds:>7.2f} s")
 
 
 def bare_bodies(

@@ -106,7 +106,8 @@ class RequestBudget:
             return [*self._answered, *([now] * self._in_flight)]
 
     def forecast(self, requests: int) -> str:
-        """How long `requests` take at this budget, as a sentence for a dry run or metadata."""
+        """How long `requests` write requests take at this budget, as a sentence for a dry run
+        or metadata."""
         return describe_forecast(requests, self.requests_per_minute, self.window_seconds)
 
     async def acquire(self, *, deadline: float | None = None) -> float:
@@ -224,19 +225,24 @@ def forecast_seconds(
     return requests * window_seconds / requests_per_minute
 
 
+# What a forecast leaves out: the sync checks its organisation once per run.
+FORECAST_READS_NOTE = "reads not counted (one GET /v1/organisation a run)"
+
+
 def describe_forecast(
     requests: int,
     requests_per_minute: int | None = DEFAULT_REQUESTS_PER_MINUTE,
     window_seconds: float = WINDOW_SECONDS,
 ) -> str:
-    """E.g. "412 requests, about 2 min 4 s at 200 a minute"."""
-    noun = "request" if requests == 1 else "requests"
+    """`requests` write requests in words, e.g. "412 write requests, about 2 min 4 s at 200 a
+    minute; reads not counted (one GET /v1/organisation a run)"."""
+    noun = "write request" if requests == 1 else "write requests"
     if requests_per_minute is None:
-        return f"{requests} {noun}, not paced"
+        return f"{requests} {noun}, not paced; {FORECAST_READS_NOTE}"
     seconds = forecast_seconds(requests, requests_per_minute, window_seconds)
     return (
         f"{requests} {noun}, {_duration_text(seconds)} at "
-        f"{_rate_text(requests_per_minute, window_seconds)}"
+        f"{_rate_text(requests_per_minute, window_seconds)}; {FORECAST_READS_NOTE}"
     )
 
 

@@ -212,6 +212,8 @@ class _Runner:
             self.echo(f"  months with ledger changes: {len(months)} ({months[0]} .. {months[-1]})")
         else:
             self.echo("  months with ledger changes: none")
+        if forecast := pending.metadata.get("forecast"):
+            self.echo(f"  sending what is pending takes {getattr(forecast, 'value', forecast)}")
         return True
 
     def monthly(self) -> None:

@@ -76,24 +76,35 @@ def planned_batches(
 def _batch_query(chaser_object: ChaserObject, columns: list[str]) -> str:
     """The rows to send with their request number (`sync_batch`), in sending order: stop-chasing
     changes first, then new rows, then the rest (sync_priority), so a run cut short leaves the
-    least harmful remainder; a routed object's requests hold one parent's rows each."""
+    least harmful remainder.
+
+    Requests are full across priorities: ceil(rows / 100) of them for the object, or per parent
+    for a routed one (a customer's contact persons go in one request, its archived ones first),
+    as `plan.planned_requests` forecasts; a request is sent with the most urgent of its rows."""
     route = f'"{chaser_object.route_column}"' if chaser_object.route_column else "null"
-    return f"""
-        with rows as (
-            select "{chaser_object.key}" as sync_key, sync_payload_hash, sync_action,
-                sync_first_send, sync_chase_measure, sync_priority, {route} as sync_route,
-                {payload_json_sql(columns)} as sync_payload
-            from sync_plan where sync_action in ('create', 'update')
-        ),
-        numbered as (
-            select *, (row_number() over (
-                partition by sync_priority, sync_route order by sync_key) - 1) // {BULK_LIMIT}
+    rows = f"""
+        select "{chaser_object.key}" as sync_key, sync_payload_hash, sync_action,
+            sync_first_send, sync_chase_measure, sync_priority, {route} as sync_route,
+            {payload_json_sql(columns)} as sync_payload,
+            (row_number() over (
+                partition by sync_route order by sync_priority, sync_key) - 1) // {BULK_LIMIT}
                 as sync_part
-            from rows
+        from sync_plan where sync_action in ('create', 'update')"""
+    if not chaser_object.route_column:
+        # one sequence of requests: the n-th holds the n-th hundred rows in sending order
+        return f"""select *, sync_part + 1 as sync_batch from ({rows})
+            order by sync_batch, sync_priority, sync_key"""
+    return f"""
+        with numbered as ({rows}),
+        requests as (
+            select *, min(sync_priority) over (partition by sync_route, sync_part)
+                as sync_request_priority
+            from numbered
         )
-        select *, dense_rank() over (order by sync_priority, sync_route, sync_part) as sync_batch
-        from numbered
-        order by sync_batch"""
+        select * exclude (sync_request_priority), dense_rank() over (
+            order by sync_request_priority, sync_route, sync_part) as sync_batch
+        from requests
+        order by sync_batch, sync_priority, sync_key"""
 
 
 def _chunk(

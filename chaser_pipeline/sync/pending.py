@@ -27,8 +27,13 @@ import duckdb
 from chaser_pipeline.db import WHOLE_HISTORY
 from chaser_pipeline.models.build import model_query
 from chaser_pipeline.models.project import Model, ModelProject, as_project
-from chaser_pipeline.sync.objects import CHASER_OBJECTS, CUSTOMERS, ChaserObject
-from chaser_pipeline.sync.plan import SyncOptions, build_plan, planned_requests
+from chaser_pipeline.sync.objects import CHASER_OBJECTS, ChaserObject
+from chaser_pipeline.sync.plan import (
+    SyncOptions,
+    build_plan,
+    customer_lands_sql,
+    planned_requests,
+)
 from chaser_pipeline.sync.state import SyncState, Target
 
 # The newest ledger change behind each document (its own row, its payments and allocations, and
@@ -91,11 +96,16 @@ class Pending:
     # per Chaser object: the whole-history plan's rows by action, and rows Chaser confirmed
     planned: dict[str, Counter[str]] = field(default_factory=dict)
     previously_synced: dict[str, int] = field(default_factory=dict)
-    # bulk requests sending everything pending takes (100 rows each)
-    requests: int = 0
+    # per Chaser object: the write (bulk) requests sending everything pending takes
+    requests_by_object: dict[str, int] = field(default_factory=dict)
     # documents issued before the history start that Chaser does not hold as the ledger says:
     # the first month's partition carries them
     before_history_start: int = 0
+
+    @property
+    def requests(self) -> int:
+        """Write requests the sync of everything pending makes, every object together."""
+        return sum(self.requests_by_object.values())
 
     @property
     def total(self) -> int:
@@ -120,6 +130,7 @@ class Pending:
             "oldest_pending_change": str(self.oldest_change or ""),
             "documents_before_history_start": self.before_history_start,
             "planned_requests": self.requests,
+            "planned_requests_by_object": dict(self.requests_by_object),
         }
 
 
@@ -206,7 +217,7 @@ def _collect(
         "select count(*) from sync_plan where sync_confirmed_hash is not null"
     ).fetchall()
     pending.planned[name], pending.previously_synced[name] = planned, synced
-    pending.requests += planned_requests(con, chaser_object)
+    pending.requests_by_object[name] = planned_requests(con, chaser_object, customers_landing=True)
     month = "substr(p.date, 1, 7) || '-01'" if chaser_object.partitioned else "null"
     con.execute(
         f"""insert into pending_documents
@@ -214,7 +225,7 @@ def _collect(
         from sync_plan as p
         left join ({CHANGED_AT_SQL[name]}) as c on c.key = p.{key}
         where p.sync_action in ('create', 'update') or (
-            p.sync_action = 'held_back' and {_customer_can_land(chaser_object)})""",
+            p.sync_action = 'held_back' and {customer_lands_sql(chaser_object)})""",
         {"object": name},
     )
     if chaser_object.partitioned and not _exists(con, chaser_object.mart):
@@ -238,17 +249,6 @@ def _collect(
             where w.{key} is null or substr(w.date, 1, 7) <> substr(m.date, 1, 7)""",
             {"object": name},
         )
-
-
-def _customer_can_land(chaser_object: ChaserObject) -> str:
-    """SQL over a planned row `p` waiting for its customer: the customer is one the models send,
-    so it lands in this sync and the row follows. A row whose customer the models hold back waits
-    for the ledger to fix it: chaser_rejections reports both, and no month is rebuilt for it."""
-    if not chaser_object.customer_column:
-        return "false"
-    return f"""exists (
-        select 1 from {CUSTOMERS.mart} as c
-        where c.{CUSTOMERS.key} = p.{chaser_object.customer_column})"""
 
 
 # Ledger changes Chaser has not received that no sync can send until the ledger is fixed: a

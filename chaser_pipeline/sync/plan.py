@@ -76,9 +76,8 @@ def build_plan(
                 s.chaser_id as sync_chaser_id,
                 -- Chaser has never answered for it, and no run has started to send it
                 s.key is null and a.key is null as sync_first_send,
+                -- what to do with the row once its customer is in Chaser
                 case
-                    -- a document waits for its customer to be accepted by Chaser first
-                    when {customer_pending} then 'held_back'
                     -- once sent (or sending was attempted: a killed run may have delivered
                     -- it), every later change is sent; never sent and not worth it: skip
                     when sync_first_send and ({skip}) then 'skipped'
@@ -87,7 +86,10 @@ def build_plan(
                     when s.last_status = 'failed' or s.payload_hash <> m.sync_payload_hash
                         then 'update'
                     else 'unchanged'
-                end as sync_action,
+                end as sync_ready_action,
+                -- a document waits for its customer to be accepted by Chaser first
+                case when {customer_pending} then 'held_back' else sync_ready_action end
+                    as sync_action,
                 s.chase_measure as sync_confirmed_measure
             from scoped as m
             left join {STATE_TABLE} as s
@@ -167,12 +169,38 @@ def payload_columns(con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject)
     return [c for c in mart_columns(con, chaser_object) if c != chaser_object.route_column]
 
 
-def planned_requests(con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject) -> int:
-    """Bulk requests the plan needs: 100 rows each (per parent for routed objects)."""
-    group = f'"{chaser_object.route_column}"' if chaser_object.route_column else "1"
+def customer_lands_sql(chaser_object: ChaserObject, row: str = "p") -> str:
+    """SQL over a planned row `row` waiting for its customer: the customer is one the models
+    send, so it lands in this sync (unless Chaser refuses it) and the row follows. A row whose
+    customer the models hold back waits for the ledger to fix it."""
+    if not chaser_object.customer_column:
+        return "false"
+    return f"""exists (
+        select 1 from {CUSTOMERS.mart} as c
+        where c.{CUSTOMERS.key} = {row}.{chaser_object.customer_column})"""
+
+
+def planned_requests(
+    con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject, *, customers_landing: bool = False
+) -> int:
+    """Write (bulk) requests sending the plan takes: ceil(rows / 100) for the object, or per
+    parent for a routed one (contact persons: one request per customer with changes), exactly
+    as `batches` cuts them. Reads (one GET /v1/organisation per run) are not counted, nor
+    retries.
+
+    With `customers_landing`, rows held back only because their customer is not in Chaser yet
+    count too when the customer is one this sync sends (a first load: every document waits for
+    its customer, which lands minutes before it): what a whole sync (customers first, then the
+    rest) sends, as the pending months forecast it."""
+    rows = "p.sync_action in ('create', 'update')"
+    if customers_landing and chaser_object.customer_column:
+        rows = f"""({rows}) or (p.sync_action = 'held_back'
+            and p.sync_ready_action in ('create', 'update')
+            and {customer_lands_sql(chaser_object)})"""
+    group = f'p."{chaser_object.route_column}"' if chaser_object.route_column else "1"
     ((requests,),) = con.execute(
         f"""select coalesce(sum(ceil(rows / {BULK_LIMIT})), 0)::bigint from (
-            select {group} as request_group, count(*) as rows from sync_plan
-            where sync_action in ('create', 'update') group by request_group)"""
+            select {group} as request_group, count(*) as rows from sync_plan as p
+            where {rows} group by request_group)"""
     ).fetchall()
     return requests

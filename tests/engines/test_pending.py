@@ -1,5 +1,7 @@
 """Change detection contract: every way the ledger can change a document reaches Chaser on the next
 run, found by comparing payloads (late rows, moved payments, voided credit, moved issue dates);
+and the request forecast of what is pending is exactly the write requests the sync then makes
+(the emulator's request log), on a first load and on an incremental change with contact persons;
 the engines alone, on a small demo ledger, against the emulator over loopback."""
 
 from __future__ import annotations
@@ -8,8 +10,10 @@ from datetime import datetime
 
 import pytest
 
+from chaser_pipeline.emulator import EmulatorStore
+from chaser_pipeline.sync.objects import CHASER_OBJECTS
 from tests.support.engine import DEMO_FIRST_RUN as FIRST_RUN
-from tests.support.engine import EnginePipeline
+from tests.support.engine import EnginePipeline, EngineRun
 
 NEXT_RUN = datetime(2026, 11, 21, 6)
 
@@ -149,6 +153,146 @@ def test_an_open_invoice_issued_before_the_history_start_reaches_chaser(tmp_path
         assert first.pending.months[0] == "2023-01-01"
         held = p.chaser("invoices")["INV-OLD-1"]
         assert held["status"] == "AUTHORISED" and held["date"].startswith("2022-06-15")
+        assert_nothing_pending(p)
+    finally:
+        p.close()
+
+
+# ---- the request forecast -------------------------------------------------------------------
+
+
+def writes_by_object(p: EnginePipeline) -> dict[str, int]:
+    """Write requests in the emulator's log so far, per Chaser object (every status)."""
+    with EmulatorStore(p.emulator_state) as store:
+        assert store.request_count(status=429) == 0, "the forecast is checked without retries"
+        return {name: store.write_request_count(name) for name in CHASER_OBJECTS}
+
+
+def assert_forecast_was_exact(run: EngineRun, before: dict[str, int], after: dict[str, int]):
+    made = {name: after[name] - before[name] for name in CHASER_OBJECTS}
+    assert run.pending.requests_by_object == made
+    assert run.pending.requests == sum(made.values())
+    # each sync step's own forecast, made just before it sent, says the same
+    assert {r.object_name: r.planned_requests for r in run.reports} == {
+        name: n for name, n in made.items() if name in {r.object_name for r in run.reports}
+    }
+
+
+def contact_routes(p: EnginePipeline, since_seq: int) -> list[str]:
+    """The customer of each contact-person request since `since_seq`, in the log's order."""
+    with EmulatorStore(p.emulator_state) as store:
+        return [
+            r.path.split("/")[4]
+            for r in store.request_log("contact_persons")
+            if r.seq > since_seq and r.is_write
+        ]
+
+
+def last_seq(p: EnginePipeline) -> int:
+    with EmulatorStore(p.emulator_state) as store:
+        return max((r.seq for r in store.request_log()), default=0)
+
+
+@pytest.mark.slow
+def test_the_forecast_is_the_write_requests_the_sync_makes(tmp_path, demo_ledger):
+    """First load: documents and contact persons wait for customers that land in the same sync,
+    and still count. Then a change of every kind, the stop-chasing ones among them (a contact
+    archived beside a new one of the same customer, invoices paid beside new ones): each
+    object's requests are ceil(rows / 100), contact persons one request per customer with a
+    change, and the forecast says so before anything is sent."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    warehouse.write_bytes(demo_ledger.read_bytes())
+    p = EnginePipeline(tmp_path, warehouse)
+    try:
+        before = writes_by_object(p)
+        first = p.run(FIRST_RUN)
+        assert first.pending.requests_by_object["contact_persons"] > 1
+        assert_forecast_was_exact(first, before, writes_by_object(p))
+
+        [(archived, customer_a), (_, customer_b)] = p.query(
+            """select external_id, customer_external_id from chaser_contact_persons
+            where status = 'ACTIVE' and external_id like 'CT-%'
+            qualify row_number() over (partition by customer_external_id order by external_id) = 1
+            order by customer_external_id limit 2"""
+        )
+        [(renamed,)] = p.query(
+            "select external_id from chaser_customers where status = 'ACTIVE' "
+            "and external_id not in (?, ?) order by external_id limit 1",
+            [customer_a, customer_b],
+        )
+        paid, redated = open_invoices(p, 2), open_invoices(p, 3)[2]
+        [(credit_note,)] = p.query(
+            "select credit_note_id from chaser_credit_notes where status = 'ACTIVE' "
+            "order by credit_note_id limit 1"
+        )
+        at = "timestamp '2026-11-20 09:00'"
+        p.ledger(
+            f"update ledger.contacts set is_archived = true, updated_at = {at} "
+            "where contact_id = ?",
+            [archived],
+        )
+        p.ledger(
+            f"""insert into ledger.contacts values
+            ('CT-NEW-1', ?, 'Nia', 'Khan', 'nia.khan@example.com', null, null, false, {at}),
+            ('CT-NEW-2', ?, 'Ola', 'Berg', 'ola.berg@example.com', null, null, false, {at}),
+            ('CT-NEW-3', 'C-NEW', 'Ana', 'Ruiz', 'ana.ruiz@example.com', null, null, false, {at})""",
+            [customer_a, customer_b],
+        )
+        p.ledger(
+            f"""insert into ledger.customers
+            select 'C-NEW', 'Newco Trading Ltd', contact_first_name, contact_last_name,
+                'accounts@newco.example.com', phone, mobile, address_line1, address_line2, city,
+                region, postal_code, country, false, {at}
+            from ledger.customers where customer_id = ?""",
+            [renamed],
+        )
+        p.ledger(
+            f"update ledger.customers set company_name = company_name || ' Group', "
+            f"updated_at = {at} where customer_id = ?",
+            [renamed],
+        )
+        p.ledger(
+            f"""insert into ledger.invoices values
+            ('INV-NEW-1', 'N-1', 'C-NEW', 'AUTHORISED', 'GBP', 100.00, 120.00,
+                date '2026-11-10', date '2026-12-10', {at}),
+            ('INV-NEW-2', 'N-2', ?, 'AUTHORISED', 'GBP', 50.00, 60.00,
+                date '2026-11-12', date '2026-12-12', {at})""",
+            [renamed],
+        )
+        for i, invoice_id in enumerate(paid):
+            [(due,)] = p.query(
+                "select amount_due from chaser_invoices where invoice_id = ?", [invoice_id]
+            )
+            p.ledger(
+                f"""insert into ledger.payments (payment_id, invoice_id, amount, paid_at,
+                    is_reversed, updated_at) values (?, ?, ?, {at}, false, {at})""",
+                [f"P-PAID-{i}", invoice_id, due],
+            )
+        p.ledger(
+            f"update ledger.invoices set due_date = due_date + interval 7 day, "
+            f"updated_at = {at} where invoice_id = ?",
+            [redated],
+        )
+        p.ledger(
+            f"update ledger.credit_notes set credit_note_number = 'CN-RENUMBERED', "
+            f"updated_at = {at} where credit_note_id = ?",
+            [credit_note],
+        )
+
+        before, seq = writes_by_object(p), last_seq(p)
+        change = p.run(NEXT_RUN)
+        after = writes_by_object(p)
+        assert_forecast_was_exact(change, before, after)
+        routes = contact_routes(p, seq)
+        # one request per customer whose contact persons changed, the archived one's included
+        assert sorted(routes) == sorted(set(routes))
+        assert {f"ext_{c}" for c in (customer_a, customer_b, "C-NEW")} <= set(routes)
+        # fewer than 100 changed rows of each document object: one request each
+        assert {n: after[n] - before[n] for n in ("customers", "invoices", "credit_notes")} == {
+            "customers": 1,
+            "invoices": 1,
+            "credit_notes": 1,
+        }
         assert_nothing_pending(p)
     finally:
         p.close()

@@ -1,7 +1,7 @@
 """Kill trials: a `chaser-pipeline sync` SIGKILLed at any moment (extracting, building models,
 sending customers, contact persons, invoices, credit notes or overpayments), then run again,
 leaves Chaser holding exactly what one clean sync leaves, no record twice, and re-sends at most
-the batches that were sent but not yet recorded when it died (`MAX_UNRECORDED_BATCHES`, 48; a
+the batches that were sent but not yet recorded when it died (`MAX_UNRECORDED_BATCHES`, 96; a
 bulk upsert sent again rewrites the same rows and creates nothing).
 
 Each kill is placed by polling for a marker of progress (a step started in the Dagster event

@@ -96,7 +96,7 @@ def _to_json(pending: Pending) -> str:
             },
             "planned": {name: dict(counts) for name, counts in pending.planned.items()},
             "previously_synced": pending.previously_synced,
-            "requests": pending.requests,
+            "requests_by_object": pending.requests_by_object,
             "before_history_start": pending.before_history_start,
         }
     )
@@ -115,7 +115,7 @@ def _from_json(text: str) -> Pending:
         },
         planned={name: Counter(counts) for name, counts in raw["planned"].items()},
         previously_synced=dict(raw["previously_synced"]),
-        requests=int(raw["requests"]),
+        requests_by_object={name: int(n) for name, n in raw["requests_by_object"].items()},
         before_history_start=int(raw["before_history_start"]),
     )
 
