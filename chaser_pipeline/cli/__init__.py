@@ -77,7 +77,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         )
     if not run.success:
         print(
-            "chaser-pipeline sync: FAILED (see the run log above or in `dagster dev`)",
+            "chaser-pipeline sync: FAILED (what failed is above; every event: chaser-pipeline ui)",
             file=sys.stderr,
         )
         return 1

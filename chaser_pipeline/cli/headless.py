@@ -72,6 +72,28 @@ def _collect(result: dg.ExecuteInProcessResult, run: SyncRun, echo: Callable[[st
         echo(f"  {name}{where}: {describe(summary)}")
 
 
+def step_failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    """Each failed step with the message of the error that failed it (the innermost cause: the
+    sentence that names the variable, file, table or row to fix), not its traceback."""
+    lines = []
+    for event in result.get_step_failure_events():
+        data = event.step_failure_data
+        if data.user_failure_data and data.user_failure_data.description:
+            message = data.user_failure_data.description
+        else:
+            error = data.error
+            while error is not None and error.cause is not None:
+                error = error.cause
+            message = error.message if error is not None else "failed with no error recorded"
+        text = [line for line in message.strip().splitlines() if line.strip()][:_FAILURE_LINES]
+        lines.append(f"  {event.step_key} failed: {text[0] if text else message.strip()}")
+        lines.extend(f"    {line.strip()}" for line in text[1:])
+    return lines
+
+
+_FAILURE_LINES = 12
+
+
 def run_summary(materializations: list[dg.AssetMaterialization]) -> SyncSummary:
     """One run's figures for a sync asset: a range run records each month's own counts, added up
     here; its requests, retries and durations are the run's, on every month: taken once."""
@@ -199,10 +221,7 @@ class _Runner:
         result = self._execute(INCREMENTAL_JOB, names, {}, full_refresh)
         _collect(result, self.run, self.echo)
         if not result.success:
-            self.echo(
-                f"  run {result.run_id} failed: open it in the Dagster UI for the step that failed"
-            )
-            self.run.success = False
+            self._failed(result, "")
             return False
         [pending] = result.asset_materializations_for_node(PENDING_ASSET)
         months = self.run.months = months_from_metadata(dict(pending.metadata))
@@ -215,6 +234,12 @@ class _Runner:
         if forecast := pending.metadata.get("forecast"):
             self.echo(f"  sending what is pending takes {getattr(forecast, 'value', forecast)}")
         return True
+
+    def _failed(self, result: dg.ExecuteInProcessResult, what: str) -> None:
+        for line in step_failures(result):
+            self.echo(line)
+        self.echo(f"  run {result.run_id}{what} failed (its events: chaser-pipeline ui, Runs)")
+        self.run.success = False
 
     def monthly(self) -> None:
         """One range run of the monthly job over every changed month."""
@@ -229,8 +254,7 @@ class _Runner:
         result = self._execute(MONTHLY_JOB, list(MONTHLY_ASSETS), tags)
         _collect(result, self.run, self.echo)
         if not result.success:
-            self.echo(f"  run {result.run_id} for {start} .. {end} failed")
-            self.run.success = False
+            self._failed(result, f" for {start} .. {end}")
 
     def data_lag(self) -> None:
         result = self._execute(DATA_LAG_JOB, [], {})

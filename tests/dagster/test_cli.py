@@ -75,3 +75,16 @@ def test_sync_prints_held_back_by_reason_and_report_reads_the_duckdb(pipeline, c
     [(state_rows,)] = pipeline.query("select count(*) from chaser_sync.state")
     assert f"{state_rows}" in capsys.readouterr().out
     assert main(["sql", "select * from no_such_table"]) == 1
+
+
+@pytest.mark.slow
+def test_a_failed_sync_prints_what_to_fix_not_only_a_run_id(pipeline, capsys):
+    """The summary names the failed step and carries its error's own message (the SQL file and
+    the column to fix), so the user need not open the Dagster UI to learn what went wrong."""
+    pipeline.ledger("alter table ledger.payments drop column paid_at")
+    assert main(["sync"]) == 1
+    out = capsys.readouterr().out
+    [failure] = [line for line in out.splitlines() if " failed: " in line]
+    assert failure.lstrip().startswith("ledger_payments failed: ")
+    assert "sql/payments.sql" in out and "paid_at" in out
+    assert "Traceback" not in out
