@@ -28,6 +28,9 @@ SQL_DIR = Path(__file__).parent / "sql"
 # Invoices generated (with their payments) per range: bounds the generator's memory (about
 # 1.5 GB for a range of 1M invoices, with everything else it holds).
 INVOICES_PER_RANGE = 500_000
+# DuckDB's own memory while generating: without a cap it keeps every block it wrote (80% of the
+# machine's RAM by default), so the ledger tables written range by range would add up.
+MEMORY_LIMIT = "1GB"
 
 # Rows per unit of scale; payments (~2 per invoice) and allocations (~2 per credit note) follow.
 CUSTOMERS_PER_SCALE = 300
@@ -195,6 +198,7 @@ def generate_demo_warehouse(
     try:
         con = duckdb.connect(str(partial))
         try:
+            con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
             _build(con, seed=seed, **counts)
             rows = {
                 name: con.table(f"ledger.{name}").count("*").fetchall()[0][0] for name in LEDGER_DDL
