@@ -176,6 +176,7 @@ def phase_extract(warehouse: Path, folder: Path, admin_url: str) -> None:
     try:
         print(f"  (copied into PostgreSQL in {seconds:.1f} s)", flush=True)
         pipeline = folder / "pipeline-pg.duckdb"
+        pipeline.unlink(missing_ok=True)  # a first extract: every row read and landed
         figures = in_child(_extract, url, str(pipeline))
         show("full extract from PostgreSQL", figures)
         print(f"  rows landed: {figures['rows']}")
