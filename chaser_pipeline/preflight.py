@@ -20,6 +20,11 @@ from chaser_pipeline.settings import ConfigError, Settings
 # How long a run waits for another process to let go of the pipeline's DuckDB file.
 DUCKDB_LOCK_WAIT_SECONDS = 60.0
 
+# DuckDB's own memory on the pipeline's connections (landing, models, plans, pending months):
+# above it, joins, sorts and temp tables spill into `<file>.tmp` beside the DuckDB file, so 10M
+# invoices fit in bounded memory (DuckDB's default is 80% of the machine's RAM).
+DUCKDB_MEMORY_LIMIT = "2GB"
+
 
 def _writable_folder(path: Path, variable: str) -> None:
     try:
@@ -43,7 +48,7 @@ def open_duckdb(
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             message = str(exc)
             if "not a valid DuckDB database file" in message:
@@ -62,6 +67,9 @@ def open_duckdb(
                     "finish (another sync?) or point CHASER_DUCKDB_PATH elsewhere"
                 ) from None
             time.sleep(0.25)  # another process holds the file: poll until the deadline
+            continue
+        con.execute(f"set memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+        return con
 
 
 def _duckdb_file(path: Path) -> None:

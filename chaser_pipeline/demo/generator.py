@@ -25,6 +25,13 @@ from chaser_pipeline.models.inputs import ledger_columns
 
 SQL_DIR = Path(__file__).parent / "sql"
 
+# Invoices generated (with their payments) per range: bounds the generator's memory (about
+# 1.5 GB for a range of 1M invoices, with everything else it holds).
+INVOICES_PER_RANGE = 500_000
+# DuckDB's own memory while generating: without a cap it keeps every block it wrote (80% of the
+# machine's RAM by default), so the ledger tables written range by range would add up.
+MEMORY_LIMIT = "1GB"
+
 # Rows per unit of scale; payments (~2 per invoice) and allocations (~2 per credit note) follow.
 CUSTOMERS_PER_SCALE = 300
 INVOICES_PER_SCALE = 3_000
@@ -191,6 +198,7 @@ def generate_demo_warehouse(
     try:
         con = duckdb.connect(str(partial))
         try:
+            con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
             _build(con, seed=seed, **counts)
             rows = {
                 name: con.table(f"ledger.{name}").count("*").fetchall()[0][0] for name in LEDGER_DDL
@@ -234,8 +242,31 @@ def _build(
     con.execute("create schema ledger")
     for name, columns in LEDGER_DDL.items():
         con.execute(f"create table ledger.{name} ({columns})")
-    for statement in _statements():
-        con.execute(statement)
+    sql = _statements()
+    for step in ("01", "02", "03"):
+        con.execute(sql[step])
+    # The credit notes need every credited invoice: those alone, over the whole range.
+    _set_range(con, 1, n_invoices + 1, credited_only=True)
+    for step in ("04", "05", "06"):
+        con.execute(sql[step])
+    con.execute(
+        "create temp table cash_rows (i bigint, payment_id varchar, invoice_id varchar, "
+        "cents bigint, allocated_at timestamp)"
+    )
+    # Then the invoices and their payments range by range, in invoice order (so the rows, their
+    # ids and their order in the file are those of one pass over everything): the memory a
+    # range takes is bounded, whatever the scale. The last range also holds the payments
+    # numbered after the invoices (orphans and cash on account, i up to 3 * n_invoices).
+    for lo in range(1, n_invoices + 1, INVOICES_PER_RANGE):
+        last = lo + INVOICES_PER_RANGE > n_invoices
+        _set_range(con, lo, 3 * n_invoices + 2 if last else lo + INVOICES_PER_RANGE)
+        for step in ("04", "07", "08", "09", "10", "11"):
+            con.execute(sql[step])
+        con.execute(
+            "set variable pay_offset = getvariable('pay_offset') + (select count(*) from pay_rows)"
+        )
+    for step in ("12", "13", "14"):
+        con.execute(sql[step])
     for name in (
         "customer_rows",
         "inv_base",
@@ -248,6 +279,16 @@ def _build(
         con.execute(f"drop table if exists {name}")
 
 
-def _statements() -> list[str]:
-    """The generator's SQL, one file per step, in the order the steps run."""
-    return [path.read_text() for path in sorted(SQL_DIR.glob("*.sql"))]
+def _set_range(
+    con: duckdb.DuckDBPyConnection, lo: int, hi: int, *, credited_only: bool = False
+) -> None:
+    con.execute("set variable lo = $lo::bigint", {"lo": lo})
+    con.execute("set variable hi = $hi::bigint", {"hi": hi})
+    con.execute("set variable credited_only = $c", {"c": credited_only})
+    if credited_only:
+        con.execute("set variable pay_offset = 0::bigint")
+
+
+def _statements() -> dict[str, str]:
+    """The generator's SQL, one file per step, by its number ("01" .. "14")."""
+    return {path.name[:2]: path.read_text() for path in sorted(SQL_DIR.glob("*.sql"))}

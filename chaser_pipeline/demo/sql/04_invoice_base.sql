@@ -1,11 +1,14 @@
-create temp table inv_base as
+-- One range of invoices [lo, hi) (the generator runs it per range, so memory stays bounded),
+-- or with credited_only every credited invoice (what the credit notes need) and nothing else.
+create or replace temp table inv_base as
 with base as (
     select
         i,
         bucket(i, 1000) as cb,
         1 + floor(getvariable('n_customers') * pow(u('i.cust', i), 1.6))::bigint as customer_ix,
         date '2023-01-01' + ui('i.issue', i, 1415)::int as true_issue_date
-    from range(1, getvariable('n_invoices') + 1) t(i)
+    from range(getvariable('lo'), least(getvariable('hi'), getvariable('n_invoices') + 1)) t(i)
+    where not getvariable('credited_only') or bucket(i, 1000) >= 900
 ),
 scenarios as (
     select

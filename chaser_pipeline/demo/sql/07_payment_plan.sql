@@ -1,4 +1,4 @@
-create temp table inv_plan as
+create or replace temp table inv_plan as
 with credit_applied as (
     -- The ledger's own view: non-reversed allocations from credit notes not VOIDED or DELETED.
     -- Credit the contract does not count (a DRAFT note, another customer's, another currency's)

@@ -1,4 +1,7 @@
-create temp table pay_rows as
+-- The payments of one range of invoices [lo, hi); orphans and cash on account are numbered
+-- after the invoices (i beyond n_invoices), so the last range holds them. Payment ids continue
+-- from the ranges before (pay_offset).
+create or replace temp table pay_rows as
 with pieces as (
     select *, unnest(generate_series(1, k)) as m
     from inv_plan
@@ -74,6 +77,8 @@ orphans as (
         timestamp '2023-01-02' + secs(u('p.orphanwhen', i) * 120000000) as paid_at,
         'orphan' as profile
     from range(1, greatest(1, getvariable('n_invoices') // 200) + 1) t(i)
+    where getvariable('n_invoices') + i >= getvariable('lo')
+      and getvariable('n_invoices') + i < getvariable('hi')
 ),
 on_account_funding as (
     -- Cash received on account before the invoice it later pays (09_cash_applications.sql);
@@ -103,6 +108,8 @@ on_account_only as (
         timestamp '2023-01-05' + secs(u('p.oawhen', i) * 120000000) as paid_at,
         'on_account' as profile
     from range(1, greatest(2, getvariable('n_invoices') // 300) + 1) t(i)
+    where 2 * getvariable('n_invoices') + i >= getvariable('lo')
+      and 2 * getvariable('n_invoices') + i < getvariable('hi')
 ),
 all_payments as (
     select * from timed
@@ -113,7 +120,11 @@ all_payments as (
 )
 select
     all_payments.*,
-    format('PAY-{:08d}', row_number() over (order by all_payments.i, all_payments.seq))
+    format(
+        'PAY-{:08d}',
+        getvariable('pay_offset')
+            + row_number() over (order by all_payments.i, all_payments.seq)
+    )
         as payment_id,
     -- The optional columns: whose money, in which currency (the invoice's, for a payment to one).
     case

@@ -1,4 +1,5 @@
-create temp table cash_rows as
+-- (cash_rows is created empty first; every range of invoices adds its own)
+insert into cash_rows
 -- Cash received on account applied later: an allocation naming the payment (payment_id) in
 -- place of a credit note, paying the invoice in full once it is issued.
 select
