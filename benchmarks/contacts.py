@@ -167,6 +167,37 @@ def _confirmed_diff(pipeline: str, runs: int = 2) -> list[tuple[float, dict]]:
     return out
 
 
+def _confirm_contact_persons(emulator, pipeline: str) -> int:
+    """`--confirm-contacts`: write every planned contact person into the state as confirmed for
+    the emulator's target, as if the first load had sent them (at ~1M invoices that load is
+    ~95,000 requests, one per customer); returns how many."""
+    from chaser_pipeline.db import WHOLE_HISTORY
+    from chaser_pipeline.preflight import open_duckdb
+    from chaser_pipeline.sync.objects import CHASER_OBJECTS
+    from chaser_pipeline.sync.plan import SyncOptions, build_plan
+    from chaser_pipeline.sync.state import STATE_TABLE, DuckDBState
+
+    chaser = target(emulator)
+    contact_persons = CHASER_OBJECTS["contact_persons"]
+    con = open_duckdb(Path(pipeline))
+    try:
+        DuckDBState(con, lock_dir=Path(pipeline).parent).refresh(chaser)
+        build_plan(con, contact_persons, WHOLE_HISTORY, SyncOptions(), NOW, target=chaser)
+        con.execute(
+            f"""insert into {STATE_TABLE} by name select $t as target, $o as object,
+            {contact_persons.key} as key, sync_payload_hash as payload_hash,
+            $now as confirmed_at, 'confirmed' as last_status, $now as last_attempt_at
+            from sync_plan where sync_action in ('create', 'update')""",
+            {"t": chaser.key, "o": "contact_persons", "now": NOW},
+        )
+        ((confirmed,),) = con.execute(
+            f"select count(*) from {STATE_TABLE} where object = 'contact_persons'"
+        ).fetchall()
+    finally:
+        con.close()
+    return confirmed
+
+
 def diff_at_scale(scale: float, folder: Path) -> None:
     warehouse, pipeline = folder / "warehouse-diff.duckdb", folder / "pipeline-diff.duckdb"
     if not pipeline.exists():
@@ -195,6 +226,12 @@ def main() -> None:
     parser.add_argument("--changed", type=int, default=1000, help="customers whose contacts change")
     parser.add_argument("--diff-scale", type=float, default=333.34, help="0: skip")
     parser.add_argument("--keep", type=Path)
+    parser.add_argument(
+        "--confirm-contacts",
+        action="store_true",
+        help="first load sends customers only and marks contact persons confirmed in the state "
+        "(for ~1M invoices, where sending them all is ~95,000 requests)",
+    )
     args = parser.parse_args()
     print(f"scale {args.scale}, {os.cpu_count()} CPUs, {load_average()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="chaser-contacts-") as tmp:
@@ -208,9 +245,13 @@ def main() -> None:
         show("extract", in_child(_extract, f"duckdb:///{warehouse}", str(pipeline)))
         show("models", in_child(_models, str(pipeline)))
         with EmulatorRunning(folder) as emulator:
-            loaded = in_child(load, emulator, str(pipeline), OBJECTS)
+            first = ["customers"] if args.confirm_contacts else OBJECTS
+            loaded = in_child(load, emulator, str(pipeline), first)
             show("first load (budget lifted)", loaded)
             print(f"  {loaded['sent']}")
+            if args.confirm_contacts:
+                confirmed = in_child(_confirm_contact_persons, emulator, str(pipeline))
+                print(f"  {confirmed:,d} contact persons marked confirmed in the state, not sent")
             customers = pick_and_change(pipeline, warehouse, args.changed)
             print(f"changed the ledger contacts of {len(customers):,d} customers")
             in_child(_incremental, str(warehouse), str(pipeline))
