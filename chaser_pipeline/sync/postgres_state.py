@@ -10,7 +10,6 @@ a time: a session-level advisory lock per target, which holds across machines.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -44,8 +43,6 @@ from chaser_pipeline.sync.state import (
 # Serialises the DDL of concurrent first runs (CREATE ... IF NOT EXISTS is not race-free).
 _DDL_LOCK = "chaser_pipeline:ddl"
 _FOLD_LOCK = "chaser_pipeline:fold"
-_prepared_urls: set[str] = set()
-_prepared_lock = threading.Lock()
 
 
 def connect(url: Secret) -> Any:
@@ -99,21 +96,18 @@ class PostgresState(SyncState):
         return f"PostgreSQL at {mask_url(self._url.get())} (CHASER_STATE_URL)"
 
     def _prepare_remote(self) -> None:
-        with _prepared_lock:
-            if self._url.get() in _prepared_urls:
-                return
-            conn = connect(self._url)
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(
-                        "select pg_advisory_xact_lock(hashtextextended($1, 0))", [_DDL_LOCK]
-                    )
-                    for statement in _ddl("postgresql"):
-                        cur.execute(statement)
-                conn.commit()
-            finally:
-                conn.close()
-            _prepared_urls.add(self._url.get())
+        """Create the sync tables if they are missing, at every opening (a few milliseconds): no
+        process-wide memory of it, so a schema dropped or restored under a long-lived code server
+        is made again rather than failing every later run."""
+        conn = connect(self._url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("select pg_advisory_xact_lock(hashtextextended($1, 0))", [_DDL_LOCK])
+                for statement in _ddl("postgresql"):
+                    cur.execute(statement)
+            conn.commit()
+        finally:
+            conn.close()
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[Any]:

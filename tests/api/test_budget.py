@@ -164,6 +164,8 @@ def limited(**options) -> RateLimitConfig:
     return RateLimitConfig(requests_per_minute=LIMIT, window_seconds=WINDOW, **options)
 
 
+# These wait out real windows against an emulator process: slow, and still run in CI.
+@pytest.mark.slow
 def test_a_paced_run_gets_no_429_from_two_clients_sharing_one_budget(tmp_path):
     with running_emulator(tmp_path, FaultConfig(latency_ms=20), limited()) as emulator:
         budget = RequestBudget(LIMIT, window_seconds=WINDOW)
@@ -193,6 +195,7 @@ def test_a_paced_run_gets_no_429_from_two_clients_sharing_one_budget(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_429_without_retry_after_is_waited_out_without_failing_or_spending_retries(tmp_path):
     with running_emulator(tmp_path, rate_limit=limited()) as emulator:
         # A budget twice as generous as the organisation's limit: Chaser answers 429.
@@ -215,6 +218,7 @@ def test_a_429_without_retry_after_is_waited_out_without_failing_or_spending_ret
     assert headers_free
 
 
+@pytest.mark.slow
 def test_the_budget_carried_across_two_runs_keeps_the_second_from_bursting(tmp_path):
     with running_emulator(tmp_path, rate_limit=limited()) as emulator:
 
@@ -235,6 +239,7 @@ def test_the_budget_carried_across_two_runs_keeps_the_second_from_bursting(tmp_p
         assert run(one_run(third)) >= 1
 
 
+@pytest.mark.slow
 def test_initial_load_runs_unpaced_in_the_waiver_and_falls_back_at_the_first_429(tmp_path):
     latency = 0.2
     new = limited(new_organisation=True, waiver_seconds=3600)
@@ -270,6 +275,7 @@ def test_initial_load_runs_unpaced_in_the_waiver_and_falls_back_at_the_first_429
     assert "initial load" in budget.fallback_message()
 
 
+@pytest.mark.slow
 def test_retry_after_on_the_limit_is_honoured(tmp_path):
     with running_emulator(tmp_path, rate_limit=limited(retry_after=True)) as emulator:
         budget = RequestBudget(None)  # nothing paces: only Chaser's answer holds it back
