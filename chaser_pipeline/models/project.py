@@ -75,6 +75,9 @@ class Model:
     landing_tables: tuple[str, ...]
     parameters: frozenset[str]  # named parameters ($name) the SQL uses
     code_version: str
+    # every table the SQL reads as `schema.table` (CTEs and table functions left out): what its
+    # input version hashes
+    read_tables: tuple[str, ...] = ()
 
     @property
     def table_name(self) -> str:
@@ -157,10 +160,13 @@ def load_model(sql_path: Path) -> Model:
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     refs: set[str] = set()
     landing: set[str] = set()
+    read: set[str] = set()
     landed = landing_columns()
     for table in tree.find_all(exp.Table):
         if not table.name:  # table functions such as range(10)
             continue
+        if table.db or table.name not in ctes:
+            read.add(f"{table.db or MODEL_SCHEMA}.{table.name}")
         if table.db == LANDING_SCHEMA:
             if table.name not in landed:
                 raise ModelError(
@@ -186,6 +192,7 @@ def load_model(sql_path: Path) -> Model:
         landing_tables=tuple(sorted(landing)),
         parameters=parameters,
         code_version=hashlib.sha256((sql + "\0" + yml_text).encode()).hexdigest()[:16],
+        read_tables=tuple(sorted(read)),
     )
 
 

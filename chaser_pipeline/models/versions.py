@@ -20,11 +20,9 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import sqlglot
-from sqlglot import exp
 
 from chaser_pipeline.db import table_exists, table_fingerprint
-from chaser_pipeline.models.names import DIALECT, MODEL_SCHEMA
+from chaser_pipeline.models.names import MODEL_SCHEMA
 from chaser_pipeline.models.project import Model
 
 SCHEMA = "chaser_versions"
@@ -35,15 +33,9 @@ _FIELD_RULES_SOURCE = Path(__file__).with_name("field_rules.py")
 
 
 def read_tables(model: Model) -> tuple[str, ...]:
-    """Every table the model's SQL reads, as `schema.table` (CTEs and table functions left out)."""
-    tree = sqlglot.parse_one(model.sql, dialect=DIALECT)
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    tables = set()
-    for table in tree.find_all(exp.Table):
-        if not table.name or (not table.db and table.name in ctes):
-            continue
-        tables.add(f"{table.db or MODEL_SCHEMA}.{table.name}")
-    return tuple(sorted(tables))
+    """Every table the model's SQL reads, as `schema.table` (CTEs and table functions left out),
+    found when the model was parsed (`load_model`), not parsed again."""
+    return model.read_tables
 
 
 def input_version(
