@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import logging
 from collections.abc import Iterator
 from datetime import datetime
@@ -211,11 +212,47 @@ class WarehouseSession:
                 reader = self._duckdb.sql(sql, params=[since]).to_arrow_reader(BATCH_ROWS)
             else:
                 cur = self._pg.cursor()
-                cur.execute(sql, parameters=[since.isoformat(sep=" ")])
+                literal = with_cursor_literal(sql, since)
+                if literal is not None:
+                    cur.execute(literal)  # streamed by COPY: memory stays flat
+                else:
+                    cur.execute(sql, parameters=[since.isoformat(sep=" ")])
                 reader = cur.fetch_record_batch()
         except (duckdb.Error, adbc_driver_manager.Error) as exc:
             raise self.warehouse.query_error(exc, sql_file) from None
         yield reader
+
+
+def with_cursor_literal(sql: str, since: datetime) -> str | None:
+    """The extract query with its cursor parameter `$1` written in as a quoted literal, or None
+    when the query cannot be tokenized (it is then bound as a parameter).
+
+    ADBC's PostgreSQL driver streams a query's rows with COPY only when nothing is bound: with a
+    parameter it holds the whole result in memory before the first batch (6.1M payments: 1.7 GB
+    before a row was read, 2.1 GB peak; with the literal 0.16 GB). The value is the pipeline's
+    own timestamp, never user text, and a quoted literal takes the type the query gives `$1`
+    (`$1::timestamp`) as the bound text did. Only `$1` tokens are replaced: never one inside a
+    string or a comment, nor `$10`."""
+    from sqlglot.dialects.postgres import Postgres
+    from sqlglot.errors import SqlglotError
+    from sqlglot.tokens import TokenType
+
+    try:
+        tokens = Postgres().tokenize(sql)
+    except SqlglotError:
+        return None
+    value = f"'{since.isoformat(sep=' ')}'"
+    pieces, position = [], 0
+    for token, following in itertools.pairwise(tokens):
+        if (
+            token.token_type == TokenType.PARAMETER
+            and following.token_type == TokenType.NUMBER
+            and following.text == "1"
+            and following.start == token.end + 1
+        ):
+            pieces += [sql[position : token.start], value]
+            position = following.end + 1
+    return "".join([*pieces, sql[position:]])
 
 
 def _sentence(text: str) -> str:
