@@ -105,6 +105,11 @@ class RequestBudget:
             self._prune(now)
             return [*self._answered, *([now] * self._in_flight)]
 
+    def room_in(self) -> float:
+        """Seconds until one more request fits the window (0: now), as things stand."""
+        with self._lock:
+            return max(0.0, self._wait(self._clock()))
+
     def forecast(self, requests: int) -> str:
         """How long `requests` write requests take at this budget, as a sentence for a dry run
         or metadata."""

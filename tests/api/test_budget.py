@@ -294,3 +294,12 @@ def test_retry_after_on_the_limit_is_honoured(tmp_path):
     assert [row.status for row in log] == [200] * LIMIT + [429, 200]
     assert log[-1].at - log[-2].at >= 1.0  # Retry-After is whole seconds: 1
     assert time.monotonic() - started >= 1.0
+
+
+def test_room_in_says_how_long_the_next_request_would_wait():
+    """What a step logs before its first request waits on a window earlier runs filled."""
+    now = 1_000.0
+    full = RequestBudget(3, recent=[now - 50, now - 10, now - 5], clock=lambda: now)
+    assert full.room_in() == pytest.approx(10)  # the oldest leaves the minute in 10 s
+    assert RequestBudget(3, recent=[now - 50], clock=lambda: now).room_in() == 0
+    assert RequestBudget(None, recent=[now] * 500, clock=lambda: now).room_in() == 0

@@ -61,14 +61,20 @@ class ChaserSession:
 
     def open_target(self, context: dg.OpExecutionContext, now: datetime) -> Target:
         """The organisation this run sends to, checked once per run; a target the pipeline never
-        sent to starts from nothing, and the step says so."""
-        target, new = check_target(
-            self.state,
-            self._chaser_target.identity,
-            self.make_client,
-            run_id=context.run.run_id,
-            now=now,
-        )
+        sent to starts from nothing, and the step says so. A budget that makes its first
+        request wait (the last minute's requests, an earlier run's included, fill the window)
+        says so before it waits, rather than sitting silent."""
+        identity, run_id = self._chaser_target.identity, context.run.run_id
+        asks_chaser = not run_id or self.state.checked_in_run(identity, run_id) is None
+        wait = self.budget.room_in() if asks_chaser else 0.0
+        if wait >= BUDGET_WAIT_NOTICE_SECONDS:
+            context.log.info(
+                "Chaser's request budget (%s) has room in %.0f s: the requests of the last "
+                "minute, earlier runs' included, fill it; waiting",
+                self.budget.rate_text,
+                wait,
+            )
+        target, new = check_target(self.state, identity, self.make_client, run_id=run_id, now=now)
         if new:
             context.log.warning(
                 "%s (organisation %s %s) is new to this pipeline: nothing sent to another "
@@ -79,6 +85,10 @@ class ChaserSession:
             )
         self.target = target
         return target
+
+
+# A wait for the budget at a step's start this long or longer is logged before it happens.
+BUDGET_WAIT_NOTICE_SECONDS = 5.0
 
 
 @contextlib.contextmanager
