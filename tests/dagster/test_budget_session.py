@@ -5,7 +5,9 @@ after another does not burst into a full window."""
 from __future__ import annotations
 
 import asyncio
+import time
 
+import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from chaser_pipeline.db import utc_now
@@ -47,3 +49,47 @@ def test_the_next_session_starts_from_the_request_times_the_last_one_left(tmp_pa
         with chaser_session(chaser, duckdb, sync_state) as second:
             carried = second.connection.budget.recent()
         assert carried == sent
+
+
+def test_a_step_whose_first_request_must_wait_says_so_before_it_waits(tmp_path):
+    """A sync right after another that filled the minute would sit silent until the window had
+    room; the step logs how long it will wait first (here the run's deadline then ends it at
+    once instead of waiting out the minute)."""
+    with run_emulator_in_thread(
+        tmp_path / "c.sqlite3", api_key=API_KEY, api_secret=API_SECRET
+    ) as emulator:
+        resources = {
+            "chaser": ChaserApiResource(
+                api_url=emulator.url, api_key=API_KEY, api_secret=API_SECRET, requests_per_minute=1
+            ),
+            "duckdb": DuckDBResource(database=str(tmp_path / "p.duckdb")),
+            "sync_state": SyncStateResource(),
+        }
+
+        def probe_asset(deadline_seconds: float | None) -> dg.AssetsDefinition:
+            @dg.asset(name="probe")
+            def probe(
+                context,
+                chaser: ChaserApiResource,
+                duckdb: DuckDBResource,
+                sync_state: SyncStateResource,
+            ):
+                deadline = time.time() + deadline_seconds if deadline_seconds else None
+                with chaser_session(chaser, duckdb, sync_state, deadline=deadline) as session:
+                    session.open_target(context, utc_now())
+
+            return probe
+
+        instance = dg.DagsterInstance.ephemeral()
+        first = dg.materialize([probe_asset(None)], resources=resources, instance=instance)
+        assert first.success  # the minute's one request: the organisation check
+        second = dg.materialize(
+            [probe_asset(2)], resources=resources, instance=instance, raise_on_error=False
+        )
+    assert not second.success  # the deadline ended it rather than a minute's wait
+    messages = [entry.user_message for entry in instance.all_logs(second.run_id)]
+    [notice] = [m for m in messages if "request budget" in m]
+    assert "(1 a minute) has room in" in notice and "waiting" in notice
+    assert not [
+        m for m in (e.user_message for e in instance.all_logs(first.run_id)) if "budget" in m
+    ]
