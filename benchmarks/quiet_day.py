@@ -18,7 +18,6 @@ import contextlib
 import os
 import resource
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,40 +28,29 @@ from pathlib import Path
 
 import duckdb
 
+from benchmarks.sync import API_KEY, EmulatorProcess
 from chaser_pipeline.demo.generator import generate_demo_warehouse
 
 
 @contextlib.contextmanager
 def new_organisation(root: Path) -> Iterator[dict[str, str]]:
-    """`chaser-pipeline emulator --new-organisation` on a free loopback port: the variables that
-    point a sync at it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    key, secret = "quiet-day", secrets.token_urlsafe(16)
-    env = {**os.environ, "CHASER_EMULATOR_API_KEY": key, "CHASER_EMULATOR_API_SECRET": secret}
-    command = [sys.executable, "-m", "chaser_pipeline.cli", "emulator", "--new-organisation"]
-    command += ["--port", str(port), "--state", str(root / "chaser_emulator.sqlite3")]
-    command += ["--log-level", "warning"]
-    emulator = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    """The emulator as a new Chaser organisation (`--new-organisation`: Chaser's documented
+    limit, waived for its first day) in its own process: the variables that point a sync at it."""
+    secret = secrets.token_urlsafe(16)
+    emulator = EmulatorProcess(
+        root / "chaser_emulator.sqlite3",
+        secret,
+        root / "emulator.log",
+        limit_args=("--new-organisation",),
+    )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or emulator.poll() is not None:
-                    raise SystemExit("the emulator did not start") from None
-                time.sleep(0.05)
         yield {
-            "CHASER_API_URL": f"http://127.0.0.1:{port}",
-            "CHASER_API_KEY": key,
+            "CHASER_API_URL": emulator.url,
+            "CHASER_API_KEY": API_KEY,
             "CHASER_API_SECRET": secret,
         }
     finally:
-        emulator.terminate()
-        emulator.wait(15)
+        emulator.stop()
 
 
 def sync(env: dict[str, str], *options: str) -> tuple[float, str]:

@@ -72,6 +72,10 @@ def _collect(result: dg.ExecuteInProcessResult, run: SyncRun, echo: Callable[[st
         echo(f"  {name}{where}: {describe(summary)}")
 
 
+# Lines of a failed step's message the summary prints.
+_FAILURE_LINES = 12
+
+
 def step_failures(result: dg.ExecuteInProcessResult) -> list[str]:
     """Each failed step with the message of the error that failed it (the innermost cause: the
     sentence that names the variable, file, table or row to fix), not its traceback."""
@@ -89,9 +93,6 @@ def step_failures(result: dg.ExecuteInProcessResult) -> list[str]:
         lines.append(f"  {event.step_key} failed: {text[0] if text else message.strip()}")
         lines.extend(f"    {line.strip()}" for line in text[1:])
     return lines
-
-
-_FAILURE_LINES = 12
 
 
 def run_summary(materializations: list[dg.AssetMaterialization]) -> SyncSummary:

@@ -77,7 +77,7 @@ class Model:
     code_version: str
     # every table the SQL reads as `schema.table` (CTEs and table functions left out): what its
     # input version hashes
-    read_tables: tuple[str, ...] = ()
+    read_tables: tuple[str, ...]
 
     @property
     def table_name(self) -> str:

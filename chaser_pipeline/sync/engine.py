@@ -41,12 +41,16 @@ def check_target(
     *,
     run_id: str,
     now: datetime,
+    before_asking: Callable[[], None] | None = None,
 ) -> tuple[Target, bool]:
     """The target behind `url`: the organisation Chaser answers for the credentials, checked
     once per run (a later step of the same run reuses the answer). True when it is new to this
-    pipeline, which then starts from nothing for it."""
+    pipeline, which then starts from nothing for it. `before_asking` runs just before the
+    request to Chaser, when there is one."""
     if run_id and (known := state.checked_in_run(url, run_id)) is not None:
         return known, False
+    if before_asking is not None:
+        before_asking()
 
     async def organisation() -> dict:
         async with client_factory() as client:

@@ -20,6 +20,9 @@ from chaser_pipeline.defs.resources import duckdb_connection
 from chaser_pipeline.sync.engine import check_target
 from chaser_pipeline.sync.state import SyncState, Target
 
+# A wait for the budget at a step's start this long or longer is logged before it happens.
+BUDGET_WAIT_NOTICE_SECONDS = 5.0
+
 
 class ChaserSession:
     def __init__(
@@ -64,17 +67,25 @@ class ChaserSession:
         sent to starts from nothing, and the step says so. A budget that makes its first
         request wait (the last minute's requests, an earlier run's included, fill the window)
         says so before it waits, rather than sitting silent."""
-        identity, run_id = self._chaser_target.identity, context.run.run_id
-        asks_chaser = not run_id or self.state.checked_in_run(identity, run_id) is None
-        wait = self.budget.room_in() if asks_chaser else 0.0
-        if wait >= BUDGET_WAIT_NOTICE_SECONDS:
-            context.log.info(
-                "Chaser's request budget (%s) has room in %.0f s: the requests of the last "
-                "minute, earlier runs' included, fill it; waiting",
-                self.budget.rate_text,
-                wait,
-            )
-        target, new = check_target(self.state, identity, self.make_client, run_id=run_id, now=now)
+
+        def notice_budget_wait() -> None:
+            wait = self.budget.room_in()
+            if wait >= BUDGET_WAIT_NOTICE_SECONDS:
+                context.log.info(
+                    "Chaser's request budget (%s) has room in %.0f s: the requests of the last "
+                    "minute, earlier runs' included, fill it; waiting",
+                    self.budget.rate_text,
+                    wait,
+                )
+
+        target, new = check_target(
+            self.state,
+            self._chaser_target.identity,
+            self.make_client,
+            run_id=context.run.run_id,
+            now=now,
+            before_asking=notice_budget_wait,
+        )
         if new:
             context.log.warning(
                 "%s (organisation %s %s) is new to this pipeline: nothing sent to another "
@@ -85,10 +96,6 @@ class ChaserSession:
             )
         self.target = target
         return target
-
-
-# A wait for the budget at a step's start this long or longer is logged before it happens.
-BUDGET_WAIT_NOTICE_SECONDS = 5.0
 
 
 @contextlib.contextmanager
