@@ -115,32 +115,25 @@ def merge(
     target, key = f"landing.{table.name}", table.key
     keyed = f"{key} is not null"
     with transaction(con):
-        # Only landed rows of incoming keys are compared, so a small batch stays cheap.
-        con.execute(
-            f"""create or replace temp table _landing_changed as
-            select distinct {key} from (
-                select * from {incoming} where {keyed}
-                except
-                select * from {target} t
-                where exists (select 1 from {incoming} i where i.{key} = t.{key})
-            )"""
-            + (
-                f""" union
-            select distinct {key} from (
-                select * from {target} t
-                where exists (select 1 from {incoming} i where i.{key} = t.{key})
-                except
-                select * from {incoming} where {keyed}
-            )"""
-                if full
-                else ""
+        ((landed_before,),) = con.execute(f"select count(*) from {target}").fetchall()
+        if landed_before:
+            # Only landed rows of incoming keys are compared, so a small batch stays cheap.
+            _find_changed(con, target, key, incoming, full=full)
+        else:
+            # Nothing landed yet (a first extract, or a run-local DuckDB rebuilt): every keyed
+            # row is new and there is nothing to compare with (the comparison hashes every
+            # column of every row: 2.0 of the 2.4 s of landing 2M payments).
+            con.execute(
+                f"create or replace temp table _landing_changed as "
+                f"select distinct {key} from {incoming} where {keyed}"
             )
-        )
         (changed,) = con.execute("select count(*) from _landing_changed").fetchall()[0]
-        (inserted,) = con.execute(
-            f"select count(*) from _landing_changed c "
-            f"where not exists (select 1 from {target} t where t.{key} = c.{key})"
-        ).fetchall()[0]
+        inserted = changed
+        if landed_before:
+            (inserted,) = con.execute(
+                f"select count(*) from _landing_changed c "
+                f"where not exists (select 1 from {target} t where t.{key} = c.{key})"
+            ).fetchall()[0]
         (fetched_keys,) = con.execute(
             f"select count(distinct {key}) from {incoming} where {keyed}"
         ).fetchall()[0]
@@ -151,15 +144,22 @@ def merge(
                 f"select 1 from {incoming} i where i.{key} = c.{key} and i.updated_at > ?)",
                 [behind],
             ).fetchall()[0]
-        con.execute(f"delete from {target} where {key} in (select {key} from _landing_changed)")
-        con.execute(
-            f"insert into {target} select * from {incoming} i "
-            f"where i.{key} in (select {key} from _landing_changed)"
-        )
+        if landed_before:
+            con.execute(f"delete from {target} where {key} in (select {key} from _landing_changed)")
+            con.execute(
+                f"insert into {target} select * from {incoming} i "
+                f"where i.{key} in (select {key} from _landing_changed)"
+            )
+        else:
+            con.execute(f"insert into {target} select * from {incoming} where {keyed}")
         if null_key_rows is not None:
             con.execute(f"delete from {target} where {key} is null")
             con.execute(f"insert into {target} select * from {null_key_rows}")
-        deleted = _record_deleted_keys(con, table, warehouse_keys, now) if warehouse_keys else None
+        deleted = None
+        if warehouse_keys:
+            deleted = _record_deleted_keys(
+                con, table, warehouse_keys, now, landed_before=landed_before > 0
+            )
         row_count, null_keys, cursor = con.execute(
             f"select count(*), count(*) filter (where {key} is null), "
             f"max(updated_at) filter (where updated_at <= ?) from {target}",
@@ -191,17 +191,45 @@ def merge(
     )
 
 
+def _find_changed(
+    con: duckdb.DuckDBPyConnection, target: str, key: str, incoming: str, *, full: bool
+) -> None:
+    """`_landing_changed`: the keys whose incoming rows differ from their landed rows (and, when
+    `full`, whose landed rows include one the warehouse no longer has)."""
+    keyed = f"{key} is not null"
+    landed = f"select * from {target} t where exists (select 1 from {incoming} i where i.{key} = t.{key})"
+    sql = (
+        f"create or replace temp table _landing_changed as select distinct {key} from "
+        f"(select * from {incoming} where {keyed} except {landed})"
+    )
+    if full:
+        sql += (
+            f" union select distinct {key} from "
+            f"({landed} except select * from {incoming} where {keyed})"
+        )
+    con.execute(sql)
+
+
 def _record_deleted_keys(
-    con: duckdb.DuckDBPyConnection, table: LedgerTable, warehouse_keys: str, now: datetime
+    con: duckdb.DuckDBPyConnection,
+    table: LedgerTable,
+    warehouse_keys: str,
+    now: datetime,
+    *,
+    landed_before: bool,
 ) -> tuple[int, int]:
     """Keys landed but no longer in the warehouse join `deleted_keys` (their last row stays in
-    `landing.<table>`); deleted keys the warehouse has again leave it. Returns (new, returned)."""
+    `landing.<table>`); deleted keys the warehouse has again leave it. Returns (new, returned).
+    `warehouse_keys` always holds the incoming keys, so when nothing was landed before this
+    merge no landed key can be missing from it."""
     target, key = f"landing.{table.name}", table.key
     (returned,) = con.execute(
         f"delete from {DELETED_KEYS_TABLE} d where d.table_name = ? "
         f"and exists (select 1 from {warehouse_keys} w where w.key = d.key)",
         [table.name],
     ).fetchall()[0]
+    if not landed_before:
+        return 0, returned
     (new,) = con.execute(
         f"""insert into {DELETED_KEYS_TABLE}
         select ?, gone.key, ? from (

@@ -103,6 +103,44 @@ def test_duplicate_keys_stay_visible_and_a_full_comparison_drops_one_gone(wareho
     assert result.landed.updated == 1
 
 
+def test_an_empty_landing_takes_every_row_as_the_comparison_would(warehouse, landing):
+    """Into an empty landing table (a first extract, a run-local DuckDB rebuilt) rows are
+    inserted without comparing them: what lands must be exactly what the row-by-row comparison
+    then finds unchanged, duplicates and NULL keys included, and a key recorded as deleted in a
+    restored state that the warehouse has leaves deleted_keys."""
+    warehouse.write(
+        {
+            "payments": [
+                payment("P-1"),
+                payment("P-2", amount=Decimal("7.25")),
+                payment("P-2", amount=Decimal("7.26"), updated_at=datetime(2024, 3, 9)),
+                payment(None, amount=Decimal("2782.30")),
+            ]
+        }
+    )
+    landing.extract("customers", NOW)  # creates landing.deleted_keys
+    landing.con.execute(
+        "insert into landing.deleted_keys values ('payments', 'P-1', '2024-05-01'), "
+        "('payments', 'P-9', '2024-05-01')"
+    )
+    first = landing.extract("payments", NOW)
+    assert landing.rows("payments", "payment_id", "amount") == [
+        (None, Decimal("2782.30")),
+        ("P-1", Decimal("10.00")),
+        ("P-2", Decimal("7.25")),
+        ("P-2", Decimal("7.26")),
+    ]
+    landed = first.landed
+    assert (landed.inserted, landed.updated, landed.unchanged, landed.null_key_rows) == (2, 0, 0, 1)
+    assert (landed.deleted_new, landed.deleted_returned, landed.deleted_total) == (0, 1, 1)
+    assert landing.deleted() == [("payments", "P-9", datetime(2024, 5, 1))]
+
+    before = landing.rows("payments")
+    again = landing.extract("payments", LATER, full_refresh=True)  # every row compared
+    assert (again.landed.inserted, again.landed.updated, again.landed.unchanged) == (0, 0, 2)
+    assert landing.rows("payments") == before
+
+
 # Optional parts (LEDGER_CONTRACT.md "Recipients and unapplied cash")
 
 
