@@ -1,5 +1,5 @@
 -- Each use of credit (or of cash received on account) with whether it counts, on both sides, and why not when it does not.
-with allocations as (
+with allocations as not materialized (
     select * from stg_credit_allocations
 ),
 

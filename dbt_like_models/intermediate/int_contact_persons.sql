@@ -1,9 +1,9 @@
 -- Each contact person of a customer (a ledger contact, or an extra valid address in the customer's e-mail field), with its Chaser fields worked out and why it is held back (NULL when it is sent).
-with contacts as (
+with contacts as not materialized (
     select * from stg_contacts
 ),
 
-email_addresses as (
+email_addresses as not materialized (
     select * from int_email_addresses
 ),
 

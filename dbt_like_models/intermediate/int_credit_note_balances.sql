@@ -1,5 +1,5 @@
 -- Each credit note with how much of it has been used, its Chaser status, and why it is held back (NULL when it is sent).
-with credit_notes as (
+with credit_notes as not materialized (
     select * from stg_credit_notes
 ),
 
@@ -20,7 +20,7 @@ keyless_customers as (
     where customer_id is null
 ),
 
-allocations as (
+allocations as not materialized (
     select * from int_allocations
 ),
 

@@ -1,5 +1,5 @@
 -- Each customer with its Chaser field values worked out, and why it is held back (NULL when it is sent).
-with customers as (
+with customers as not materialized (
     select * from stg_customers
 ),
 

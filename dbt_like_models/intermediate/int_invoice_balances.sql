@@ -1,5 +1,5 @@
 -- Each invoice with what has been applied to it, its Chaser status and fully paid time, and why it is held back (NULL when it is sent).
-with invoices as (
+with invoices as not materialized (
     select * from stg_invoices
 ),
 
@@ -20,7 +20,7 @@ keyless_customers as (
     where customer_id is null
 ),
 
-movements as (
+movements as not materialized (
     select * from int_invoice_movements
 ),
 

@@ -7,11 +7,11 @@ with invoices as (
     where invoice_id is not null
 ),
 
-payments as (
+payments as not materialized (
     select * from stg_payments
 ),
 
-allocations as (
+allocations as not materialized (
     select * from int_allocations
 ),
 

@@ -10,11 +10,11 @@ invoices as (
     where invoice_id is not null
 ),
 
-movements as (
+movements as not materialized (
     select * from int_invoice_movements
 ),
 
-allocations as (
+allocations as not materialized (
     select * from int_allocations
 ),
 

@@ -1,5 +1,5 @@
 -- The contact persons Chaser holds under each customer, in the Chaser payload's shape plus the customer they are sent under.
-with contact_persons as (
+with contact_persons as not materialized (
     select * from int_contact_persons
 ),
 

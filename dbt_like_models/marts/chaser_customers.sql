@@ -1,5 +1,5 @@
 -- The customers Chaser holds, one row per customer, in the Chaser payload's shape.
-with customers as (
+with customers as not materialized (
     select * from int_customers
 ),
 

@@ -1,33 +1,33 @@
 -- Every ledger row held back from Chaser or worth a finance user's look, with the reason in words.
-with customers as (
+with customers as not materialized (
     select * from int_customers
 ),
 
-invoices as (
+invoices as not materialized (
     select * from int_invoice_balances
 ),
 
-credit_notes as (
+credit_notes as not materialized (
     select * from int_credit_note_balances
 ),
 
-contact_persons as (
+contact_persons as not materialized (
     select * from int_contact_persons
 ),
 
-overpayments as (
+overpayments as not materialized (
     select * from int_overpayments
 ),
 
-allocations as (
+allocations as not materialized (
     select * from int_allocations
 ),
 
-email_addresses as (
+email_addresses as not materialized (
     select * from int_email_addresses
 ),
 
-payments as (
+payments as not materialized (
     select * from stg_payments
 ),
 
@@ -38,7 +38,7 @@ known_invoices as (
     where invoice_id is not null
 ),
 
-ledger_contacts as (
+ledger_contacts as not materialized (
     select * from stg_contacts
 ),
 

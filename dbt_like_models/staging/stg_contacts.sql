@@ -1,9 +1,9 @@
 -- The landed contacts (people at a customer whom Chaser reminds), trimmed, one row per contact_id, with whether the ledger deleted them.
-with source_contacts as (
+with source_contacts as not materialized (
     select * from landing.contacts
 ),
 
-source_deleted_keys as (
+source_deleted_keys as not materialized (
     select * from landing.deleted_keys
 ),
 

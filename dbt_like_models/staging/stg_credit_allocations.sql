@@ -1,9 +1,9 @@
 -- The landed uses of credit or of cash received on account (against an invoice, or refunded), trimmed, one row per allocation_id, with whether the ledger deleted it.
-with source_credit_allocations as (
+with source_credit_allocations as not materialized (
     select * from landing.credit_allocations
 ),
 
-source_deleted_keys as (
+source_deleted_keys as not materialized (
     select * from landing.deleted_keys
 ),
 

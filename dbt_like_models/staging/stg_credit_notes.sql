@@ -1,9 +1,9 @@
 -- The landed credit notes, trimmed and upper-cased where the source's case varies, one row per credit_note_id, with whether the ledger deleted it.
-with source_credit_notes as (
+with source_credit_notes as not materialized (
     select * from landing.credit_notes
 ),
 
-source_deleted_keys as (
+source_deleted_keys as not materialized (
     select * from landing.deleted_keys
 ),
 

@@ -1,9 +1,9 @@
 -- The landed customers, trimmed, one row per customer_id, with whether the ledger deleted it.
-with source_customers as (
+with source_customers as not materialized (
     select * from landing.customers
 ),
 
-source_deleted_keys as (
+source_deleted_keys as not materialized (
     select * from landing.deleted_keys
 ),
 

@@ -1,9 +1,9 @@
 -- The landed invoices, trimmed and upper-cased where the source's case varies, one row per invoice_id, with whether the ledger deleted it.
-with source_invoices as (
+with source_invoices as not materialized (
     select * from landing.invoices
 ),
 
-source_deleted_keys as (
+source_deleted_keys as not materialized (
     select * from landing.deleted_keys
 ),
 

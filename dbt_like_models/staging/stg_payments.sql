@@ -1,9 +1,9 @@
 -- The landed payments (against invoices, or received on account), trimmed, one row per payment_id, with whether the ledger deleted it.
-with source_payments as (
+with source_payments as not materialized (
     select * from landing.payments
 ),
 
-source_deleted_keys as (
+source_deleted_keys as not materialized (
     select * from landing.deleted_keys
 ),
 
