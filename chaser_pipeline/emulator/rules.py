@@ -17,7 +17,9 @@ CUSTOMER_STATUSES = frozenset({"ACTIVE", "ARCHIVED"})
 INVOICE_STATUSES = frozenset({"DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED"})
 CREDIT_NOTE_STATUSES = frozenset({"ACTIVE", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED"})
 CONTACT_PERSON_STATUSES = frozenset({"ACTIVE", "ARCHIVED"})
-OVERPAYMENT_STATUSES = frozenset({"ACTIVE", "PAID"})
+# Overpayment fields are undocumented; CHASER_API.md says to model them on credit notes, so an
+# overpayment takes a credit note's statuses (a reversed or removed one is sent VOIDED / DELETED).
+OVERPAYMENT_STATUSES = CREDIT_NOTE_STATUSES
 ADDRESS_TYPES = frozenset({"POBOX", "Unknown", "Delivery", "Billing"})
 GROUP_STATUSES = frozenset({"ACTIVE", "ARCHIVED"})
 

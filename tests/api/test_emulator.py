@@ -480,7 +480,7 @@ def test_overpayments_follow_the_credit_note_rules(http, emulator):
     assert first.status_code == 200, first.text
     entries = [
         overpayment(3, customer_index=999),
-        overpayment(4, status="AUTHORISED"),
+        overpayment(4, status="REFUNDED"),
         overpayment(5, total=Decimal("1.001")),
         overpayment(6, date="2024-03-07"),
         overpayment(7, remaining_credit=Decimal("0.00"), status="PAID"),
@@ -495,6 +495,14 @@ def test_overpayments_follow_the_credit_note_rules(http, emulator):
     assert one["overpayment_id"] == "OP-000001"
     known = send(http, "POST", "/v1/overpayments", overpayment(1))
     assert_error(known, 400, "validation_error")
+    # a reversed or removed overpayment is withdrawn as a credit note is: VOIDED, DELETED
+    withdrawn = [
+        overpayment(1, remaining_credit=Decimal("0.00"), status="VOIDED"),
+        overpayment(2, remaining_credit=Decimal("0.00"), status="DELETED"),
+    ]
+    assert send(http, "PUT", "/v1/bulk/overpayments", {"entries": withdrawn}).status_code == 200
+    statuses = send(http, "GET", "/v1/overpayments").json()["data"]
+    assert sorted(o["status"] for o in statuses) == ["DELETED", "VOIDED"]
 
 
 def test_organisation_sync(http):

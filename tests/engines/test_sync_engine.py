@@ -1,13 +1,14 @@
 """Sync engine contract, without Dagster: answers a killed run committed count before the next plan,
 a customer Chaser refuses holds back its documents until it lands, a document Chaser may hold
-from an unrecorded batch is never skipped, and stop-chasing changes go first."""
+from an unrecorded batch is never skipped, stop-chasing changes go first,
+and a withdrawn overpayment reaches Chaser."""
 
 from __future__ import annotations
 
 import pytest
 
 from chaser_pipeline.db import WHOLE_HISTORY, utc_now
-from chaser_pipeline.emulator import FaultConfig
+from chaser_pipeline.emulator import EmulatorStore, FaultConfig
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
 from chaser_pipeline.sync.plan import SyncOptions, build_plan
 from tests.support.marts import emulated_chaser, mart_db
@@ -205,3 +206,33 @@ def test_a_sync_cut_short_by_its_deadline_has_sent_the_stop_chasing_changes(tmp_
         # what Chaser confirmed before the deadline is on record: the next run sends the rest
         rest = chaser.sync(con, "invoices", run_id="r3")
         assert rest.confirmed["update"] == 600 - len(paid)
+
+
+def test_a_withdrawn_overpayment_reaches_chaser_as_voided_then_deleted(tmp_path):
+    """Overpayments take a credit note's statuses (CHASER_API.md: model them on credit notes): a
+    reversed payment's overpayment is sent VOIDED and a removed one DELETED, once each, so
+    Chaser stops counting cash the customer no longer has on account."""
+    con = mart_db(tmp_path / "p.duckdb", [("C-1", "Good Ltd")], [])
+    con.execute(
+        """create table chaser_overpayments (overpayment_id varchar,
+        customer_external_id varchar, currency_code varchar, date varchar,
+        total decimal(18, 2), remaining_credit decimal(18, 2), status varchar)"""
+    )
+    con.execute(
+        """insert into chaser_overpayments values
+        ('P-1', 'C-1', 'GBP', '2024-03-07T00:00:00.000Z', 50.00, 50.00, 'ACTIVE'),
+        ('P-2', 'C-1', 'GBP', '2024-03-08T00:00:00.000Z', 20.00, 20.00, 'ACTIVE')"""
+    )
+    with emulated_chaser(tmp_path) as chaser:
+        chaser.sync(con, "customers", run_id="r1")
+        assert chaser.sync(con, "overpayments", run_id="r1").confirmed["create"] == 2
+        con.execute(
+            """update chaser_overpayments set remaining_credit = 0,
+            status = case overpayment_id when 'P-1' then 'VOIDED' else 'DELETED' end"""
+        )
+        withdrawn = chaser.sync(con, "overpayments", run_id="r2")
+        assert (withdrawn.confirmed["update"], withdrawn.failed) == (2, 0)
+        assert chaser.sync(con, "overpayments", run_id="r3").planned["unchanged"] == 2
+        with EmulatorStore(tmp_path / "c.sqlite3") as store:
+            held = {r["overpayment_id"]: r["status"] for r in store.records("overpayments")}
+    assert held == {"P-1": "VOIDED", "P-2": "DELETED"}
