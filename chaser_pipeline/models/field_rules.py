@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import pycountry
 
 _CACHE_SIZE = 1_000_000
+E164_MAX_DIGITS = 15
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
@@ -43,7 +44,10 @@ def e164_phone_number(value: str, default_country: str) -> str | None:
     # than the library's metadata, and Ofcom's drama range (07700 900xxx) is not "valid" either.
     if not phonenumbers.is_possible_number(number):
         return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # E.164 allows at most 15 digits, but the metadata's possible lengths allow more for a few
+    # plans (a German mobile of 17 digits): such a number is not one Chaser can text.
+    return e164 if len(e164) - 1 <= E164_MAX_DIGITS else None
 
 
 @lru_cache(maxsize=_CACHE_SIZE)

@@ -199,6 +199,9 @@ held as (
             when received_amount is null then 'missing_total'
             -- money going out on account with nothing to refund: not an overpayment
             when received_amount < 0 then 'negative_total'
+            -- more cash given back than applied (negative allocations): the unapplied cash would
+            -- exceed what was received (a withdrawn overpayment has none left, and still goes)
+            when remaining_amount > received_amount then 'negative_allocated'
             when customer_id is null then 'missing_customer_id'
             when known_customer_id is null and keyless_customer_count > 0
                 then 'customer_key_missing'
@@ -230,6 +233,7 @@ final as (
             when 'invalid_currency' then 'currency_code'
             when 'missing_total' then 'amount'
             when 'negative_total' then 'amount'
+            when 'negative_allocated' then 'amount'
             else 'customer_id'
         end as hold_field,
         case hold_reason_code
@@ -263,6 +267,14 @@ final as (
                 payment_id,
                 payment_amount::varchar,
                 currency_code
+            )
+            when 'negative_allocated' then format(
+                'Payment {} of {} {} has {} applied later in all, less than nothing, so its '
+                || 'unapplied cash would exceed what was received; the overpayment was not sent.',
+                payment_id,
+                received_amount::varchar,
+                currency_code,
+                applied_amount::varchar
             )
             when 'missing_customer_id' then format(
                 'Payment {} of {} was received on account but names no customer (payments.'

@@ -234,7 +234,7 @@ duplicate_rejections as (
             duplicate_row_count,
             replace(entity, '_', ' '),
             document_key,
-            strftime(updated_at, '%Y-%m-%d %H:%M:%S'),
+            coalesce(strftime(updated_at, '%Y-%m-%d %H:%M:%S'), 'an unknown time'),
             duplicate_row_count - 1
         ) as detail
     from duplicates
@@ -323,7 +323,7 @@ contact_person_reports as (
             contact_persons.external_id,
             coalesce(contact_persons.contact_first_name, ''),
             coalesce(contact_persons.contact_last_name, ''),
-            contact_persons.customer_id,
+            coalesce(contact_persons.customer_id, '(none)'),
             invalid_addresses.invalid_list,
             case
                 when invalid_addresses.valid_count = 0 then ', so Chaser cannot e-mail them'
@@ -345,7 +345,7 @@ contact_person_reports as (
             'Contact {} of customer {} has more than one address; {} was used and {} left out '
             || '(give each person a contact row of their own).',
             contact_persons.external_id,
-            contact_persons.customer_id,
+            coalesce(contact_persons.customer_id, '(none)'),
             contact_persons.contact_email_address,
             invalid_addresses.extra_list
         ) as detail
@@ -363,7 +363,7 @@ contact_person_reports as (
             'Contact {} of customer {} has mobile number ''{}'', which cannot be read as a phone '
             || 'number; it was left out.',
             external_id,
-            customer_id,
+            coalesce(customer_id, '(none)'),
             mobile
         ) as detail
     from contact_persons
@@ -377,7 +377,7 @@ contact_person_reports as (
             'Contact {} of customer {} has phone number ''{}'', which cannot be read as a phone '
             || 'number; it was sent as written.',
             external_id,
-            customer_id,
+            coalesce(customer_id, '(none)'),
             phone
         ) as detail
     from contact_persons
@@ -988,7 +988,16 @@ final as (
         -- a row with no key at all is still listed, under a visible placeholder
         coalesce(document_key, '(missing)') as key,
         reason_code,
-        detail,
+        -- format() gives NULL when any value is NULL: a row is never left without words
+        coalesce(
+            detail,
+            format(
+                '{} {}: {} (a value needed to describe it is missing).',
+                replace(entity, '_', ' '),
+                coalesce(document_key, '(missing)'),
+                replace(reason_code, '_', ' ')
+            )
+        ) as detail,
         severity
     from rejections
     order by entity, key, reason_code

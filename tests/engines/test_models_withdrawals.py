@@ -488,6 +488,16 @@ BAD_ROWS = [
     contact("CT-1", email="a@b.co; nope"),
     contact("CT-2", customer_id="C-404"),
     contact("CT-3", customer_id="C-2", mobile="n/a"),
+    # found by review: each of these failed a blocking check, so one row stopped every sync
+    customer("C-3", mobile="+49 151 234567890123"),  # 17 digits: "possible", not E.164
+    contact("CT-4", mobile="+49 151 234567890123"),
+    contact("CT-5", customer_id=None, mobile="n/a"),  # no customer: details said nothing
+    contact("CT-6", customer_id=None, phone="ext. 9"),
+    contact("CT-7", customer_id=None, email="x; grace@a.co.uk, ada@a.co.uk"),
+    payment("P-DUP", "1.00", at(10), invoice_id="INV-OK", updated_at=None),
+    payment("P-DUP", "1.00", at(10), invoice_id="INV-OK", updated_at=None),
+    on_account("P-OA6", "50.00", at(8)),  # a negative allocation of cash: credit above total
+    allocation("A-5", "-20.00", at(12), invoice_id=None, credit_note_id=None, payment_id="P-OA6"),
     deleted("invoices", "INV-DEL"),
     holding("contact_persons", "C-1:gone@company.co.uk"),
     holding("overpayments", "P-1"),
@@ -512,6 +522,19 @@ def test_no_blocking_check_fails_on_a_ledger_of_bad_rows(build) -> None:
             if found.count:
                 failures[(rule.model, rule.query.name)] = found.examples
     assert failures == {}
+    # the rows found by review are held back or reported, each with words
+    rejections = rows(con, "chaser_rejections")
+    found = {(r["entity"], r["key"], r["reason_code"], r["severity"]) for r in rejections}
+    assert {
+        ("customer", "C-3", "invalid_mobile_number", "reported"),
+        ("contact_person", "CT-4", "invalid_mobile_number", "reported"),
+        ("contact_person", "CT-5", "invalid_mobile_number", "reported"),
+        ("contact_person", "CT-6", "invalid_phone_number", "reported"),
+        ("contact_person", "CT-7", "invalid_email", "reported"),
+        ("payment", "P-DUP", "duplicate_key", "held_back"),
+        ("overpayment", "P-OA6", "negative_allocated", "held_back"),
+    } <= found
+    assert [r for r in rejections if not r["detail"]] == []
     # and the good rows all went
     assert {r["invoice_id"] for r in rows(con, "chaser_invoices")} == {
         "INV-OK",
