@@ -62,7 +62,10 @@ ordered as (
             partition by movements.invoice_id
             order by movements.moved_at, movements.movement_id, movements.movement_amount
         ) as movement_rank,
-        sum(movements.movement_amount) over (
+        -- a movement without an amount counts as nothing (chaser_rejections: missing_amount);
+        -- summed as NULL it would leave the sum unknown, and an unknown sum is never "below
+        -- the total", so its time became the fully paid date
+        sum(coalesce(movements.movement_amount, 0)) over (
             partition by movements.invoice_id
             order by movements.moved_at, movements.movement_id, movements.movement_amount
             rows between unbounded preceding and current row

@@ -188,6 +188,28 @@ CASES = [
         rejections={("invoice", "INV-1", "overpaid", "reported")},
     ),
     Case(
+        "a payment or allocation without an amount counts as nothing, in the fully paid date too",
+        [
+            customer(),
+            invoice(total="100.00"),
+            credit_note(total="50.00"),
+            payment("P-0", None, at(1)),
+            allocation("A-0", None, at(2)),
+            payment("P-1", "100.00", at(20)),
+        ],
+        invoices={
+            "INV-1": {
+                "status": "PAID",
+                "amount_paid": D("100.00"),
+                "fully_paid_date": "2024-03-20T09:00:00.000Z",
+            }
+        },
+        rejections={
+            ("payment", "P-0", "missing_amount", "reported"),
+            ("allocation", "A-0", "missing_amount", "reported"),
+        },
+    ),
+    Case(
         "zero-total invoice is PAID on its issue date",
         [customer(), invoice(total="0.00")],
         invoices={
