@@ -216,6 +216,16 @@ class RequestBudget:
             f"first-24-hours waiver is over, so requests were paced at {self.rate_text} from then on"
         )
 
+    def waiver_over_message(self, over_at: float) -> str:
+        """What to tell the user when an initial load is asked for after Chaser ended the
+        waiver in an earlier step or run."""
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(over_at))
+        return (
+            f"initial load asked for, but Chaser ended the organisation's first-24-hours waiver "
+            f"(a 429 at {when}, in an earlier step or run): requests are paced at "
+            f"{self.rate_text}"
+        )
+
 
 def forecast_seconds(
     requests: int,

@@ -29,6 +29,7 @@ from chaser_pipeline.sync.state import (
     SCHEMA,
     STATE_TABLE,
     TARGETS_TABLE,
+    WAIVER_TABLE,
     StateLockTimeout,
     StateWriter,
     SyncState,
@@ -235,6 +236,14 @@ class PostgresState(SyncState):
             rows = cur.fetchall()
             conn.commit()
         return [r[0] for r in rows]
+
+    def note_waiver_over(self, target: Target, at: float) -> None:
+        with self._session() as conn, conn.cursor() as cur:
+            cur.execute(
+                f"insert into {WAIVER_TABLE} values ($1, $2) on conflict do nothing",
+                [target.key, at],
+            )
+            conn.commit()
 
     def save_requests(self, target: Target, times: Sequence[float]) -> None:
         with self._session() as conn, conn.cursor() as cur:

@@ -18,6 +18,8 @@ Tables (the same in both places):
 - `log`: append-only, every row sent, refused or held back.
 - `targets`: every Chaser target this pipeline has talked to, and when it was last checked.
 - `requests`: the times of the target's recent requests (its budget window), across runs.
+- `waiver_over`: when Chaser first answered 429 to an initial load of the target: its
+  organisation's first-day waiver is over, so no later step or run sends unpaced again.
 
 `chaser_sync.holdings` (DuckDB only) is what the most recently checked target holds: the models
 read it to report documents Chaser holds whose new version cannot be sent.
@@ -47,6 +49,7 @@ JOURNAL_TABLE = f"{SCHEMA}.journal"
 LOG_TABLE = f"{SCHEMA}.log"
 TARGETS_TABLE = f"{SCHEMA}.targets"
 REQUESTS_TABLE = f"{SCHEMA}.requests"
+WAIVER_TABLE = f"{SCHEMA}.waiver_over"
 HOLDINGS_VIEW = f"{SCHEMA}.holdings"
 
 # The journal's columns, in order, after its sequence number.
@@ -144,6 +147,8 @@ def _ddl(kind: str) -> list[str]:
             organisation_name varchar, first_seen_at timestamp, last_checked_at timestamp,
             checked_run_id varchar{", primary key (target)" if postgres else ""})""",
         f"create table if not exists {REQUESTS_TABLE} (target varchar not null, sent_at double precision)",
+        f"""create table if not exists {WAIVER_TABLE} (
+            target varchar not null primary key, over_at double precision not null)""",
     ]
     if postgres:
         statements.append(
@@ -325,6 +330,17 @@ class SyncState(ABC):
     @abstractmethod
     def save_requests(self, target: Target, times: Sequence[float]) -> None: ...
 
+    def waiver_over_at(self, target: Target) -> float | None:
+        """When Chaser first refused an initial load of `target` with 429 (epoch seconds), or
+        None: its organisation may still be in its first-day waiver."""
+        rows = self.query(f"select over_at from {WAIVER_TABLE} where target = $1", [target.key])
+        return float(rows[0][0]) if rows else None
+
+    @abstractmethod
+    def note_waiver_over(self, target: Target, at: float) -> None:
+        """Record that Chaser answered 429 to an initial load of `target` at `at` (the first
+        such time stays)."""
+
     @abstractmethod
     def replace(self, target: Target, object_name: str, rows: pa.Table, *, now: datetime) -> None:
         """Replace the target's state rows of one object by `rows` (key, payload_hash,
@@ -450,6 +466,12 @@ class DuckDBState(SyncState):
             [target.key, cutoff],
         ).fetchall()
         return [r[0] for r in rows]
+
+    def note_waiver_over(self, target: Target, at: float) -> None:
+        prepare_duckdb(self.con)
+        self.con.execute(
+            f"insert into {WAIVER_TABLE} values ($1, $2) on conflict do nothing", [target.key, at]
+        )
 
     def save_requests(self, target: Target, times: Sequence[float]) -> None:
         prepare_duckdb(self.con)

@@ -1,6 +1,7 @@
 """Chaser's request budget holds across the steps and runs of one pipeline: each step's session
 starts from the request times earlier ones left in the sync state, so a sync that starts right
-after another does not burst into a full window."""
+after another does not burst into a full window; and once Chaser ends an organisation's first-day
+waiver (a 429 to an initial load), no later step or run of an initial load sends unpaced."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import asyncio
 import time
 
 import dagster as dg
+import pytest
 from dagster_duckdb import DuckDBResource
 
+from chaser_pipeline.chaser.errors import DeadlineExceededError
 from chaser_pipeline.db import utc_now
 from chaser_pipeline.defs.chaser_sync.resources import ChaserApiResource, SyncStateResource
 from chaser_pipeline.defs.chaser_sync.session import chaser_session
-from chaser_pipeline.emulator import run_emulator_in_thread
+from chaser_pipeline.emulator import RateLimitConfig, run_emulator_in_thread
 from chaser_pipeline.sync.engine import check_target
 
 API_KEY, API_SECRET = "budget-key", "budget-secret"
@@ -93,3 +96,55 @@ def test_a_step_whose_first_request_must_wait_says_so_before_it_waits(tmp_path):
     assert not [
         m for m in (e.user_message for e in instance.all_logs(first.run_id)) if "budget" in m
     ]
+
+
+def test_an_initial_load_after_chaser_ended_the_waiver_is_paced_from_its_first_request(tmp_path):
+    """`--initial-load` runs every sync step unpaced; the first step's 429 says the waiver is
+    over, and each later step used to start unpaced again and spend requests on 429s. The state
+    keeps when it ended: the next step starts paced, with the window the last one left."""
+    with run_emulator_in_thread(
+        tmp_path / "c.sqlite3",
+        api_key=API_KEY,
+        api_secret=API_SECRET,
+        rate_limit=RateLimitConfig(requests_per_minute=5),
+    ) as emulator:
+        chaser = ChaserApiResource(
+            api_url=emulator.url, api_key=API_KEY, api_secret=API_SECRET, requests_per_minute=5
+        )
+        duckdb = DuckDBResource(database=str(tmp_path / "p.duckdb"))
+        sync_state = SyncStateResource()
+
+        async def read(session, times: int) -> None:
+            async with session.connection.make_client() as client:
+                for _ in range(times):
+                    await client.organisation.get()
+
+        # the deadline ends the first step at its 429 rather than a minute's wait for room
+        with (
+            pytest.raises(DeadlineExceededError),
+            chaser_session(
+                chaser, duckdb, sync_state, initial_load=True, deadline=time.time() + 5
+            ) as first,
+        ):
+            assert first.budget.initial_load
+            first.target, _ = check_target(
+                first.state,
+                first.connection.identity,
+                first.connection.make_client,
+                run_id="run-1",
+                now=utc_now(),
+            )
+            asyncio.run(read(first, 10))
+        assert first.budget.fell_back and first.budget.stats.rate_limited == 1
+
+        with chaser_session(chaser, duckdb, sync_state, initial_load=True) as second:
+            assert not second.budget.initial_load  # paced from its first request
+            assert second.waiver_over_at == first.budget.fell_back_at
+            assert second.budget.room_in() > 0  # the window the first step filled
+            assert "ended the organisation's first-24-hours waiver" in (
+                second.budget.waiver_over_message(second.waiver_over_at)
+            )
+
+        # a step that is not an initial load never looks at the waiver
+        with chaser_session(chaser, duckdb, sync_state) as plain:
+            assert plain.waiver_over_at is None and not plain.budget.initial_load

@@ -1,6 +1,6 @@
 """Sync state in PostgreSQL (CHASER_STATE_URL): what Chaser confirmed survives losing the whole
-working folder, a killed run's journal is folded before the next plan, and the lock holds across
-connections."""
+working folder, a killed run's journal is folded before the next plan, the lock holds across
+connections, and the end of an organisation's waiver is kept for every worker."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from chaser_pipeline.settings import Secret
 from chaser_pipeline.sync.engine import check_target, sync_object
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
 from chaser_pipeline.sync.postgres_state import PostgresState
-from chaser_pipeline.sync.state import StateLockTimeout
+from chaser_pipeline.sync.state import StateLockTimeout, Target
 from tests.support.marts import emulated_chaser, mart_db
 
 pytestmark = pytest.mark.postgres
@@ -73,3 +73,17 @@ def test_the_lock_is_held_across_connections(tmp_path, postgres_url):
             pass
         with other.lock(target, wait_seconds=0.5):
             pass
+
+
+def test_the_end_of_a_waiver_is_kept_for_every_worker(tmp_path, postgres_url):
+    """When Chaser ended a target's first-day waiver (a 429 to an initial load) is kept in
+    PostgreSQL: a worker with another working folder paces its initial load from the start."""
+    url = Secret(postgres_url)
+    target = Target("https://chaser.example", "org-1")
+    first = PostgresState(mart_db(tmp_path / "p.duckdb", [], []), url)
+    assert first.waiver_over_at(target) is None
+    first.note_waiver_over(target, 1_700_000_000.5)
+    first.note_waiver_over(target, 1_700_000_100.0)  # the first 429 stays
+    other = PostgresState(mart_db(tmp_path / "q.duckdb", [], []), url)
+    assert other.waiver_over_at(target) == 1_700_000_000.5
+    assert other.waiver_over_at(Target("https://chaser.example", "org-2")) is None

@@ -237,8 +237,13 @@ def run_sync_step(
         log_metadata = {} if config.dry_run else sync_log_metadata(session.state)
         budget = session.budget
         display = session.display
+        waiver_over_at = session.waiver_over_at
     _log_outcome(context, report, chaser_object)
-    if fallback := budget.fallback_message():
+    fallback = budget.fallback_message()
+    if waiver_over_at is not None:
+        fallback = budget.waiver_over_message(waiver_over_at)
+        context.log.info(fallback)
+    elif fallback:
         context.log.warning(fallback)
     metadata: dict[str, object] = {}
     if months:

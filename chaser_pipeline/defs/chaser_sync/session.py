@@ -37,6 +37,8 @@ class ChaserSession:
         self.state = state
         self.budget = budget
         self.target: Target | None = None
+        # an initial load asked for after Chaser ended the organisation's waiver: when it did
+        self.waiver_over_at: float | None = None
         self._chaser_target, self._deadline, self._stack = chaser_target, deadline, stack
         self._description = description
         self._connection: Connection | None = None
@@ -110,13 +112,16 @@ def chaser_session(
     """Open the pipeline's DuckDB, the state and (when first asked) Chaser. The request budget
     starts from the requests earlier runs made in the last minute, and what this step adds is
     saved for the next one, so a sync that starts right after another does not burst into a
-    full window."""
+    full window. An initial load is paced from the start once Chaser has ended the waiver (a
+    429 to an earlier step or run), rather than bursting into 429s again at every step."""
     with duckdb_connection(duckdb) as con, contextlib.ExitStack() as stack:
         state = sync_state.open(con, duckdb.database)
         previous = state.last_target()
-        target = chaser.target(initial_load=initial_load)
+        waiver_over_at = state.waiver_over_at(previous) if initial_load else None
+        target = chaser.target(initial_load=initial_load and waiver_over_at is None)
         budget = target.options.budget(recent=state.recent_requests(previous))
         session = ChaserSession(state, target, budget, deadline, stack, chaser.describe())
+        session.waiver_over_at = waiver_over_at
         try:
             yield session
         finally:
@@ -125,3 +130,5 @@ def chaser_session(
                 session.target is not None or previous.organisation_id != "none"
             ):
                 state.save_requests(session.target or previous, budget.recent())
+                if budget.fell_back_at is not None:
+                    state.note_waiver_over(session.target or previous, budget.fell_back_at)
