@@ -185,10 +185,7 @@ def write_report(
     """Print the report's five sections."""
     target = last_target(con)
     if target is not None:
-        out(
-            f"Chaser: {target.url} (organisation {target.organisation_id} "
-            f"{target.organisation_name})".rstrip()
-        )
+        out(f"Chaser: {target.display[:-1]} {target.organisation_name})".replace(" )", ")"))
     held = held_back_by_reason(con)
     out(f"Held back by the models' rules (not sent; {REJECTIONS}): {sum(c.rows for c in held)}")
     for c in held:

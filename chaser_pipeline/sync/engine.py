@@ -17,7 +17,7 @@ from datetime import date, datetime
 
 import duckdb
 
-from chaser_pipeline.chaser.client import ChaserClient
+from chaser_pipeline.chaser.client import ChaserClient, display_url
 from chaser_pipeline.chaser.encoding import dumps, encode_payload
 from chaser_pipeline.chaser.errors import ChaserError
 from chaser_pipeline.db import WHOLE_HISTORY, utc_now
@@ -59,7 +59,9 @@ def check_target(
     found = asyncio.run(organisation())
     organisation_id = str(found.get("id") or found.get("organisation_id") or "")
     if not organisation_id:
-        raise ChaserError(f"GET /v1/organisation at {url} answered without an organisation id")
+        raise ChaserError(
+            f"GET /v1/organisation at {display_url(url)} answered without an organisation id"
+        )
     target = Target(url, organisation_id, str(found.get("name") or ""))
     return target, state.record_target(target, run_id=run_id, now=now)
 

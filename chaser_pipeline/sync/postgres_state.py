@@ -130,8 +130,7 @@ class PostgresState(SyncState):
                     break
                 if time.monotonic() >= deadline:
                     raise StateLockTimeout(
-                        f"another sync is sending to {target.url} (organisation "
-                        f"{target.organisation_id}) and did not finish within "
+                        f"another sync is sending to {target.display} and did not finish within "
                         f"{wait_seconds:.0f} s; this one sent nothing: run it again once the "
                         "other has finished"
                     )

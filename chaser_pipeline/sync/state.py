@@ -40,6 +40,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from chaser_pipeline.chaser.client import display_url
 from chaser_pipeline.db import transaction
 
 SCHEMA = "chaser_sync"
@@ -105,6 +106,12 @@ class Target:
     @property
     def key(self) -> str:
         return f"{self.url}|{self.organisation_id}"
+
+    @property
+    def display(self) -> str:
+        """The target in words, safe for messages: the URL without user info or query (a
+        gateway's password may sit there), and the organisation."""
+        return f"{display_url(self.url)} (organisation {self.organisation_id})"
 
     @property
     def lock_id(self) -> str:
@@ -551,8 +558,8 @@ def _flock_with_deadline(handle, wait_seconds: float, target: Target) -> None:
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 raise StateLockTimeout(
-                    f"another sync is sending to {target.url} (organisation "
-                    f"{target.organisation_id}) and did not finish within {wait_seconds:.0f} s; "
+                    f"another sync is sending to {target.display} and did not finish within "
+                    f"{wait_seconds:.0f} s; "
                     "this one sent nothing: run it again once the other has finished"
                 ) from None
             time.sleep(0.2)  # another process holds the lock: poll until the deadline
