@@ -239,14 +239,18 @@ def _collect(
         )
     elif chaser_object.partitioned:
         # the mart holds the document in another month, or no longer may hold it: that
-        # month's partition must be rebuilt (and its sync will send the change if any)
+        # month's partition must be rebuilt (and its sync will send the change if any); a moved
+        # document's new month too: one never sent plans no create, and without its new month
+        # rebuilt it would fall out of the mart
         con.execute(
             f"""insert into pending_documents
-            select $object, m.{key}, substr(m.date, 1, 7) || '-01', c.changed_at
+            select $object, m.{key}, month, c.changed_at
             from {chaser_object.mart} as m
             left join pending_source as w on w.{key} = m.{key}
-            left join ({CHANGED_AT_SQL[name]}) as c on c.key = m.{key}
-            where w.{key} is null or substr(w.date, 1, 7) <> substr(m.date, 1, 7)""",
+            left join ({CHANGED_AT_SQL[name]}) as c on c.key = m.{key},
+            unnest([substr(m.date, 1, 7) || '-01', substr(w.date, 1, 7) || '-01']) as t(month)
+            where (w.{key} is null or substr(w.date, 1, 7) <> substr(m.date, 1, 7))
+            and month is not null""",
             {"object": name},
         )
 

@@ -135,6 +135,29 @@ def test_an_invoice_moved_to_another_month_leaves_its_old_month_clean(pipeline):
     assert_nothing_pending(p)
 
 
+def test_an_unsent_invoice_moved_to_another_month_stays_in_the_mart(pipeline):
+    """A document never sent (not worth a first send) plans no create when its issue date
+    moves, so only its old month was rebuilt and it fell out of the mart: its new month is
+    pending too."""
+    p = pipeline
+    [(invoice_id, old_date)] = p.query(
+        """select invoice_id, date from chaser_invoices
+        where invoice_id not in (select key from chaser_sync.state where object = 'invoices')
+        and date < '2026-01' order by invoice_id limit 1"""
+    )
+    p.ledger(
+        "update ledger.invoices set issue_date = issue_date + interval 40 day, "
+        "updated_at = timestamp '2026-11-20 10:00' where invoice_id = ?",
+        [invoice_id],
+    )
+    run = p.run(NEXT_RUN)
+    [(new_date,)] = p.query("select date from chaser_invoices where invoice_id = ?", [invoice_id])
+    assert new_date[:7] != old_date[:7]
+    assert {old_date[:7] + "-01", new_date[:7] + "-01"} <= set(run.pending.months)
+    assert invoice_id not in p.chaser("invoices")  # still not worth sending
+    assert_nothing_pending(p)
+
+
 def test_an_open_invoice_issued_before_the_history_start_reaches_chaser(tmp_path, demo_ledger):
     """No document is left out by the partitioning: the first month's partition carries every
     open document issued before CHASER_HISTORY_START, and the run says how many there are."""
