@@ -110,6 +110,12 @@ def test_every_step_that_calls_chaser_declares_the_chaser_api_pool():
         else:
             # nothing else talks to Chaser, so nothing else needs the pool
             assert "chaser" not in asset.required_resource_keys, names
+    # asset checks too: the daily drift sample reads pages from Chaser
+    for checks in defs.asset_checks:
+        if "chaser" in checks.required_resource_keys:
+            assert checks.op.pool == CHASER_API_POOL, checks.check_keys
+    drift = defs.resolve_job_def("chaser_drift_sample")
+    assert [node.pool for node in drift.graph.node_defs] == [CHASER_API_POOL]
     monthly = defs.resolve_job_def("chaser_monthly_sync")
     assert {node.name for node in monthly.graph.node_defs if node.pool == CHASER_API_POOL} == {
         "sync_chaser_invoices",

@@ -4,6 +4,7 @@ exactly the models' rows, and later runs send only what changed, never duplicati
 from __future__ import annotations
 
 import dagster as dg
+import duckdb
 import pytest
 
 from tests.support.pipeline import make_pipeline
@@ -232,6 +233,14 @@ def test_the_daily_drift_check_warns_about_a_record_edited_in_chaser(pipeline):
     assert not found.passed and found.severity == dg.AssetCheckSeverity.WARN
     assert found.metadata["drifted"].value == {"customers": [customer_id]}
     assert "chaser-pipeline reconcile" in found.description
+
+    # a lost state: everything read back is unknown to it
+    with duckdb.connect(str(pipeline.duckdb_path)) as con:
+        con.execute("delete from chaser_sync.state")
+    lost = drift_check()
+    assert not lost.passed and lost.severity == dg.AssetCheckSeverity.WARN
+    assert "unknown to the sync state" in lost.description
+    assert lost.metadata["unknown_to_the_state"].value
 
 
 def test_pending_documents_are_planned_again_only_when_their_inputs_change(pipeline):

@@ -123,6 +123,7 @@ class DriftSampleConfig(dg.Config):
 
 def drift_sample_check() -> dg.AssetChecksDefinition:
     """A daily sample of what Chaser holds, compared with what the sync state says it holds."""
+    from chaser_pipeline.defs.chaser_sync.assets import CHASER_API_POOL
     from chaser_pipeline.defs.chaser_sync.resources import ChaserResource
     from chaser_pipeline.defs.chaser_sync.session import chaser_session
     from chaser_pipeline.sync.reconcile import sample_drift
@@ -130,6 +131,8 @@ def drift_sample_check() -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=SYNC_LOG_ASSET,
         name=DRIFT_SAMPLE,
+        # it spends Chaser's request budget: one run at a time, as the sync steps
+        pool=CHASER_API_POOL,
         description="A few pages of what Chaser holds, read back each day and compared with "
         "what the sync state says it confirmed: catches records edited by hand in Chaser or a "
         "state restored from an old backup (run `chaser-pipeline reconcile` to repair).",
@@ -159,8 +162,24 @@ def drift_sample_check() -> dg.AssetChecksDefinition:
         drifted = {s.object_name: s.drifted[:10] for s in samples if s.drifted}
         unknown = {s.object_name: s.unknown[:10] for s in samples if s.unknown}
         read = sum(s.records for s in samples)
+        unknown_count = sum(len(s.unknown) for s in samples)
+        if drifted:
+            description = (
+                f"{sum(len(v) for v in drifted.values())} of {read} records read back differ "
+                "from what the state says Chaser confirmed: run `chaser-pipeline reconcile`"
+            )
+        elif unknown:
+            # a lost state, or one restored from an old backup: the next sync would send these
+            # as new, and the "never sent" rules would misjudge them
+            description = (
+                f"{unknown_count} of {read} records read back are unknown to the sync state (a "
+                "lost state, or one restored from an old backup?): run `chaser-pipeline "
+                "reconcile` to rebuild it from what Chaser holds"
+            )
+        else:
+            description = f"{read} records read back hold what the state says"
         return dg.AssetCheckResult(
-            passed=not drifted,
+            passed=not drifted and not unknown,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={
                 "records_read": read,
@@ -168,12 +187,7 @@ def drift_sample_check() -> dg.AssetChecksDefinition:
                 "drifted": dg.MetadataValue.json(drifted),
                 "unknown_to_the_state": dg.MetadataValue.json(unknown),
             },
-            description=(
-                f"{sum(len(v) for v in drifted.values())} of {read} records read back differ "
-                "from what the state says Chaser confirmed: run `chaser-pipeline reconcile`"
-                if drifted
-                else f"{read} records read back hold what the state says"
-            ),
+            description=description,
         )
 
     return chaser_drift_sample
