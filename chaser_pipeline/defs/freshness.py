@@ -1,4 +1,4 @@
-"""The freshness policy of the extract and sync assets: a daily pipeline is stale after a missed
+"""The freshness policy of the extract and daily sync assets: a daily pipeline is stale after a missed
 day (warn 13 h, fail 26 h unless CHASER_FRESHNESS_WARN_HOURS / _FAIL_HOURS say otherwise)."""
 
 from datetime import timedelta

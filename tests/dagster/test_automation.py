@@ -94,6 +94,22 @@ def test_schedule_and_sensor_start_running_and_target_the_right_jobs():
     assert changed_months_sensor.job_name == "chaser_monthly_sync"
 
 
+def test_freshness_is_asked_of_what_runs_every_day_not_of_the_monthly_syncs():
+    """The extracts and the customer syncs run daily, so a missed day is stale; a monthly sync
+    runs only when a month changed, so a quiet day (a weekend) would turn it red although
+    nothing waits for Chaser: the data-lag check judges those."""
+    defs = load_defs()
+
+    def freshness(name: str):
+        [spec] = [s for s in defs.resolve_assets_def(name).specs if s.key.to_user_string() == name]
+        return spec.freshness_policy
+
+    for chaser_object in CHASER_OBJECTS.values():
+        policy = freshness(chaser_object.sync_asset)
+        assert (policy is None) == chaser_object.partitioned, chaser_object.sync_asset
+    assert freshness("ledger_invoices") is not None
+
+
 def test_every_step_that_calls_chaser_declares_the_chaser_api_pool():
     defs = load_defs()
     callers = {o.sync_asset for o in CHASER_OBJECTS.values()} | {
