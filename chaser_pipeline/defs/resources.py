@@ -1,6 +1,9 @@
-"""The pipeline's own DuckDB, shared by every stage (landed ledger, models, sync state and log)."""
+"""The pipeline's own DuckDB, shared by every stage (landed ledger, models, sync state and log),
+and the rebuild of a run-local DuckDB found empty."""
 
 import contextlib
+import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,8 +11,10 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from chaser_pipeline.db import table_exists, utc_now
+from chaser_pipeline.ledger.warehouse import Warehouse
 from chaser_pipeline.preflight import open_duckdb
-from chaser_pipeline.settings import load_settings
+from chaser_pipeline.settings import Settings, load_settings
 
 
 @contextlib.contextmanager
@@ -33,3 +38,44 @@ def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={"duckdb": DuckDBResource(database=str(load_settings().duckdb_path))}
     )
+
+
+def ensure_run_local_ledger(
+    log: logging.Logger | dg.DagsterLogManager,
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+) -> bool:
+    """Land the ledger and build the whole-history models when this DuckDB has never landed one.
+
+    In production each run may start on a fresh disk (a Kubernetes run pod; the sync state lives
+    in PostgreSQL), and only the incremental job extracts and builds the whole-history models:
+    the monthly run the sensor asks for, the data-lag check and the drift sample found nothing to
+    work on (a monthly run failed; the data-lag check said Chaser held everything). They call
+    this first: a full extract of every ledger table from CHASER_WAREHOUSE_URL and every
+    whole-history model, as the incremental job builds them. True when it rebuilt."""
+    from chaser_pipeline.ledger.contract import LEDGER_TABLES
+    from chaser_pipeline.ledger.extract import extract_table
+    from chaser_pipeline.models.build import run_models
+    from chaser_pipeline.models.project import whole_history_models
+    from chaser_pipeline.paths import models_dir
+
+    if table_exists(con, f"landing.{next(iter(LEDGER_TABLES))}"):
+        return False  # landed before: what is missing is for the incremental job to build
+    warehouse = Warehouse(settings.warehouse)
+    log.warning(
+        "The pipeline DuckDB (%s) has never landed the ledger: a run on a fresh disk. Landing "
+        "every ledger table from %s and building the whole-history models first.",
+        settings.duckdb_path,
+        warehouse.display,
+    )
+    started = time.perf_counter()
+    for table in LEDGER_TABLES.values():
+        extract_table(con, warehouse, table, now=utc_now())
+    needed = whole_history_models(models_dir())
+    run_models(con, models_dir(), only=needed, default_country=settings.default_country)
+    log.info(
+        "Landed the ledger and built %d whole-history models in %.1f s",
+        len(needed),
+        time.perf_counter() - started,
+    )
+    return True

@@ -228,8 +228,11 @@ def _collect(
             p.sync_action = 'held_back' and {customer_lands_sql(chaser_object)})""",
         {"object": name},
     )
-    if chaser_object.partitioned and not _exists(con, chaser_object.mart):
-        # first run: the whole history is one backfill, every month from the start built
+    mart_built = _exists(con, chaser_object.mart)
+    if chaser_object.partitioned and not mart_built and not synced:
+        # first run: the whole history is one backfill, every month from the start built (a
+        # run-local DuckDB rebuilt on a fresh disk, whose state Chaser has answered, is not a
+        # first run: only the months of pending documents are, or every day would be all)
         con.execute(
             """insert into pending_documents
             select $object, null, strftime(month, '%Y-%m-01'), null
@@ -237,7 +240,7 @@ def _collect(
                 + interval 1 day, interval 1 month) as t(month)""",
             {"object": name, "start": history_start},
         )
-    elif chaser_object.partitioned:
+    elif chaser_object.partitioned and mart_built:
         # the mart holds the document in another month, or no longer may hold it: that
         # month's partition must be rebuilt (and its sync will send the change if any); a moved
         # document's new month too: one never sent plans no create, and without its new month

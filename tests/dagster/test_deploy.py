@@ -4,6 +4,7 @@ image's code-server command serves the code location; the Helm values keep secre
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -99,6 +100,77 @@ def test_two_pods_syncing_at_once_never_send_a_row_twice(tmp_path, shared, postg
             key = {"customers": "external_id"}.get(object_name, object_name[:-1] + "_id")
             written_twice = [r[key] for r in held if store.write_count(object_name, r[key]) != 1]
             assert written_twice == [], (object_name, written_twice[:5])
+
+
+# One Dagster job in a "run pod" of its own, as K8sRunLauncher starts it: the code location
+# loaded from the environment, the job executed in-process; a monthly job over every month.
+_POD_SCRIPT = """
+import json, os, sys
+import dagster as dg
+os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
+from chaser_pipeline.definitions import defs
+job = defs().resolve_job_def(sys.argv[1])
+tags = {}
+if job.partitions_def is not None:
+    keys = job.partitions_def.get_partition_keys()
+    tags = {"dagster/asset_partition_range_start": keys[0],
+            "dagster/asset_partition_range_end": keys[-1]}
+result = job.execute_in_process(instance=dg.DagsterInstance.get(), tags=tags,
+                                raise_on_error=False)
+out = {"success": result.success, "checks": {}, "changed_months": None}
+for evaluation in result.get_asset_check_evaluations():
+    out["checks"][evaluation.check_name] = [evaluation.passed, evaluation.description]
+for node in [n.name for n in job.graph.node_defs]:
+    if node == "chaser_pending_months":
+        [m] = result.asset_materializations_for_node(node)
+        out["changed_months"] = m.metadata["changed_months"].value
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _pod(env: dict, job: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", _POD_SCRIPT, job],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    [line] = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")] or [
+        "RESULT "
+        + json.dumps({"success": False, "output": done.stdout[-2000:] + done.stderr[-3000:]})
+    ]
+    return json.loads(line.removeprefix("RESULT "))
+
+
+@pytest.mark.postgres
+def test_each_job_in_a_pod_of_its_own_lands_what_it_needs(tmp_path, shared, postgres_url):
+    """With K8sRunLauncher every run starts on an empty disk, and only the incremental job
+    extracted and built the whole-history models: the monthly run the sensor asks for failed
+    (no int_invoice_balances), so no document ever reached Chaser, and the data-lag check, with
+    nothing built, said Chaser held everything. Each now lands the ledger first when its DuckDB
+    never landed one."""
+    warehouse, chaser = shared
+
+    def pod(name: str, job: str) -> dict:
+        return _pod(_worker_env(tmp_path, name, warehouse, chaser.url, postgres_url), job)
+
+    incremental = pod("pod-1", "chaser_incremental_sync")
+    assert incremental["success"], incremental
+    assert incremental["changed_months"]  # the first run: every month to sync
+    monthly = pod("pod-2", "chaser_monthly_sync")
+    assert monthly["success"], monthly
+    with EmulatorStore(chaser.state_path) as store:
+        held = store.count("invoices")
+    assert held > 50
+    lag = pod("pod-3", "chaser_data_lag_check")
+    assert lag["success"] and lag["checks"]["chaser_data_lag"][0], lag
+    # the next day in a fresh pod, nothing changed: no month to sync (not the whole history)
+    again = pod("pod-4", "chaser_incremental_sync")
+    assert again["success"] and again["changed_months"] == [], again
+    with EmulatorStore(chaser.state_path) as store:
+        assert store.count("invoices") == held  # and sent nothing again
 
 
 def _free_port() -> int:

@@ -2,6 +2,7 @@
 documents Chaser does not hold as the ledger says."""
 
 import dataclasses
+import logging
 import time
 import warnings
 from datetime import date, datetime, timedelta
@@ -24,7 +25,7 @@ from chaser_pipeline.defs.chaser_sync.resources import ChaserResource, SyncState
 from chaser_pipeline.defs.chaser_sync.session import chaser_session
 from chaser_pipeline.defs.freshness import daily_freshness
 from chaser_pipeline.defs.partitions import describe_window, monthly_partitions
-from chaser_pipeline.defs.resources import duckdb_connection
+from chaser_pipeline.defs.resources import duckdb_connection, ensure_run_local_ledger
 from chaser_pipeline.models.project import whole_history_models
 from chaser_pipeline.paths import models_dir
 from chaser_pipeline.settings import Settings, load_settings
@@ -369,10 +370,17 @@ def pending_now(
     settings: Settings,
     now: datetime,
     options: SyncOptions | None = None,
+    *,
+    rebuild: bool = False,
+    log: dg.DagsterLogManager | None = None,
 ) -> Pending:
     """What `target` (default: the one last checked) does not hold as the ledger says, planned
-    over the whole history now (or as last planned, when nothing it depends on changed since)."""
+    over the whole history now (or as last planned, when nothing it depends on changed since).
+    `rebuild`: a run outside the incremental job (the data-lag check) lands the ledger and
+    builds the whole-history models first when this DuckDB never landed one (a fresh disk)."""
     with duckdb_connection(duckdb) as con:
+        if rebuild:
+            ensure_run_local_ledger(log or logging.getLogger(__name__), con, settings)
         state = sync_state.open(con, duckdb.database)
         pending, _ = cached_pending(
             state,
@@ -443,5 +451,8 @@ def chaser_sync() -> dg.Definitions:
             sync_log_spec(),
             pending_months_asset(settings),
         ],
-        asset_checks=[data_lag_check(settings, pending_now), drift_sample_check()],
+        asset_checks=[
+            data_lag_check(settings, pending_now),
+            drift_sample_check(settings.default_country),
+        ],
     )

@@ -9,6 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from chaser_pipeline.db import clock_from, utc_now
 from chaser_pipeline.defs.chaser_sync.resources import SyncStateResource
+from chaser_pipeline.defs.resources import duckdb_connection, ensure_run_local_ledger
 from chaser_pipeline.settings import Settings
 from chaser_pipeline.sync.pending import Pending
 from chaser_pipeline.sync.report import SyncReport
@@ -69,10 +70,16 @@ def data_lag_check(
         "payload Chaser has not confirmed (catches a sync that succeeds while skipping months).",
     )
     def chaser_data_lag(
-        config: DataLagConfig, duckdb: DuckDBResource, sync_state: SyncStateResource
+        context: dg.AssetCheckExecutionContext,
+        config: DataLagConfig,
+        duckdb: DuckDBResource,
+        sync_state: SyncStateResource,
     ) -> dg.AssetCheckResult:
         now = clock_from(config.as_of)()
-        return lag_result(pending_now(duckdb, sync_state, None, settings, now), now, config)
+        pending = pending_now(
+            duckdb, sync_state, None, settings, now, rebuild=True, log=context.log
+        )
+        return lag_result(pending, now, config)
 
     return chaser_data_lag
 
@@ -121,7 +128,7 @@ class DriftSampleConfig(dg.Config):
     objects: list[str] = ["customers", "invoices", "credit_notes"]
 
 
-def drift_sample_check() -> dg.AssetChecksDefinition:
+def drift_sample_check(settings: Settings) -> dg.AssetChecksDefinition:
     """A daily sample of what Chaser holds, compared with what the sync state says it holds."""
     from chaser_pipeline.defs.chaser_sync.assets import CHASER_API_POOL
     from chaser_pipeline.defs.chaser_sync.resources import ChaserResource
@@ -146,6 +153,8 @@ def drift_sample_check() -> dg.AssetChecksDefinition:
     ) -> dg.AssetCheckResult:
         seed = int(utc_now().strftime("%Y%m%d"))
         samples = []
+        with duckdb_connection(duckdb) as con:  # a fresh disk: build what it compares with
+            ensure_run_local_ledger(context.log, con, settings)
         with chaser_session(chaser, duckdb, sync_state) as session:
             target = session.target = session.state.last_target()
             for name in config.objects:

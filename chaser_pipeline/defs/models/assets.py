@@ -25,7 +25,7 @@ from chaser_pipeline.defs.models.checks import (
     separate_check,
 )
 from chaser_pipeline.defs.partitions import describe_window, monthly_partitions
-from chaser_pipeline.defs.resources import duckdb_connection
+from chaser_pipeline.defs.resources import duckdb_connection, ensure_run_local_ledger
 from chaser_pipeline.models.build import build_model, table_schema_rows
 from chaser_pipeline.models.field_rules import register_field_rules
 from chaser_pipeline.models.names import landing_asset_name
@@ -39,7 +39,7 @@ from chaser_pipeline.models.versions import (
     record_build,
 )
 from chaser_pipeline.paths import models_dir
-from chaser_pipeline.settings import load_settings
+from chaser_pipeline.settings import Settings, load_settings
 
 GROUP = "models"
 KINDS = {"duckdb", "sql"}
@@ -126,9 +126,12 @@ def model_asset(
     partitions_def: dg.TimeWindowPartitionsDefinition,
     default_country: str,
     checks: Sequence[ModelCheck] = (),
+    rebuild_from: Settings | None = None,
 ) -> dg.AssetsDefinition:
     """The asset that builds `model` in the pipeline's DuckDB (table `main.<name>`), and runs
-    `checks` on it in the same step.
+    `checks` on it in the same step. `rebuild_from`: a partitioned model's step lands the ledger
+    and builds the whole-history models first when the DuckDB never landed one (a monthly run on
+    a fresh disk: `ensure_run_local_ledger`).
 
     Its column lineage and SQL are worked out here, once per code load, and shown on the
     definition (before any run) and on every materialization. A build whose inputs have the
@@ -190,6 +193,8 @@ def model_asset(
             return
         window, partition_keys = _scope(context, partitioned, history_start)
         with duckdb_connection(duckdb) as con:
+            if partitioned and rebuild_from is not None:
+                ensure_run_local_ledger(context.log, con, rebuild_from)
             version = input_version(
                 con, model, settings=[default_country], tables=inputs, models=model_names
             )
@@ -269,6 +274,7 @@ def build_model_definitions(
     partitions_def: dg.TimeWindowPartitionsDefinition,
     default_country: str,
     rules: Sequence[MartRule] = (),
+    rebuild_from: Settings | None = None,
 ) -> dg.Definitions:
     """Assets and checks for every SQL model in `models_folder`, plus checks for `rules`.
 
@@ -286,6 +292,7 @@ def build_model_definitions(
                 partitions_def,
                 default_country,
                 [c for c in in_step if c.model == model.name],
+                rebuild_from,
             )
             for model in project.models.values()
         ],
@@ -298,5 +305,9 @@ def models() -> dg.Definitions:
     """The project's own models (dbt_like_models/), with the configured partitions and country."""
     settings = load_settings()
     return build_model_definitions(
-        models_dir(), monthly_partitions(settings), settings.default_country, mart_rules()
+        models_dir(),
+        monthly_partitions(settings),
+        settings.default_country,
+        mart_rules(),
+        rebuild_from=settings,
     )
