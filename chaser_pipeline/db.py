@@ -13,11 +13,24 @@ import duckdb
 WHOLE_HISTORY: tuple[date, date] = (date(1, 1, 1), date(9999, 12, 31))
 
 
-def document_window(start: date, end: date, history_start: date) -> tuple[date, date]:
+def document_window(
+    start: date, end: date, history_start: date, today: date | None = None
+) -> tuple[date, date]:
     """The issue dates a monthly partition [start, end) holds. The first partition also holds
-    every document issued before the history start (CHASER_HISTORY_START), so no open document
-    is left out by the partitioning."""
-    return (WHOLE_HISTORY[0] if start <= history_start else start, end)
+    every document issued before the history start (CHASER_HISTORY_START), and the partition
+    of the current month (the last there is) every document dated after it, so no document is
+    left out by the partitioning: an invoice issued ahead of time is in no month Dagster has
+    yet, and the changed-months sensor dropped it."""
+    today = today or utc_now().date()
+    return (
+        WHOLE_HISTORY[0] if start <= history_start else start,
+        WHOLE_HISTORY[1] if today < end else end,
+    )
+
+
+def month_key(day: date | datetime) -> str:
+    """The monthly partition key (YYYY-MM-01) of a day."""
+    return f"{day:%Y-%m}-01"
 
 
 def utc_now() -> datetime:

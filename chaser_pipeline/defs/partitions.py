@@ -18,7 +18,12 @@ def describe_window(window: tuple[date, date]) -> str:
     (2024-01-01, 2024-04-01) is "2024-01-01 to 2024-03-31"."""
     start, end = window
     last = (end - timedelta(days=1)).isoformat()
+    if start == WHOLE_HISTORY[0] and end == WHOLE_HISTORY[1]:
+        return "everything"
     if start == WHOLE_HISTORY[0]:
         # the first partition: it carries every document dated before the history start
         return f"everything up to {last}"
+    if end == WHOLE_HISTORY[1]:
+        # the current month's partition: it carries every document dated after it too
+        return f"everything from {start.isoformat()}"
     return f"{start.isoformat()} to {last}"

@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from chaser_pipeline.db import WHOLE_HISTORY
+from chaser_pipeline.db import WHOLE_HISTORY, month_key, utc_now
 from chaser_pipeline.models.build import model_query
 from chaser_pipeline.models.project import Model, ModelProject, as_project
 from chaser_pipeline.sync.objects import CHASER_OBJECTS, ChaserObject
@@ -190,6 +190,12 @@ def compute_pending(
     con.execute(
         "update pending_documents set month = $start where month < $start",
         {"start": history_start.isoformat()},
+    )
+    # ... and the current month's partition (Dagster's, by the real clock, whatever the plan's
+    # `now`) every document dated after it: an invoice issued ahead of time
+    con.execute(
+        "update pending_documents set month = $current where month > $current",
+        {"current": month_key(utc_now())},
     )
     _collect_outstanding(con)
     _summarise(con, pending)

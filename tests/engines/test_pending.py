@@ -6,10 +6,12 @@ the engines alone, on a small demo ledger, against the emulator over loopback.""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 
+from chaser_pipeline.db import WHOLE_HISTORY, document_window, month_key
+from chaser_pipeline.defs.partitions import describe_window
 from chaser_pipeline.emulator import EmulatorStore
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
 from tests.support.engine import DEMO_FIRST_RUN as FIRST_RUN
@@ -155,6 +157,27 @@ def test_an_unsent_invoice_moved_to_another_month_stays_in_the_mart(pipeline):
     assert new_date[:7] != old_date[:7]
     assert {old_date[:7] + "-01", new_date[:7] + "-01"} <= set(run.pending.months)
     assert invoice_id not in p.chaser("invoices")  # still not worth sending
+    assert_nothing_pending(p)
+
+
+def test_an_invoice_issued_ahead_of_time_reaches_chaser_in_the_current_month(pipeline):
+    """An invoice dated after the current month is in no month Dagster has yet: the current
+    month's partition carries it (as the first carries everything before the history start),
+    so the changed-months sensor, which keeps only known months, no longer drops it."""
+    p = pipeline
+    [invoice_id] = open_invoices(p, 1)
+    ahead = date.today() + timedelta(days=70)
+    p.ledger(
+        "update ledger.invoices set issue_date = ?, due_date = ?, "
+        "updated_at = timestamp '2026-11-20 10:00' where invoice_id = ?",
+        [ahead, ahead + timedelta(days=30), invoice_id],
+    )
+    run = p.run(NEXT_RUN)
+    assert run.pending.months[-1] == month_key(date.today())
+    assert p.chaser("invoices")[invoice_id]["date"][:10] == ahead.isoformat()
+    current = document_window(date.today().replace(day=1), date(2099, 1, 1), date(2023, 1, 1))
+    assert current[1] == WHOLE_HISTORY[1]
+    assert describe_window(current) == f"everything from {date.today():%Y-%m}-01"
     assert_nothing_pending(p)
 
 

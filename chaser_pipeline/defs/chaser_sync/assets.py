@@ -11,7 +11,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from chaser_pipeline.chaser.errors import ChaserError
-from chaser_pipeline.db import WHOLE_HISTORY, clock_from, document_window, utc_now
+from chaser_pipeline.db import WHOLE_HISTORY, clock_from, document_window, month_key, utc_now
 from chaser_pipeline.defs.chaser_sync.checks import (
     PENDING_ASSET,
     data_lag_check,
@@ -234,6 +234,7 @@ def run_sync_step(
             months,
             run_id=context.run.run_id,
             first_month=history_start.replace(day=1).isoformat(),
+            last_month=month_key(utc_now()),
         )
         log_metadata = {} if config.dry_run else sync_log_metadata(session.state)
         budget = session.budget

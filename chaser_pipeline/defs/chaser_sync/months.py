@@ -43,6 +43,16 @@ _ISSUED = {
 _MONTH_OF_DATE = "substr({column}::varchar, 1, 7) || '-01'"
 
 
+def _partition_month(month: str, first: str | None, last: str | None) -> str:
+    """The partition that carries a document of `month`: the first or the last one for a month
+    outside them."""
+    if first and month < first:
+        return first
+    if last and month > last:
+        return last
+    return month
+
+
 def month_counts(
     state: SyncState,
     target: Target,
@@ -51,9 +61,11 @@ def month_counts(
     *,
     run_id: str,
     first_month: str | None = None,
+    last_month: str | None = None,
 ) -> dict[str, dict[str, int]]:
     """For each month (partition key YYYY-MM-01): the MONTH_FIELDS counts of this run. Documents
-    dated before `first_month` (the history start) count in it: its partition carries them."""
+    dated before `first_month` (the history start) count in it, and those dated after
+    `last_month` (the current month) in that one: their partitions carry them."""
     con = state.con
     counts = {month: dict.fromkeys(MONTH_FIELDS, 0) for month in months}
     if not months:
@@ -63,8 +75,7 @@ def month_counts(
         for month, action, n in rows:
             if month is None:
                 continue  # no date: no month's partition holds it (the run's figures count it)
-            if first_month and month < first_month:
-                month = first_month
+            month = _partition_month(month, first_month, last_month)
             if month in counts and action in fields:
                 counts[month][fields[action]] += n
 
@@ -109,8 +120,7 @@ def month_counts(
         ).fetchall():
             if month is None:
                 continue
-            if first_month and month < first_month:
-                month = first_month
+            month = _partition_month(month, first_month, last_month)
             held[month] = held.get(month, 0) + n
         for month, n in held.items():
             if month in counts:

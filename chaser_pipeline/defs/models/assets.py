@@ -17,7 +17,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from chaser_pipeline.db import document_window, utc_now
+from chaser_pipeline.db import document_window, month_key, utc_now
 from chaser_pipeline.defs.models.checks import (
     ModelCheck,
     model_checks,
@@ -107,15 +107,22 @@ def _rows_by_month(
     con: duckdb.DuckDBPyConnection, model: Model, window: tuple[date, date], first: str = ""
 ) -> dict[str, int]:
     """Rows of the table in the window, by month partition key (YYYY-MM-01); rows issued
-    before the history start count in its first month."""
+    before the history start count in its first month, rows dated after the current month in
+    the current month's."""
     column = f'"{model.partitioned_by}"'
     return dict(
         con.execute(
-            f"""select greatest(substr({column}::varchar, 1, 7) || '-01', $first), count(*)
+            f"""select least(greatest(substr({column}::varchar, 1, 7) || '-01', $first), $last),
+                count(*)
             from {model.table_name}
             where {column}::varchar >= $start and {column}::varchar < $end
             group by 1""",
-            {"start": window[0].isoformat(), "end": window[1].isoformat(), "first": first},
+            {
+                "start": window[0].isoformat(),
+                "end": window[1].isoformat(),
+                "first": first,
+                "last": month_key(utc_now()),
+            },
         ).fetchall()
     )
 
