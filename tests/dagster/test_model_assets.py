@@ -284,6 +284,8 @@ def test_a_range_run_gives_each_month_its_own_row_count(models: Path, database: 
     assert events["2024-01-01"].metadata["dagster/row_count"].value == 31
     assert events["2024-02-01"].metadata["dagster/row_count"].value == 19
     assert events["2024-02-01"].metadata["window"].value == "2024-02-01 to 2024-02-29"
+    # the first month says what it carries, as a one-month run of it and its sync say
+    assert events["2024-01-01"].metadata["window"].value == "everything up to 2024-01-31"
     assert events["2024-02-01"].metadata["run_row_count"].value == 50
     # the run starts at the first partition, which also carries every invoice issued before it
     assert events["2024-02-01"].metadata["run_window"].value == "everything up to 2024-02-29"

@@ -231,7 +231,9 @@ def model_asset(
                 month = partitions_def.time_window_for_partition_key(key)
                 context.add_asset_metadata(
                     {
-                        "window": describe_window((month.start.date(), month.end.date())),
+                        "window": describe_window(
+                            document_window(month.start.date(), month.end.date(), history_start)
+                        ),
                         "dagster/row_count": dg.MetadataValue.int(by_month.get(key, 0)),
                     },
                     partition_key=key,
