@@ -184,6 +184,12 @@ def test_dry_run_sends_nothing_and_changes_no_state(pipeline):
     event = pipeline.instance.get_latest_materialization_event(dg.AssetKey("sync_chaser_customers"))
     assert event.asset_materialization.metadata["sample_payloads"].value
     assert run.summary(("sync_chaser_invoices",)).planned_create > 0
+    # its rejection-rate check does not speak of rows sent
+    [check] = pipeline.instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("sync_chaser_customers"), "rejection_rate")]
+    ).values()
+    description = check.event.dagster_event.event_specific_data.description
+    assert description.startswith("dry run: nothing was sent"), description
 
 
 def test_the_api_secret_never_reaches_logs_metadata_or_the_event_log(pipeline, caplog):

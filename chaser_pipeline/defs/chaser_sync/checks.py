@@ -44,7 +44,12 @@ def rejection_rate_result(
             "rejected_share": round(report.rejection_share, 4),
             "threshold": max_rejection_share,
         },
-        description=f"{report.failed} of {report.attempted} rows sent were rejected by Chaser",
+        description=(
+            f"dry run: nothing was sent, so Chaser rejected nothing ({report.attempted} rows "
+            "would have been sent)"
+            if report.dry_run
+            else f"{report.failed} of {report.attempted} rows sent were rejected by Chaser"
+        ),
     )
 
 
