@@ -22,6 +22,17 @@ from chaser_pipeline.sync.engine import check_target
 API_KEY, API_SECRET = "budget-key", "budget-secret"
 
 
+def check(session) -> None:
+    """The session's organisation check (one request), as a sync step's first."""
+    session.target, _ = check_target(
+        session.state,
+        session.connection.identity,
+        session.connection.make_client,
+        run_id="run-1",
+        now=utc_now(),
+    )
+
+
 def test_the_next_session_starts_from_the_request_times_the_last_one_left(tmp_path):
     with run_emulator_in_thread(
         tmp_path / "c.sqlite3", api_key=API_KEY, api_secret=API_SECRET
@@ -38,13 +49,7 @@ def test_the_next_session_starts_from_the_request_times_the_last_one_left(tmp_pa
                 await client.organisation.get()
 
         with chaser_session(chaser, duckdb, sync_state) as first:
-            first.target, _ = check_target(
-                first.state,
-                first.connection.identity,
-                first.connection.make_client,
-                run_id="run-1",
-                now=utc_now(),
-            )
+            check(first)
             asyncio.run(read_twice(first))
             sent = first.connection.budget.recent()
         assert len(sent) == 3  # the organisation check and two reads
@@ -127,13 +132,7 @@ def test_an_initial_load_after_chaser_ended_the_waiver_is_paced_from_its_first_r
             ) as first,
         ):
             assert first.budget.initial_load
-            first.target, _ = check_target(
-                first.state,
-                first.connection.identity,
-                first.connection.make_client,
-                run_id="run-1",
-                now=utc_now(),
-            )
+            check(first)
             asyncio.run(read(first, 10))
         assert first.budget.fell_back and first.budget.stats.rate_limited == 1
 
