@@ -34,7 +34,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from chaser_pipeline.models.inputs import DELETED_KEYS, landing_columns
-from chaser_pipeline.models.lineage import ColumnInfo, TypedProject, type_models
+from chaser_pipeline.models.lineage import ColumnInfo, StaticTypes, static_types
 from chaser_pipeline.models.names import (
     DIALECT,
     IDENTIFIER,
@@ -226,7 +226,9 @@ def _topological_order(models: Mapping[str, Model]) -> list[str]:
 class ModelProject:
     """Every model of a folder, in dependency order, with static columns and lineage."""
 
-    def __init__(self, models_dir: Path) -> None:
+    def __init__(self, models_dir: Path, *, types_cache_dir: Path | None = None) -> None:
+        """`types_cache_dir`: where the static column types and lineage are kept between loads
+        (None: worked out at every load)."""
         self.models_dir = Path(models_dir)
         loaded: dict[str, Model] = {}
         # models may sit in subfolders (staging/, intermediate/, marts/); names stay unique
@@ -244,28 +246,26 @@ class ModelProject:
                     raise ModelError(
                         f"{model.name}.yml: relationship {col} points at {target!r}, which is not a model"
                     )
-        self._lineage: dict[str, dict[str, list[tuple[str, str]]]] = {}
+        self.types_cache_dir = types_cache_dir
 
     def upstream_models(self, name: str) -> list[str]:
         return [r for r in self.models[name].model_refs if r in self.models]
 
     @cached_property
-    def _typed(self) -> TypedProject:
-        return type_models(self.models.values())
+    def _static(self) -> StaticTypes:
+        return static_types(list(self.models.values()), self.types_cache_dir)
 
     def static_columns(self, name: str) -> list[ColumnInfo]:
         """Output columns (with types where sqlglot can infer them), known without running."""
-        return self._typed.columns[name]
+        return self._static.columns[name]
 
     def column_lineage(self, name: str) -> dict[str, list[tuple[str, str]]]:
         """Output column -> [(upstream asset name, upstream column)], landing mapped to ledger_*.
 
-        Lineage is worked out on first use and cached for the life
-        of the project object.
-        """
-        if name not in self._lineage:
-            self._lineage[name] = self._typed.lineage(name)
-        return self._lineage[name]
+        Worked out for every model on first use (or read from `types_cache_dir`, where a load
+        with the same models, contract and sqlglot left it), then kept for the life of the
+        project object."""
+        return self._static.lineage[name]
 
 
 def as_project(models: Path | ModelProject) -> ModelProject:

@@ -1,5 +1,6 @@
 """Model project contract, without Dagster: dependency order and cycles, broken models named by
-file, whole-history and windowed builds, and the ledger rules on the marts as violation queries."""
+file, whole-history and windowed builds, the ledger rules on the marts as violation queries, and
+the static types and lineage kept between loads only while nothing they depend on changes."""
 
 from __future__ import annotations
 
@@ -199,3 +200,40 @@ def test_a_partition_write_refuses_a_table_with_other_columns(models: Path, data
             build_model(con, project.models["chaser_invoices"], window)
         # The failed write rolled back: the old table is untouched.
         assert con.execute("select * from chaser_invoices").fetchall() == [(1,)]
+
+
+def test_static_types_are_kept_between_loads_until_a_model_changes(models: Path, tmp_path: Path):
+    cache = tmp_path / "cache"
+    fresh = ModelProject(models)  # no cache: typed at load
+    first = ModelProject(models, types_cache_dir=cache)
+    names = list(first.models)
+    assert {n: first.static_columns(n) for n in names} == {
+        n: fresh.static_columns(n) for n in names
+    }
+    assert {n: first.column_lineage(n) for n in names} == {
+        n: fresh.column_lineage(n) for n in names
+    }
+    [kept] = cache.glob("model-types-*.json")
+
+    # the next load reads the file (a value planted in it shows through)...
+    planted = kept.read_text().replace('"VARCHAR"', '"PLANTED"', 1)
+    assert planted != kept.read_text()
+    kept.write_text(planted)
+    again = ModelProject(models, types_cache_dir=cache)
+    assert "PLANTED" in {c.type for n in names for c in again.static_columns(n)}
+
+    # ...until a model changes: then it is typed afresh, under another name
+    write(models, "stg_invoices.sql", (models / "stg_invoices.sql").read_text() + "\n-- edited")
+    changed = ModelProject(models, types_cache_dir=cache)
+    assert "PLANTED" not in {c.type for n in names for c in changed.static_columns(n)}
+    assert len(list(cache.glob("model-types-*.json"))) == 2
+
+    # a damaged file or a folder that cannot be written only costs the typing
+    for path in cache.glob("model-types-*.json"):
+        path.write_text("{not json")
+    damaged = ModelProject(models, types_cache_dir=cache)
+    assert damaged.static_columns("stg_invoices") == changed.static_columns("stg_invoices")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    unwritable = ModelProject(models, types_cache_dir=blocked / "cache")
+    assert unwritable.static_columns("stg_invoices") == changed.static_columns("stg_invoices")

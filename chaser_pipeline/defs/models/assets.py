@@ -38,7 +38,7 @@ from chaser_pipeline.models.versions import (
     read_tables,
     record_build,
 )
-from chaser_pipeline.paths import models_dir
+from chaser_pipeline.paths import data_dir, models_dir
 from chaser_pipeline.settings import Settings, load_settings
 
 GROUP = "models"
@@ -284,13 +284,14 @@ def build_model_definitions(
     default_country: str,
     rules: Sequence[MartRule] = (),
     rebuild_from: Settings | None = None,
+    types_cache_dir: Path | None = None,
 ) -> dg.Definitions:
     """Assets and checks for every SQL model in `models_folder`, plus checks for `rules`.
 
     `partitions_def` (a time-window partitions definition) applies to the models whose YAML says
     `partitioned_by`. Raises `ModelError` naming the file for a broken folder (e.g. a cycle).
     """
-    project = ModelProject(models_folder)
+    project = ModelProject(models_folder, types_cache_dir=types_cache_dir)
     checks = model_checks(project, rules)
     in_step = [c for c in checks if runs_in_model_step(project, c)]
     return dg.Definitions(
@@ -319,4 +320,5 @@ def models() -> dg.Definitions:
         settings.default_country,
         mart_rules(),
         rebuild_from=settings,
+        types_cache_dir=data_dir() / "cache",
     )
