@@ -24,10 +24,16 @@ from chaser_pipeline.db import WHOLE_HISTORY, utc_now
 from chaser_pipeline.sync.journal import log_held_back
 from chaser_pipeline.sync.objects import ChaserObject
 from chaser_pipeline.sync.pending import Pending
-from chaser_pipeline.sync.plan import SyncOptions, build_plan, payload_columns, planned_requests
+from chaser_pipeline.sync.plan import (
+    SyncOptions,
+    build_plan,
+    payload_columns,
+    planned_requests,
+    stuck_withdrawals,
+)
 from chaser_pipeline.sync.report import SyncReport
 from chaser_pipeline.sync.sender import Sender
-from chaser_pipeline.sync.state import SyncState, Target
+from chaser_pipeline.sync.state import STATE_TABLE, WITHDRAWN_HASH_PREFIX, SyncState, Target
 
 
 class MassChangeError(RuntimeError):
@@ -101,11 +107,18 @@ def sync_object(
         report.duration_seconds = time.monotonic() - started
         return report
     log_held_back(state, target, chaser_object, run_id=run_id, now=now)
-    if report.attempted:
+    stuck = stuck_withdrawals(con, chaser_object, target)
+    if report.attempted or stuck:
         assert client_factory is not None
 
         async def run() -> None:
             async with client_factory() as client:
+                if stuck:
+                    added = await plan_withdrawals_as_held(
+                        con, client, chaser_object, target, stuck
+                    )
+                    report.planned["update"] += added
+                    report.withdrawals += added
                 sender = Sender(
                     state,
                     target,
@@ -128,6 +141,63 @@ def sync_object(
         asyncio.run(run())
     report.duration_seconds = time.monotonic() - started
     return report
+
+
+async def plan_withdrawals_as_held(
+    con: duckdb.DuckDBPyConnection,
+    client: ChaserClient,
+    chaser_object: ChaserObject,
+    target: Target,
+    keys: list[str],
+) -> int:
+    """Add to sync_plan, first in sending order, each of `keys` as Chaser holds it with the
+    withdrawn status: the contract's "sent once more with status DELETED (other fields as last
+    sent)", read back from Chaser because the ledger's last version cannot be sent. One read
+    request per key (these rows are rare); a key Chaser no longer holds needs nothing."""
+    endpoint = client.endpoint(chaser_object.name)
+    held = []
+    for key in keys:
+        record = await endpoint.find_by_key(key)
+        if record is not None:
+            record = {**record, "status": chaser_object.withdrawn_status}
+            held.append([json.dumps(record, default=str)])
+    if not held:
+        return 0
+    con.execute("create or replace temp table sync_withdrawals (payload varchar)")
+    con.executemany("insert into sync_withdrawals values (?)", held)
+    columns = con.execute(f"describe {chaser_object.mart}").fetchall()
+    # text and numbers as their text (exact decimals); lists and structs (addresses) as JSON
+    casts = ", ".join(
+        f'cast({_json_value(kind)}(w.payload, \'$."{name}"\') as {kind}) as "{name}"'
+        for name, kind, *_ in columns
+    )
+    con.execute(
+        f"""insert into sync_plan by name
+        select m.*,
+            '{WITHDRAWN_HASH_PREFIX}' || md5(to_json(m)::varchar) as sync_payload_hash,
+            ({chaser_object.chase_sql})::decimal(18, 2) as sync_chase_measure,
+            s.payload_hash as sync_confirmed_hash,
+            s.chaser_id as sync_chaser_id,
+            false as sync_first_send,
+            'update' as sync_ready_action,
+            'update' as sync_action,
+            s.chase_measure as sync_confirmed_measure,
+            0 as sync_priority
+        from (select {casts} from sync_withdrawals as w) as m
+        left join {STATE_TABLE} as s
+            on s.target = $target and s.object = $object
+            and s.key = m."{chaser_object.key}"
+        """,
+        {"target": target.key, "object": chaser_object.name},
+    )
+    con.execute("drop table sync_withdrawals")
+    return len(held)
+
+
+def _json_value(kind: str) -> str:
+    """The JSON function that reads a value of DuckDB type `kind` exactly."""
+    nested = kind.endswith("]") or kind.startswith(("STRUCT", "MAP"))
+    return "json_extract" if nested else "json_extract_string"
 
 
 def sample_payloads(con: duckdb.DuckDBPyConnection, columns: list[str], n: int) -> list[dict]:

@@ -33,6 +33,9 @@ class ChaserObject:
     # minus the credit that lowers a statement; 1 for an active customer). A change that lowers
     # it stops or reduces chasing and is sent before anything else.
     chase_sql: str = "0"
+    # The status that withdraws a row the ledger deleted (DELETED, ARCHIVED); None: withdrawals
+    # of held-back rows are not sent for this object.
+    withdrawn_status: str | None = None
 
     @property
     def sync_asset(self) -> str:
@@ -51,6 +54,7 @@ CUSTOMERS = ChaserObject(
     False,
     # archiving a customer stops every reminder to it
     chase_sql="case when m.status = 'ACTIVE' then 1 else 0 end",
+    withdrawn_status="ARCHIVED",
 )
 INVOICES = ChaserObject(
     "invoices",
@@ -62,6 +66,7 @@ INVOICES = ChaserObject(
     customer_column="customer_external_id",
     # Chaser chases the amount due of an AUTHORISED invoice; PAID, VOIDED, DELETED: nothing
     chase_sql="case when m.status = 'AUTHORISED' then m.amount_due else 0 end",
+    withdrawn_status="DELETED",
 )
 CREDIT_NOTES = ChaserObject(
     "credit_notes",
@@ -74,6 +79,7 @@ CREDIT_NOTES = ChaserObject(
     customer_column="customer_external_id",
     # credit left on an ACTIVE credit note lowers what a statement asks for
     chase_sql="case when m.status = 'ACTIVE' then -m.remaining_credit else 0 end",
+    withdrawn_status="DELETED",
 )
 
 CONTACT_PERSONS = ChaserObject(
@@ -102,6 +108,7 @@ OVERPAYMENTS = ChaserObject(
     invisible_sql="m.status <> 'ACTIVE'",
     customer_column="customer_external_id",
     chase_sql="case when m.status = 'ACTIVE' then -m.remaining_credit else 0 end",
+    withdrawn_status="DELETED",
 )
 
 # In sending order: customers before anything that names them.

@@ -33,6 +33,7 @@ from chaser_pipeline.sync.plan import (
     build_plan,
     customer_lands_sql,
     planned_requests,
+    stuck_withdrawals,
 )
 from chaser_pipeline.sync.state import SyncState, Target
 
@@ -181,6 +182,22 @@ def compute_pending(
         ):
             continue  # nothing built yet: nothing can be pending
         _collect(con, pending, target, chaser_object, model, history_start, now, options)
+    # Deleted documents Chaser holds whose last version is held back: withdrawn as Chaser
+    # holds them by the next sync of their object, whatever its months (the current one here)
+    for chaser_object in CHASER_OBJECTS.values():
+        keys = stuck_withdrawals(con, chaser_object, target)
+        if keys:
+            con.execute(
+                """insert into pending_documents
+                select $object, d.key, $month, d.deleted_at from landing.deleted_keys as d
+                where d.table_name = $table and list_contains($keys, d.key)""",
+                {
+                    "object": chaser_object.name,
+                    "month": month_key(utc_now()) if chaser_object.partitioned else None,
+                    "table": chaser_object.source_table,
+                    "keys": keys,
+                },
+            )
     # The first partition also holds every document issued before the history start.
     ((pending.before_history_start,),) = con.execute(
         """select count(distinct (object, key)) from pending_documents

@@ -17,7 +17,13 @@ import duckdb
 
 from chaser_pipeline.chaser.bulk import BULK_LIMIT
 from chaser_pipeline.sync.objects import CUSTOMERS, INVOICES, ChaserObject
-from chaser_pipeline.sync.state import ATTEMPTED_TABLE, STATE_TABLE, Target, prepare_duckdb
+from chaser_pipeline.sync.state import (
+    ATTEMPTED_TABLE,
+    STATE_TABLE,
+    WITHDRAWN_HASH_PREFIX,
+    Target,
+    prepare_duckdb,
+)
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,38 @@ def build_plan(
     return Counter(
         dict(con.execute("select sync_action, count(*) from sync_plan group by 1").fetchall())
     )
+
+
+def stuck_withdrawals(
+    con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject, target: Target
+) -> list[str]:
+    """Keys the ledger deleted that Chaser holds, whose last landed version a model rule holds
+    back (a due date blanked, then the invoice deleted): the mart cannot carry them, so no
+    DELETED (ARCHIVED) would ever reach Chaser, which would chase them for ever. The sync
+    sends them as Chaser holds them (`engine.plan_withdrawals_as_held`); the pending months
+    count them, so a run of their object comes."""
+    if chaser_object.withdrawn_status is None:
+        return []
+    try:
+        rows = con.execute(
+            f"""select distinct d.key from landing.deleted_keys as d
+            join {STATE_TABLE} as s
+                on s.target = $target and s.object = $object and s.key = d.key
+            join chaser_rejections as r
+                on r.entity = $entity and r.key = d.key and r.severity = 'held_back'
+            where d.table_name = $table and s.payload_hash is not null
+                and not starts_with(s.payload_hash, '{WITHDRAWN_HASH_PREFIX}')
+            order by 1""",
+            {
+                "target": target.key,
+                "object": chaser_object.name,
+                "entity": chaser_object.ledger_entity,
+                "table": chaser_object.source_table,
+            },
+        ).fetchall()
+    except duckdb.CatalogException:
+        return []  # nothing landed or modelled yet
+    return [key for (key,) in rows]
 
 
 def _waits_for_customer_sql(chaser_object: ChaserObject, options: SyncOptions) -> str:

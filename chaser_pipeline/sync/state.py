@@ -51,6 +51,11 @@ LOG_TABLE = f"{SCHEMA}.log"
 TARGETS_TABLE = f"{SCHEMA}.targets"
 REQUESTS_TABLE = f"{SCHEMA}.requests"
 WAIVER_TABLE = f"{SCHEMA}.waiver_over"
+
+# The payload hash recorded for a withdrawal sent as Chaser held the row: never a mart row's hash,
+# so the row is not withdrawn twice, a row that comes back to the ledger is sent again, and the
+# holdings view leaves it out (Chaser holds it withdrawn: nothing of it is stale).
+WITHDRAWN_HASH_PREFIX = "withdrawn-"
 HOLDINGS_VIEW = f"{SCHEMA}.holdings"
 
 # The journal's columns, in order, after its sequence number.
@@ -219,7 +224,8 @@ def prepare_duckdb(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""create or replace view {HOLDINGS_VIEW} as
         select object, key, payload_hash from {STATE_TABLE}
-        where payload_hash is not null and target = (
+        where payload_hash is not null
+        and not starts_with(payload_hash, '{WITHDRAWN_HASH_PREFIX}') and target = (
             select target from {TARGETS_TABLE} order by last_checked_at desc limit 1)"""
     )
 

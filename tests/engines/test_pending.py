@@ -183,6 +183,51 @@ def test_an_invoice_issued_ahead_of_time_reaches_chaser_in_the_current_month(pip
     assert_nothing_pending(p)
 
 
+def test_a_deleted_invoice_whose_last_version_is_held_back_is_withdrawn_as_chaser_holds_it(
+    pipeline,
+):
+    """LEDGER_CONTRACT.md: a document Chaser holds whose row is gone is sent once more as
+    DELETED, "other fields as last sent". When its last landed version breaks a rule (a due date
+    blanked, then the row deleted) the mart cannot carry it: the withdrawal is read back from
+    Chaser and sent with status DELETED, once."""
+    p = pipeline
+    [invoice_id] = open_invoices(p, 1)
+    held = p.chaser("invoices")[invoice_id]
+    assert held["status"] == "AUTHORISED"
+    p.ledger(
+        "update ledger.invoices set due_date = null, "
+        "updated_at = timestamp '2026-11-20 10:00' where invoice_id = ?",
+        [invoice_id],
+    )
+    p.run(NEXT_RUN)
+    assert p.chaser("invoices")[invoice_id] == held  # stale in Chaser: the new version waits
+    p.ledger("delete from ledger.invoices where invoice_id = ?", [invoice_id])
+    p.run(NEXT_RUN + timedelta(hours=1))
+    withdrawn = p.chaser("invoices")[invoice_id]
+    assert withdrawn == {**held, "status": "DELETED"}  # other fields as Chaser held them
+    assert_nothing_pending(p)  # once; and nothing of it is stale in Chaser any more
+
+
+def test_a_deleted_customer_whose_last_version_is_held_back_is_archived_as_chaser_holds_it(
+    pipeline,
+):
+    p = pipeline
+    [(customer_id,)] = p.query(
+        "select min(external_id) from chaser_customers where status = 'ACTIVE' "
+        "and len(addresses) > 0"
+    )
+    held = p.chaser("customers")[customer_id]
+    p.ledger(
+        "update ledger.customers set company_name = null, "
+        "updated_at = timestamp '2026-11-20 10:00' where customer_id = ?",
+        [customer_id],
+    )
+    p.run(NEXT_RUN)
+    p.ledger("delete from ledger.customers where customer_id = ?", [customer_id])
+    p.run(NEXT_RUN + timedelta(hours=1))
+    assert p.chaser("customers")[customer_id] == {**held, "status": "ARCHIVED"}
+
+
 def test_an_open_invoice_issued_before_the_history_start_reaches_chaser(tmp_path, demo_ledger):
     """No document is left out by the partitioning: the first month's partition carries every
     open document issued before CHASER_HISTORY_START, and the run says how many there are."""
