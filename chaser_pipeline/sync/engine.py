@@ -21,7 +21,7 @@ from chaser_pipeline.chaser.client import ChaserClient, display_url
 from chaser_pipeline.chaser.encoding import dumps, encode_payload
 from chaser_pipeline.chaser.errors import ChaserError
 from chaser_pipeline.db import WHOLE_HISTORY, utc_now
-from chaser_pipeline.sync.journal import log_held_back
+from chaser_pipeline.sync.journal import log_held_back, record_gone
 from chaser_pipeline.sync.objects import ChaserObject
 from chaser_pipeline.sync.pending import Pending
 from chaser_pipeline.sync.plan import (
@@ -115,7 +115,7 @@ def sync_object(
             async with client_factory() as client:
                 if stuck:
                     added = await plan_withdrawals_as_held(
-                        con, client, chaser_object, target, stuck
+                        state, client, chaser_object, target, stuck, run_id=run_id, now=now
                     )
                     report.planned["update"] += added
                     report.withdrawals += added
@@ -144,23 +144,32 @@ def sync_object(
 
 
 async def plan_withdrawals_as_held(
-    con: duckdb.DuckDBPyConnection,
+    state: SyncState,
     client: ChaserClient,
     chaser_object: ChaserObject,
     target: Target,
     keys: list[str],
+    *,
+    run_id: str,
+    now: datetime,
 ) -> int:
     """Add to sync_plan, first in sending order, each of `keys` as Chaser holds it with the
     withdrawn status: the contract's "sent once more with status DELETED (other fields as last
     sent)", read back from Chaser because the ledger's last version cannot be sent. One read
-    request per key (these rows are rare); a key Chaser no longer holds needs nothing."""
+    request per key (these rows are rare), once: a key Chaser no longer holds is journaled as
+    gone (folded with the sender's answers), so it is not read again at the next run."""
+    con = state.con
     endpoint = client.endpoint(chaser_object.name)
-    held = []
+    held, gone = [], []
     for key in keys:
         record = await endpoint.find_by_key(key)
-        if record is not None:
+        if record is None:
+            gone.append(key)
+        else:
             record = {**record, "status": chaser_object.withdrawn_status}
             held.append([json.dumps(record, default=str)])
+    if gone:
+        record_gone(state, target, chaser_object, gone, run_id=run_id, now=now)
     if not held:
         return 0
     con.execute("create or replace temp table sync_withdrawals (payload varchar)")

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chaser_pipeline.sync.objects import ChaserObject
-from chaser_pipeline.sync.state import StateWriter, SyncState, Target
+from chaser_pipeline.sync.state import WITHDRAWN_HASH_PREFIX, StateWriter, SyncState, Target
 
 if TYPE_CHECKING:
     from chaser_pipeline.chaser.bulk import BulkOutcome
@@ -102,6 +102,43 @@ def _answers(rows: pa.Table, outcome: BulkOutcome) -> pa.Table:
             "chase_measure": rows["sync_chase_measure"],
         }
     )
+
+
+def record_gone(
+    state: SyncState,
+    target: Target,
+    chaser_object: ChaserObject,
+    keys: list[str],
+    *,
+    run_id: str,
+    now: datetime,
+) -> None:
+    """Journal the withdrawals Chaser needs no more (it holds the row no longer): under a
+    withdrawn hash, so they are not read back again at every run."""
+    n = len(keys)
+    rows = pa.table(
+        {
+            "target": pa.array([target.key] * n, pa.string()),
+            "run_id": pa.array([run_id] * n, pa.string()),
+            "object": pa.array([chaser_object.name] * n, pa.string()),
+            "key": pa.array(keys, pa.string()),
+            "action": pa.array(["gone"] * n, pa.string()),
+            "http_status": pa.array([404] * n, pa.int32()),
+            "message": pa.array(
+                ["deleted in the ledger, and Chaser no longer holds it: nothing to withdraw"] * n,
+                pa.string(),
+            ),
+            "logged_at": pa.array([now] * n, pa.timestamp("us")),
+            "payload_hash": pa.array([f"{WITHDRAWN_HASH_PREFIX}gone"] * n, pa.string()),
+            "chaser_id": pa.nulls(n, pa.string()),
+            "chase_measure": pa.array([0] * n, pa.decimal128(18, 2)),
+        }
+    )
+    writer = state.writer()
+    try:
+        writer.journal(rows)
+    finally:
+        writer.close()
 
 
 def log_held_back(

@@ -6,6 +6,7 @@ the engines alone, on a small demo ledger, against the emulator over loopback.""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -206,6 +207,30 @@ def test_a_deleted_invoice_whose_last_version_is_held_back_is_withdrawn_as_chase
     withdrawn = p.chaser("invoices")[invoice_id]
     assert withdrawn == {**held, "status": "DELETED"}  # other fields as Chaser held them
     assert_nothing_pending(p)  # once; and nothing of it is stale in Chaser any more
+
+
+def test_a_held_back_withdrawal_chaser_no_longer_holds_is_read_back_once(pipeline):
+    """Removed from Chaser by hand before the ledger deleted it: nothing to withdraw, and the
+    one read that found so is not spent again at every run."""
+    p = pipeline
+    [invoice_id] = open_invoices(p, 1)
+    p.ledger(
+        "update ledger.invoices set due_date = null, "
+        "updated_at = timestamp '2026-11-20 10:00' where invoice_id = ?",
+        [invoice_id],
+    )
+    p.run(NEXT_RUN)
+    with sqlite3.connect(p.emulator_state) as chaser:
+        chaser.execute("delete from invoices where key = ?", (invoice_id,))
+    p.ledger("delete from ledger.invoices where invoice_id = ?", [invoice_id])
+    p.run(NEXT_RUN + timedelta(hours=1))
+    assert invoice_id not in p.chaser("invoices")
+    assert p.query(
+        "select action from chaser_sync.log where object = 'invoices' and key = ? "
+        "order by logged_at desc limit 1",
+        [invoice_id],
+    ) == [("gone",)]
+    assert_nothing_pending(p)  # not pending again: no run asks Chaser for it again
 
 
 def test_a_deleted_customer_whose_last_version_is_held_back_is_archived_as_chaser_holds_it(
