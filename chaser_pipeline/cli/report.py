@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from chaser_pipeline.chaser.client import display_url
 from chaser_pipeline.db import table_exists
 from chaser_pipeline.defs.chaser_sync.pending_cache import CACHE_TABLE, pending_version
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
@@ -185,7 +186,10 @@ def write_report(
     """Print the report's five sections."""
     target = last_target(con)
     if target is not None:
-        out(f"Chaser: {target.display[:-1]} {target.organisation_name})".replace(" )", ")"))
+        out(
+            f"Chaser: {display_url(target.url)} (organisation {target.organisation_id} "
+            f"{target.organisation_name})".rstrip()
+        )
     held = held_back_by_reason(con)
     out(f"Held back by the models' rules (not sent; {REJECTIONS}): {sum(c.rows for c in held)}")
     for c in held:

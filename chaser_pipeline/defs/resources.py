@@ -11,7 +11,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from chaser_pipeline.db import table_exists, utc_now
+from chaser_pipeline.db import WHOLE_HISTORY, table_exists, utc_now
 from chaser_pipeline.ledger.warehouse import Warehouse
 from chaser_pipeline.preflight import open_duckdb
 from chaser_pipeline.settings import Settings, load_settings
@@ -51,12 +51,13 @@ def ensure_run_local_ledger(
     in PostgreSQL), and only the incremental job extracts and builds the whole-history models:
     the monthly run the sensor asks for, the data-lag check and the drift sample found nothing to
     work on (a monthly run failed; the data-lag check said Chaser held everything). They call
-    this first: a full extract of every ledger table from CHASER_WAREHOUSE_URL and every
-    whole-history model, as the incremental job builds them. True when it rebuilt."""
+    this first: a full extract of every ledger table from CHASER_WAREHOUSE_URL, every
+    whole-history model as the incremental job builds them, and the monthly marts empty. True
+    when it rebuilt."""
     from chaser_pipeline.ledger.contract import LEDGER_TABLES
     from chaser_pipeline.ledger.extract import extract_table
-    from chaser_pipeline.models.build import run_models
-    from chaser_pipeline.models.project import whole_history_models
+    from chaser_pipeline.models.build import build_model, run_models
+    from chaser_pipeline.models.project import ModelProject
     from chaser_pipeline.paths import models_dir
 
     if table_exists(con, f"landing.{next(iter(LEDGER_TABLES))}"):
@@ -71,8 +72,15 @@ def ensure_run_local_ledger(
     started = time.perf_counter()
     for table in LEDGER_TABLES.values():
         extract_table(con, warehouse, table, now=utc_now())
-    needed = whole_history_models(models_dir())
-    run_models(con, models_dir(), only=needed, default_country=settings.default_country)
+    project = ModelProject(models_dir())
+    needed = [name for name, model in project.models.items() if model.partitioned_by is None]
+    run_models(con, project, only=needed, default_country=settings.default_country)
+    # the monthly marts empty, with their columns (the drift sample shapes Chaser's records by
+    # them); a monthly run fills its own months
+    nothing = (WHOLE_HISTORY[1], WHOLE_HISTORY[1])
+    for model in project.models.values():
+        if model.partitioned_by is not None and not table_exists(con, model.name):
+            build_model(con, model, nothing)
     log.info(
         "Landed the ledger and built %d whole-history models in %.1f s",
         len(needed),

@@ -117,7 +117,9 @@ if job.partitions_def is not None:
             "dagster/asset_partition_range_end": keys[-1]}
 result = job.execute_in_process(instance=dg.DagsterInstance.get(), tags=tags,
                                 raise_on_error=False)
-out = {"success": result.success, "checks": {}, "changed_months": None}
+out = {"success": result.success, "checks": {}, "changed_months": None, "failures": [
+    (e.step_failure_data.error.cause or e.step_failure_data.error).to_string()[-4000:]
+    for e in result.get_step_failure_events()]}
 for evaluation in result.get_asset_check_evaluations():
     out["checks"][evaluation.check_name] = [evaluation.passed, evaluation.description]
 for node in [n.name for n in job.graph.node_defs]:
@@ -171,6 +173,9 @@ def test_each_job_in_a_pod_of_its_own_lands_what_it_needs(tmp_path, shared, post
     assert again["success"] and again["changed_months"] == [], again
     with EmulatorStore(chaser.state_path) as store:
         assert store.count("invoices") == held  # and sent nothing again
+    # the daily drift sample in a pod of its own compares Chaser with the shared state
+    drift = pod("pod-5", "chaser_drift_sample")
+    assert drift["success"] and drift["checks"]["chaser_drift_sample"][0], drift
 
 
 def _free_port() -> int:

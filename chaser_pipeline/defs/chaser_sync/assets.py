@@ -454,6 +454,6 @@ def chaser_sync() -> dg.Definitions:
         ],
         asset_checks=[
             data_lag_check(settings, pending_now),
-            drift_sample_check(settings.default_country),
+            drift_sample_check(settings),
         ],
     )
