@@ -81,7 +81,7 @@ def _batch_query(chaser_object: ChaserObject, columns: list[str]) -> str:
     Requests are full across priorities: ceil(rows / 100) of them for the object, or per parent
     for a routed one (a customer's contact persons go in one request, its archived ones first),
     as `plan.planned_requests` forecasts; a request is sent with the most urgent of its rows."""
-    route = f'"{chaser_object.route_column}"' if chaser_object.route_column else "null"
+    route = f'"{chaser_object.route_column}"' if chaser_object.route_column else "null::varchar"
     rows = f"""
         select "{chaser_object.key}" as sync_key, sync_payload_hash, sync_action,
             sync_first_send, sync_chase_measure, sync_priority, {route} as sync_route,

@@ -62,6 +62,7 @@ def record_batches(
             "payload_hash": answers["payload_hash"],
             "chaser_id": answers["chaser_id"],
             "chase_measure": answers["chase_measure"],
+            "route": answers["route"],
         }
     )
     writer.journal(journal)
@@ -100,6 +101,7 @@ def _answers(rows: pa.Table, outcome: BulkOutcome) -> pa.Table:
             "payload_hash": payload_hash,
             "chaser_id": chaser_id,
             "chase_measure": rows["sync_chase_measure"],
+            "route": rows["sync_route"].cast(pa.string()),
         }
     )
 
@@ -132,6 +134,7 @@ def record_gone(
             "payload_hash": pa.array([f"{WITHDRAWN_HASH_PREFIX}gone"] * n, pa.string()),
             "chaser_id": pa.nulls(n, pa.string()),
             "chase_measure": pa.array([0] * n, pa.decimal128(18, 2)),
+            "route": pa.nulls(n, pa.string()),
         }
     )
     writer = state.writer()

@@ -29,6 +29,10 @@ class ChaserObject:
     # The mart column that routes a row to its parent's endpoint (contact persons go to their
     # customer's bulk endpoint); it is hashed with the payload but not sent. None: no routing.
     route_column: str | None = None
+    # The status a routed row is sent with under the parent it left (a contact person moved to
+    # another customer is ARCHIVED under the old one, which would otherwise keep sending it
+    # that customer's reminders). None: rows do not move between parents.
+    left_route_status: str | None = None
     # SQL over the mart row `m`: how much Chaser chases on this payload (the amount it asks for,
     # minus the credit that lowers a statement; 1 for an active customer). A change that lowers
     # it stops or reduces chasing and is sent before anything else.
@@ -94,6 +98,7 @@ CONTACT_PERSONS = ChaserObject(
     customer_column="customer_external_id",
     # one bulk request per customer: the customer's endpoint takes its contact persons
     route_column="customer_external_id",
+    left_route_status="ARCHIVED",
     # archiving a contact person stops reminders to that address
     chase_sql="case when m.status = 'ACTIVE' then 1 else 0 end",
 )

@@ -123,8 +123,51 @@ def build_plan(
         from planned""",
         params,
     )
+    if chaser_object.left_route_status:
+        _plan_left_routes(con, chaser_object, params)
     return Counter(
         dict(con.execute("select sync_action, count(*) from sync_plan group by 1").fetchall())
+    )
+
+
+def _plan_left_routes(
+    con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject, params: dict[str, Any]
+) -> None:
+    """Add to sync_plan, first in sending order, each row that moved to another parent (a
+    contact person whose customer changed) as it must now read under the parent Chaser last
+    confirmed it under: with `left_route_status` (ARCHIVED), so the old customer stops sending
+    its reminders to that person. The row itself goes to its new parent as planned, in the same
+    run (in another request). Sent once: it is recorded under a withdrawn hash (left out of the
+    holdings), and the row's confirmed route is then the new parent's. Rows confirmed before
+    routes were kept have none, and are not archived anywhere (nothing says where they were)."""
+    route, status = chaser_object.route_column, chaser_object.left_route_status
+    con.execute(
+        f"""insert into sync_plan by name
+        select
+            m.* exclude (sync_payload_hash, sync_chase_measure, sync_first_send,
+                sync_ready_action, sync_action, sync_priority),
+            '{WITHDRAWN_HASH_PREFIX}' || 'left-' || md5(to_json(m)::varchar) as sync_payload_hash,
+            ({chaser_object.chase_sql})::decimal(18, 2) as sync_chase_measure,
+            false as sync_first_send,
+            'update' as sync_ready_action,
+            'update' as sync_action,
+            0 as sync_priority
+        from (
+            select p.* exclude ("{route}", status) replace (
+                s.payload_hash as sync_confirmed_hash,
+                s.chaser_id as sync_chaser_id,
+                s.chase_measure as sync_confirmed_measure
+            ), s.route as "{route}", '{status}' as status
+            from sync_plan as p
+            join {STATE_TABLE} as s
+                on s.target = $target and s.object = $object and s.key = p."{chaser_object.key}"
+            where s.route is not null and s.route <> p."{route}"
+                and s.payload_hash is not null
+                and not starts_with(s.payload_hash, '{WITHDRAWN_HASH_PREFIX}')
+                -- archived there already (confirmed so): nothing to stop
+                and coalesce(s.chase_measure, 1) <> 0
+        ) as m""",
+        {"target": params["target"], "object": params["object"]},
     )
 
 

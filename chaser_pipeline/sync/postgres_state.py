@@ -106,6 +106,18 @@ class PostgresState(SyncState):
                 cur.execute("select pg_advisory_xact_lock(hashtextextended($1, 0))", [_DDL_LOCK])
                 for statement in _ddl("postgresql"):
                     cur.execute(statement)
+                # tables of versions before the route was kept; an ALTER would take the table's
+                # exclusive lock at every opening, so only when the column is missing
+                cur.execute(
+                    """select table_name from information_schema.tables as t
+                    where table_schema = $1 and table_name in ('state', 'journal')
+                    and not exists (select 1 from information_schema.columns as c
+                        where c.table_schema = t.table_schema and c.table_name = t.table_name
+                        and c.column_name = 'route')""",
+                    [SCHEMA],
+                )
+                for (table,) in cur.fetchall():
+                    cur.execute(f"alter table {SCHEMA}.{table} add column route varchar")
             conn.commit()
         finally:
             conn.close()

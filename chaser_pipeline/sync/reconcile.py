@@ -134,15 +134,32 @@ def _compare(
     con.register("reconcile_held", held)
     sql, params = model_query(project.models[chaser_object.mart], WHOLE_HISTORY)
     con.execute(f"create or replace temp table reconcile_models as {sql}", params)
+    route = f'"{chaser_object.route_column}"' if chaser_object.route_column else None
+    # A routed row may be held under two parents (a contact person that moved customer): the
+    # state keeps one per key, the copy that still chases under a parent the models no longer
+    # name first (the next sync archives it there), else the one under the models' parent.
     con.execute(
         f"""create or replace temp table reconcile_chaser as
-        select
-            h."{chaser_object.key}" as key,
-            md5(to_json(struct_pack({", ".join(f'"{c}" := h."{c}"' for c in columns)}))::varchar)
-                as payload_hash,
-            h.sync_chaser_id as chaser_id,
-            ({chaser_object.chase_sql.replace("m.", "h.")})::decimal(18, 2) as chase_measure
-        from (select {select}, h.sync_chaser_id from reconcile_held as h) as h"""
+        with held as (
+            select
+                h."{chaser_object.key}" as key,
+                md5(to_json(struct_pack({", ".join(f'"{c}" := h."{c}"' for c in columns)}))::varchar)
+                    as payload_hash,
+                h.sync_chaser_id as chaser_id,
+                ({chaser_object.chase_sql.replace("m.", "h.")})::decimal(18, 2) as chase_measure,
+                {f"h.{route}" if route else "null::varchar"} as route
+            from (select {select}, h.sync_chaser_id from reconcile_held as h) as h
+        )
+        select held.* from held
+        left join reconcile_models as m on m."{chaser_object.key}" = held.key
+        qualify row_number() over (
+            partition by held.key
+            order by
+                (held.chase_measure <> 0
+                    and held.route is distinct from {f"m.{route}" if route else "null"}) desc,
+                (held.route = {f"m.{route}" if route else "null"}) desc,
+                held.route
+        ) = 1"""
     )
     con.unregister("reconcile_held")
     key = chaser_object.key
@@ -208,7 +225,7 @@ def reconcile(
         report.objects[name] = drift
         if apply:
             rows = state.con.sql(
-                "select key, payload_hash, chaser_id, chase_measure from reconcile_chaser"
+                "select key, payload_hash, chaser_id, chase_measure, route from reconcile_chaser"
             ).to_arrow_table()
             state.replace(target, chaser_object.name, rows, now=now)
     return report

@@ -71,6 +71,7 @@ JOURNAL_COLUMNS = (
     "payload_hash",
     "chaser_id",
     "chase_measure",
+    "route",
 )
 STATE_COLUMNS = (
     "target",
@@ -83,6 +84,7 @@ STATE_COLUMNS = (
     "last_error",
     "last_attempt_at",
     "chase_measure",
+    "route",
 )
 LOG_COLUMNS = (
     "target",
@@ -143,14 +145,17 @@ def _ddl(kind: str) -> list[str]:
             last_error varchar,
             last_attempt_at timestamp not null,
             -- how much Chaser chases on the confirmed payload (amount due, credit, active)
-            chase_measure decimal(18, 2)
+            chase_measure decimal(18, 2),
+            -- the parent a routed row was confirmed under (a contact person's customer)
+            route varchar
             {", primary key (target, object, key)" if postgres else ""})""",
         f"""create table if not exists {ATTEMPTED_TABLE} (
             target varchar not null, object varchar not null, key varchar not null)""",
         f"""create table if not exists {JOURNAL_TABLE} (
             {seq}, target varchar, run_id varchar, object varchar, key varchar,
             action varchar, http_status integer, message varchar, logged_at timestamp,
-            payload_hash varchar, chaser_id varchar, chase_measure decimal(18, 2))""",
+            payload_hash varchar, chaser_id varchar, chase_measure decimal(18, 2),
+            route varchar)""",
         f"""create table if not exists {LOG_TABLE} (
             target varchar, run_id varchar, object varchar, key varchar, action varchar,
             http_status integer, message varchar, logged_at timestamp)""",
@@ -166,46 +171,54 @@ def _ddl(kind: str) -> list[str]:
         statements.append(
             f"create index if not exists attempted_key on {ATTEMPTED_TABLE} (target, object, key)"
         )
+
     return statements
 
 
 # Folding the journal: the rows present when the fold starts are folded (and only those are
-# deleted: an answer appended meanwhile waits for the next fold); the newest answer per key wins;
-# a failure keeps the last confirmed payload (the row is in Chaser as it was). Plain SQL that
-# DuckDB and PostgreSQL both run.
+# deleted: an answer appended meanwhile waits for the next fold); the newest answer per key sets
+# its status; the newest confirmed one what Chaser holds (payload hash, chase measure, route). A
+# failure keeps what was confirmed before it (the row is in Chaser as it was), in this fold (a
+# moved contact person archived under its old customer, then refused under the new one) or an
+# earlier one. Plain SQL that DuckDB and PostgreSQL both run.
+_NEWEST = """select * from (
+        select *, row_number() over (
+            partition by target, object, key order by seq desc) as newest
+        from sync_journal {where}
+    ) as ranked
+    where newest = 1"""
 _FOLD = [
     f"create temp table sync_journal as select * from {JOURNAL_TABLE}",
     f"""create temp table sync_fold as
-    select j.*, s.key is not null as sync_known
-    from (
-        select * from (
-            select *, row_number() over (
-                partition by target, object, key order by seq desc) as newest
-            from sync_journal
-        ) as ranked
-        where newest = 1
-    ) as j
+    select j.*, c.payload_hash as confirmed_hash, c.logged_at as confirmed_logged_at,
+        c.chaser_id as confirmed_chaser_id, c.chase_measure as confirmed_measure,
+        c.route as confirmed_route, s.key is not null as sync_known
+    from ({_NEWEST.format(where="")}) as j
+    left join ({_NEWEST.format(where="where payload_hash is not null")}) as c
+        on c.target = j.target and c.object = j.object and c.key = j.key
     left join {STATE_TABLE} as s
         on s.target = j.target and s.object = j.object and s.key = j.key""",
     f"""update {STATE_TABLE} as s set
-        payload_hash = coalesce(f.payload_hash, s.payload_hash),
-        confirmed_at = case when f.payload_hash is null then s.confirmed_at else f.logged_at end,
-        chaser_id = coalesce(f.chaser_id, s.chaser_id),
+        payload_hash = coalesce(f.confirmed_hash, s.payload_hash),
+        confirmed_at = case
+            when f.confirmed_hash is null then s.confirmed_at else f.confirmed_logged_at end,
+        chaser_id = coalesce(f.chaser_id, f.confirmed_chaser_id, s.chaser_id),
         chase_measure = case
-            when f.payload_hash is null then s.chase_measure else f.chase_measure end,
+            when f.confirmed_hash is null then s.chase_measure else f.confirmed_measure end,
+        route = case when f.confirmed_hash is null then s.route else f.confirmed_route end,
         last_status = case when f.action = 'failed' then 'failed' else 'confirmed' end,
         last_error = case when f.action = 'failed' then f.message end,
         last_attempt_at = f.logged_at
     from sync_fold as f
     where f.sync_known and s.target = f.target and s.object = f.object and s.key = f.key""",
     f"""insert into {STATE_TABLE} ({", ".join(STATE_COLUMNS)})
-    select target, object, key, payload_hash,
-        case when payload_hash is null then null else logged_at end,
-        chaser_id,
+    select target, object, key, confirmed_hash, confirmed_logged_at,
+        coalesce(chaser_id, confirmed_chaser_id),
         case when action = 'failed' then 'failed' else 'confirmed' end,
         case when action = 'failed' then message end,
         logged_at,
-        case when payload_hash is null then null else chase_measure end
+        confirmed_measure,
+        confirmed_route
     from sync_fold where not sync_known""",
     f"""insert into {LOG_TABLE} ({", ".join(LOG_COLUMNS)})
     select target, run_id, object, key, action, http_status, message, logged_at
@@ -252,6 +265,8 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"alter table {SCHEMA}.{table} add column target varchar default 'unknown'")
         if table == "state" and "chase_measure" not in names:
             con.execute(f"alter table {STATE_TABLE} add column chase_measure decimal(18, 2)")
+        if "route" not in names and (table == "state" or (table == "journal" and "seq" in names)):
+            con.execute(f"alter table {SCHEMA}.{table} add column route varchar")
     if "journal" in tables and "seq" not in tables["journal"]:
         # an unfolded journal of an older version holds answers for the unknown target
         con.execute(f"alter table {JOURNAL_TABLE} rename to journal_v1")
@@ -260,7 +275,7 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             f"""insert into {JOURNAL_TABLE} ({", ".join(JOURNAL_COLUMNS)})
             select 'unknown', run_id, object, key, action, http_status, message, logged_at,
-                payload_hash, chaser_id, null
+                payload_hash, chaser_id, null, null
             from {SCHEMA}.journal_v1 order by rowid"""
         )
         con.execute(f"drop table {SCHEMA}.journal_v1")
@@ -518,6 +533,7 @@ def replacement_rows(
             "last_error": constant(None, pa.string()),
             "last_attempt_at": constant(now, pa.timestamp("us")),
             "chase_measure": rows["chase_measure"],
+            "route": rows["route"] if "route" in rows.column_names else constant(None, pa.string()),
         }
     )
     attempted = state_rows.select(["target", "object", "key"])

@@ -1,6 +1,8 @@
 """Recovery from Chaser: a state rebuilt by reconcile matches the lost one row for row (and the
 next run sends nothing), a record edited by hand in Chaser is reported and put back, and a
-record the ledger does not know is reported, never withdrawn on a guess."""
+record the ledger does not know is reported, never withdrawn on a guess; a contact person that
+moved customer while the state was lost is archived under the customer Chaser still holds it
+under."""
 
 from __future__ import annotations
 
@@ -11,11 +13,14 @@ import pytest
 
 from chaser_pipeline.chaser.encoding import dumps
 from chaser_pipeline.demo.generator import generate_demo_warehouse
+from chaser_pipeline.emulator import EmulatorStore
+from chaser_pipeline.models.build import run_models
 from chaser_pipeline.sync.reconcile import reconcile
 from tests.support.engine import EnginePipeline
+from tests.support.models import whole_history
 
 FIRST_RUN = datetime(2026, 11, 21)
-STATE_ROW = """select object, key, payload_hash, chaser_id, chase_measure from chaser_sync.state
+STATE_ROW = """select object, key, payload_hash, chaser_id, chase_measure, route from chaser_sync.state
     where payload_hash is not null order by object, key"""
 
 
@@ -60,6 +65,43 @@ def test_a_lost_state_is_rebuilt_row_for_row_and_nothing_is_sent_again(pipeline)
     before = p.write_requests()
     again = p.run(datetime(2026, 11, 22, 6))
     assert again.pending.total == 0 and p.write_requests() == before
+
+
+def test_a_contact_moved_while_the_state_was_lost_is_archived_where_chaser_holds_it(pipeline):
+    p = pipeline
+    [(contact_id, old, new)] = p.query(
+        """select c.external_id, c.customer_external_id, (
+            select min(external_id) from chaser_customers
+            where external_id <> c.customer_external_id and status = 'ACTIVE')
+        from chaser_contact_persons as c
+        where c.status = 'ACTIVE' and c.external_id not like '%:%'
+        order by 1 limit 1"""
+    )
+    p.con.execute("delete from chaser_sync.state")
+    p.con.execute("delete from chaser_sync.attempted")
+    p.ledger(
+        """update ledger.contacts set customer_id = ?, updated_at = timestamp '2026-11-21 12:00'
+        where contact_id = ?""",
+        [new, contact_id],
+    )
+    p.extract(datetime(2026, 11, 22))
+    run_models(p.con, p.project, only=whole_history())
+
+    run_reconcile(p, apply=True)
+    [(route,)] = p.query(
+        "select route from chaser_sync.state where object = 'contact_persons' and key = ?",
+        [contact_id],
+    )
+    assert route == old  # the copy that still chases, where the models no longer put it
+    p.run(datetime(2026, 11, 22, 6))
+    with EmulatorStore(p.emulator_state) as store:
+        customers = {r["id"]: r["external_id"] for r in store.records("customers")}
+        held = {
+            customers[r["customer_id"]]: r["status"]
+            for r in store.records("contact_persons")
+            if r["external_id"] == contact_id
+        }
+    assert held == {old: "ARCHIVED", new: "ACTIVE"}
 
 
 def test_an_edit_made_in_chaser_is_reported_and_put_back(pipeline):

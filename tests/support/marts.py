@@ -16,7 +16,7 @@ from chaser_pipeline.emulator import EmulatorStore, run_emulator_in_thread
 from chaser_pipeline.sync.engine import check_target, sync_object
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
 from chaser_pipeline.sync.report import SyncReport
-from chaser_pipeline.sync.state import DuckDBState, Target
+from chaser_pipeline.sync.state import DuckDBState, SyncState, Target
 
 API_KEY, API_SECRET = "test-key", "test-secret-never-logged"
 
@@ -27,19 +27,25 @@ class EmulatedChaser:
     def __init__(self, url: str, state_path: Path) -> None:
         self.url = url
         self.state_path = state_path
-        self._states: dict[int, tuple[DuckDBState, Target]] = {}
+        self._states: dict[int, tuple[SyncState, Target]] = {}
 
     def clients(self, **options: Any) -> Callable[[], ChaserClient]:
         """A client factory (keyword arguments go to ChaserClient)."""
         return lambda: ChaserClient(self.url, API_KEY, API_SECRET, **options)
 
-    def state(self, con: duckdb.DuckDBPyConnection) -> tuple[DuckDBState, Target]:
+    def state(self, con: duckdb.DuckDBPyConnection) -> tuple[SyncState, Target]:
         """The DuckDB sync state on `con`, and this Chaser as its target (checked once)."""
         if id(con) not in self._states:
             state = DuckDBState(con, self.state_path.parent)
             target, _ = check_target(state, self.url, self.clients(), run_id="tests", now=utc_now())
             self._states[id(con)] = (state, target)
         return self._states[id(con)]
+
+    def use(self, con: duckdb.DuckDBPyConnection, state: SyncState) -> Target:
+        """Sync the marts on `con` through `state` (PostgreSQL, say) from now on."""
+        target, _ = check_target(state, self.url, self.clients(), run_id="tests", now=utc_now())
+        self._states[id(con)] = (state, target)
+        return target
 
     def sync(
         self,
