@@ -44,6 +44,7 @@ def planned_batches(
     chaser_object: ChaserObject,
     columns: list[str],
     *,
+    actions: tuple[str, ...] = ("create", "update"),
     chunk_rows: int = CHUNK_ROWS,
 ) -> Iterator[list[Batch]]:
     """The plan's rows to send, in batches of at most 100 (of one parent each for a routed
@@ -54,7 +55,7 @@ def planned_batches(
     applied a batch but before it was recorded must still count those documents as sent (so a
     later change, even to a status not worth a first send, is sent too). `con` stays busy until
     the iterator ends."""
-    stream = con.sql(_batch_query(chaser_object, columns)).to_arrow_reader(chunk_rows)
+    stream = con.sql(_batch_query(chaser_object, columns, actions)).to_arrow_reader(chunk_rows)
     try:
         pending: pa.Table | None = None
         for record_batch in stream:
@@ -73,7 +74,7 @@ def planned_batches(
         stream.close()
 
 
-def _batch_query(chaser_object: ChaserObject, columns: list[str]) -> str:
+def _batch_query(chaser_object: ChaserObject, columns: list[str], actions: tuple[str, ...]) -> str:
     """The rows to send with their request number (`sync_batch`), in sending order: stop-chasing
     changes first, then new rows, then the rest (sync_priority), so a run cut short leaves the
     least harmful remainder.
@@ -89,7 +90,7 @@ def _batch_query(chaser_object: ChaserObject, columns: list[str]) -> str:
             (row_number() over (
                 partition by sync_route order by sync_priority, sync_key) - 1) // {BULK_LIMIT}
                 as sync_part
-        from sync_plan where sync_action in ('create', 'update')"""
+        from sync_plan where sync_action in ({", ".join(f"'{a}'" for a in actions)})"""
     if not chaser_object.route_column:
         # one sequence of requests: the n-th holds the n-th hundred rows in sending order
         return f"""select *, sync_part + 1 as sync_batch from ({rows})

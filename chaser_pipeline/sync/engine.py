@@ -27,8 +27,10 @@ from chaser_pipeline.sync.pending import Pending
 from chaser_pipeline.sync.plan import (
     SyncOptions,
     build_plan,
+    defer_unarchived_moves,
     payload_columns,
     planned_requests,
+    previously_synced,
     stuck_withdrawals,
 )
 from chaser_pipeline.sync.report import SyncReport
@@ -95,11 +97,10 @@ def sync_object(
     state.refresh(target)
     report = SyncReport(object_name=chaser_object.name, window=window, dry_run=options.dry_run)
     report.planned = build_plan(con, chaser_object, window, options, now, target=target)
-    ((report.previously_synced,),) = con.execute(
-        "select count(*) from sync_plan where sync_confirmed_hash is not null"
-    ).fetchall()
+    report.previously_synced = previously_synced(con)
     report.held_back_by_rules = held_back_by_rules(con, chaser_object)
-    report.withdrawals = planned_withdrawals(con, chaser_object)
+    # withdrawals: deleted in the ledger, or archived under the parent a row left
+    report.withdrawals = planned_withdrawals(con, chaser_object) + report.planned["archive"]
     report.planned_requests = planned_requests(con, chaser_object)
     columns = payload_columns(con, chaser_object)
     report.samples = sample_payloads(con, columns, options.sample_size)
@@ -119,18 +120,27 @@ def sync_object(
                     )
                     report.planned["update"] += added
                     report.withdrawals += added
-                sender = Sender(
-                    state,
-                    target,
-                    client,
-                    chaser_object,
-                    report,
-                    run_id=run_id,
-                    clock=clock,
-                    on_progress=on_progress,
-                )
+
+                def sender() -> Sender:
+                    return Sender(
+                        state,
+                        target,
+                        client,
+                        chaser_object,
+                        report,
+                        run_id=run_id,
+                        clock=clock,
+                        on_progress=on_progress,
+                    )
+
                 try:
-                    await sender.send(columns)
+                    if report.planned["archive"]:
+                        # archives under the parents rows left, answered and recorded before
+                        # any row is sent under its new parent (see plan._plan_left_routes)
+                        await sender().send(columns, ("archive",))
+                        state.refresh(target)  # the working copy of a PostgreSQL state too
+                        report.deferred = defer_unarchived_moves(con, chaser_object, target)
+                    await sender().send(columns)
                 finally:
                     report.requests = client.stats.write_requests
                     report.all_requests = client.stats.requests

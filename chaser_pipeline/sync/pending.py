@@ -33,6 +33,7 @@ from chaser_pipeline.sync.plan import (
     build_plan,
     customer_lands_sql,
     planned_requests,
+    previously_synced,
     stuck_withdrawals,
 )
 from chaser_pipeline.sync.state import SyncState, Target
@@ -236,9 +237,7 @@ def _collect(
     planned = build_plan(
         con, chaser_object, WHOLE_HISTORY, options, now, target=target, source="pending_source"
     )
-    ((synced,),) = con.execute(
-        "select count(*) from sync_plan where sync_confirmed_hash is not null"
-    ).fetchall()
+    synced = previously_synced(con)
     pending.planned[name], pending.previously_synced[name] = planned, synced
     pending.requests_by_object[name] = planned_requests(con, chaser_object, customers_landing=True)
     month = "substr(p.date, 1, 7) || '-01'" if chaser_object.partitioned else "null"

@@ -139,7 +139,12 @@ def _plan_left_routes(
     its reminders to that person. The row itself goes to its new parent as planned, in the same
     run (in another request). Sent once: it is recorded under a withdrawn hash (left out of the
     holdings), and the row's confirmed route is then the new parent's. Rows confirmed before
-    routes were kept have none, and are not archived anywhere (nothing says where they were)."""
+    routes were kept have none, and are not archived anywhere (nothing says where they were).
+
+    Their action is `archive`: the sync sends these first and on their own (`engine`), and the
+    row's move to its new parent only once Chaser confirmed the archive, so the archive's answer
+    is recorded before the new parent's and a run cut short in between still owes it. Counted
+    apart from updates (the mass-change guard counts what Chaser holds being changed)."""
     route, status = chaser_object.route_column, chaser_object.left_route_status
     con.execute(
         f"""insert into sync_plan by name
@@ -149,8 +154,8 @@ def _plan_left_routes(
             '{WITHDRAWN_HASH_PREFIX}' || 'left-' || md5(to_json(m)::varchar) as sync_payload_hash,
             ({chaser_object.chase_sql})::decimal(18, 2) as sync_chase_measure,
             false as sync_first_send,
-            'update' as sync_ready_action,
-            'update' as sync_action,
+            'archive' as sync_ready_action,
+            'archive' as sync_action,
             0 as sync_priority
         from (
             select p.* exclude ("{route}", status) replace (
@@ -261,6 +266,50 @@ def customer_lands_sql(chaser_object: ChaserObject, row: str = "p") -> str:
         where c.{CUSTOMERS.key} = {row}.{chaser_object.customer_column})"""
 
 
+def previously_synced(con: duckdb.DuckDBPyConnection) -> int:
+    """Rows of the plan Chaser confirmed before (an archive under a left parent is the same
+    row again, not counted twice)."""
+    ((n,),) = con.execute(
+        """select count(*) from sync_plan
+        where sync_confirmed_hash is not null and sync_action <> 'archive'"""
+    ).fetchall()
+    return n
+
+
+def defer_unarchived_moves(
+    con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject, target: Target
+) -> int:
+    """After the archives were sent: leave out of this run the rows whose archive under the
+    parent they left Chaser has not confirmed (refused, or not sent), so their move is sent
+    only after it and the archive stays owed (the state still names the old parent). Returns
+    how many were deferred."""
+    key = f'"{chaser_object.key}"'
+    ((n,),) = con.execute(
+        f"""with unconfirmed as (
+            select a.{key} as key from sync_plan as a
+            where a.sync_action = 'archive' and not exists (
+                select 1 from {STATE_TABLE} as s
+                where s.target = $target and s.object = $object and s.key = a.{key}
+                and s.payload_hash = a.sync_payload_hash)
+        )
+        select count(*) from sync_plan
+        where sync_action in ('create', 'update') and {key} in (select key from unconfirmed)""",
+        {"target": target.key, "object": chaser_object.name},
+    ).fetchall()
+    if n:
+        con.execute(
+            f"""update sync_plan set sync_action = 'deferred'
+            where sync_action in ('create', 'update') and {key} in (
+                select a.{key} from sync_plan as a
+                where a.sync_action = 'archive' and not exists (
+                    select 1 from {STATE_TABLE} as s
+                    where s.target = $target and s.object = $object and s.key = a.{key}
+                    and s.payload_hash = a.sync_payload_hash))""",
+            {"target": target.key, "object": chaser_object.name},
+        )
+    return n
+
+
 def planned_requests(
     con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject, *, customers_landing: bool = False
 ) -> int:
@@ -273,7 +322,7 @@ def planned_requests(
     count too when the customer is one this sync sends (a first load: every document waits for
     its customer, which lands minutes before it): what a whole sync (customers first, then the
     rest) sends, as the pending months forecast it."""
-    rows = "p.sync_action in ('create', 'update')"
+    rows = "p.sync_action in ('create', 'update', 'archive')"
     if customers_landing and chaser_object.customer_column:
         rows = f"""({rows}) or (p.sync_action = 'held_back'
             and p.sync_ready_action in ('create', 'update')

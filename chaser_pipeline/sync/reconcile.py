@@ -93,7 +93,8 @@ async def read_back(
 
 def _parents(state: SyncState, target: Target, chaser_object: ChaserObject) -> list[str]:
     """The parents whose children reconcile reads: those the models or the state know of (a
-    list per customer costs one request, so not every customer Chaser holds)."""
+    list per customer costs one request, so not every customer Chaser holds), the parents the
+    state last confirmed rows under included (a row that moved may still be held there)."""
     route = chaser_object.route_column
     rows = state.con.execute(
         f"""select distinct "{route}" from {chaser_object.mart} where "{route}" is not null
@@ -102,6 +103,9 @@ def _parents(state: SyncState, target: Target, chaser_object: ChaserObject) -> l
         where target = $1 and object = 'customers' and key in (
             select split_part(key, ':', 1) from chaser_sync.state
             where target = $1 and object = $2)
+        union
+        select route from chaser_sync.state
+        where target = $1 and object = $2 and route is not null
         order by 1""",
         [target.key, chaser_object.name],
     ).fetchall()

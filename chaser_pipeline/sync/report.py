@@ -67,10 +67,12 @@ class SyncReport:
     object_name: str
     window: tuple[date, date]
     planned: Counter[str] = field(default_factory=Counter)
-    confirmed: Counter[str] = field(default_factory=Counter)  # create / update
+    confirmed: Counter[str] = field(default_factory=Counter)  # create / update / archive
     failed: int = 0
     held_back_by_rules: int = 0
     withdrawals: int = 0
+    # moved rows left for a later run: their archive under the parent they left is unconfirmed
+    deferred: int = 0
     previously_synced: int = 0
     requests: int = 0  # write requests
     all_requests: int = 0
@@ -85,7 +87,7 @@ class SyncReport:
 
     @property
     def attempted(self) -> int:
-        return self.planned["create"] + self.planned["update"]
+        return self.planned["create"] + self.planned["update"] + self.planned["archive"]
 
     @property
     def rejection_share(self) -> float:
@@ -107,7 +109,8 @@ class SyncReport:
             skipped_not_worth_sending=self.planned["skipped"],
             withdrawals=self.withdrawals,
             created=self.confirmed["create"],
-            updated=self.confirmed["update"],
+            # a moved row archived under the parent it left is an update there
+            updated=self.confirmed["update"] + self.confirmed["archive"],
             rejected_by_chaser=self.failed,
             write_requests=self.requests,
             requests=self.all_requests,

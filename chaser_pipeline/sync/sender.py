@@ -65,8 +65,11 @@ class Sender:
         self.settled: asyncio.Queue[tuple[Batch, BulkOutcome] | None] = asyncio.Queue()
         self.failures: list[BaseException] = []
 
-    async def send(self, columns: list[str]) -> None:
-        """Send every planned row; raise the first hard failure once what was sent is recorded."""
+    async def send(
+        self, columns: list[str], actions: tuple[str, ...] = ("create", "update")
+    ) -> None:
+        """Send every planned row of `actions`; raise the first hard failure once what was sent
+        is recorded."""
         loop = asyncio.get_running_loop()
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaser-sync-state")
         # one state writer per thread: answers on the writer thread, attempted keys on the reader
@@ -77,7 +80,9 @@ class Sender:
         # is sent, so requests keep flowing (DuckDB releases the GIL while it works).
         reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaser-sync-read")
         # the plan is a temp table of the state's own connection: read it there
-        chunks = planned_batches(self.state.con, attempts, self.target, self.chaser_object, columns)
+        chunks = planned_batches(
+            self.state.con, attempts, self.target, self.chaser_object, columns, actions=actions
+        )
         reading = loop.run_in_executor(reader, next, chunks, None)
         try:
             while (chunk := await reading) is not None:
