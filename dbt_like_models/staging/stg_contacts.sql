@@ -7,14 +7,16 @@ source_deleted_keys as not materialized (
     select * from landing.deleted_keys
 ),
 
-deleted_contacts as (
+deleted_spellings as (
     -- a key gone from the warehouse keeps its last landed row; deleted_keys says when it went
+    -- (by the key as landed: a key respelled, 'C-1 ' fixed to 'C-1', leaves only its old
+    -- spelling gone)
     select
-        trim(key) as contact_id,
-        max(deleted_at) as deleted_at
+        key as deleted_key,
+        max(deleted_at) as spelling_deleted_at
     from source_deleted_keys
     where table_name = 'contacts'
-    group by trim(key)
+    group by key
 ),
 
 cleaned as (
@@ -28,8 +30,11 @@ cleaned as (
         nullif(trim(phone), '') as phone,
         nullif(trim(mobile), '') as mobile,
         is_archived::boolean as is_archived,
-        updated_at::timestamp as updated_at
+        updated_at::timestamp as updated_at,
+        deleted_spellings.spelling_deleted_at
     from source_contacts
+    left join deleted_spellings
+        on deleted_spellings.deleted_key = source_contacts.contact_id
 ),
 
 ranked as (
@@ -38,13 +43,18 @@ ranked as (
         -- a key landed more than once is a source bug, reported by chaser_rejections; rows without
         -- a key share no key (NULL is not a value), so each counts as one row of its own
         case
-            when contact_id is not null then count(*) over (partition by contact_id)
+            -- a spelling the warehouse no longer has is no duplicate of a live one
+            when contact_id is not null then coalesce(
+                nullif(count(*) filter (where spelling_deleted_at is null)
+                    over (partition by contact_id), 0),
+                count(*) over (partition by contact_id)
+            )
             else 1
         end as duplicate_row_count,
         -- the row with the latest updated_at wins; ties fall to the row's content so reruns agree
         row_number() over (
             partition by contact_id
-            order by updated_at desc, customer_id, first_name, last_name, email, phone, mobile,
+            order by spelling_deleted_at is not null, updated_at desc, customer_id, first_name, last_name, email, phone, mobile,
                 is_archived
         ) as key_rank
     from cleaned
@@ -62,11 +72,10 @@ final as (
         ranked.is_archived,
         ranked.updated_at,
         ranked.duplicate_row_count,
-        deleted_contacts.contact_id is not null as is_deleted,
-        deleted_contacts.deleted_at
+        -- deleted when every spelling of the key went (a live one would have won)
+        ranked.contact_id is not null and ranked.spelling_deleted_at is not null as is_deleted,
+        case when ranked.contact_id is not null then ranked.spelling_deleted_at end as deleted_at
     from ranked
-    left join deleted_contacts
-        on ranked.contact_id = deleted_contacts.contact_id
     -- a row without a key cannot be de-duplicated: every one is kept (and held back as
     -- missing_key), so none disappears unreported
     where ranked.key_rank = 1 or ranked.contact_id is null

@@ -7,14 +7,16 @@ source_deleted_keys as not materialized (
     select * from landing.deleted_keys
 ),
 
-deleted_allocations as (
+deleted_spellings as (
     -- a key gone from the warehouse keeps its last landed row; deleted_keys says when it went
+    -- (by the key as landed: a key respelled, 'A-1 ' fixed to 'A-1', leaves only its old
+    -- spelling gone)
     select
-        trim(key) as allocation_id,
-        max(deleted_at) as deleted_at
+        key as deleted_key,
+        max(deleted_at) as spelling_deleted_at
     from source_deleted_keys
     where table_name = 'credit_allocations'
-    group by trim(key)
+    group by key
 ),
 
 cleaned as (
@@ -30,8 +32,11 @@ cleaned as (
         amount::decimal(18, 2) as allocation_amount,
         allocated_at::timestamp as allocated_at,
         is_reversed::boolean as is_reversed,
-        updated_at::timestamp as updated_at
+        updated_at::timestamp as updated_at,
+        deleted_spellings.spelling_deleted_at
     from source_credit_allocations
+    left join deleted_spellings
+        on deleted_spellings.deleted_key = source_credit_allocations.allocation_id
 ),
 
 ranked as (
@@ -40,13 +45,18 @@ ranked as (
         -- a key landed more than once is a source bug, reported by chaser_rejections; rows without
         -- a key share no key (NULL is not a value), so each counts as one row of its own
         case
-            when allocation_id is not null then count(*) over (partition by allocation_id)
+            -- a spelling the warehouse no longer has is no duplicate of a live one
+            when allocation_id is not null then coalesce(
+                nullif(count(*) filter (where spelling_deleted_at is null)
+                    over (partition by allocation_id), 0),
+                count(*) over (partition by allocation_id)
+            )
             else 1
         end as duplicate_row_count,
         -- the row with the latest updated_at wins; ties fall to the row's content so reruns agree
         row_number() over (
             partition by allocation_id
-            order by updated_at desc, credit_note_id, payment_id, invoice_id, allocation_amount,
+            order by spelling_deleted_at is not null, updated_at desc, credit_note_id, payment_id, invoice_id, allocation_amount,
                 allocated_at, is_reversed
         ) as key_rank
     from cleaned
@@ -63,11 +73,10 @@ final as (
         ranked.is_reversed,
         ranked.updated_at,
         ranked.duplicate_row_count,
-        deleted_allocations.allocation_id is not null as is_deleted,
-        deleted_allocations.deleted_at
+        -- deleted when every spelling of the key went (a live one would have won)
+        ranked.allocation_id is not null and ranked.spelling_deleted_at is not null as is_deleted,
+        case when ranked.allocation_id is not null then ranked.spelling_deleted_at end as deleted_at
     from ranked
-    left join deleted_allocations
-        on ranked.allocation_id = deleted_allocations.allocation_id
     -- money is never dropped unseen: a row without a key cannot be de-duplicated, so every one
     -- is kept (and reported as missing_key), not only one of them
     where ranked.key_rank = 1 or ranked.allocation_id is null

@@ -7,14 +7,16 @@ source_deleted_keys as not materialized (
     select * from landing.deleted_keys
 ),
 
-deleted_credit_notes as (
+deleted_spellings as (
     -- a key gone from the warehouse keeps its last landed row; deleted_keys says when it went
+    -- (by the key as landed: a key respelled, 'C-1 ' fixed to 'C-1', leaves only its old
+    -- spelling gone)
     select
-        trim(key) as credit_note_id,
-        max(deleted_at) as deleted_at
+        key as deleted_key,
+        max(deleted_at) as spelling_deleted_at
     from source_deleted_keys
     where table_name = 'credit_notes'
-    group by trim(key)
+    group by key
 ),
 
 cleaned as (
@@ -28,8 +30,11 @@ cleaned as (
         nullif(upper(trim(currency_code)), '') as currency_code,
         total::decimal(18, 2) as total_amount,
         issue_date::date as issue_date,
-        updated_at::timestamp as updated_at
+        updated_at::timestamp as updated_at,
+        deleted_spellings.spelling_deleted_at
     from source_credit_notes
+    left join deleted_spellings
+        on deleted_spellings.deleted_key = source_credit_notes.credit_note_id
 ),
 
 ranked as (
@@ -38,13 +43,18 @@ ranked as (
         -- a key landed more than once is a source bug, reported by chaser_rejections; rows without
         -- a key share no key (NULL is not a value), so each counts as one row of its own
         case
-            when credit_note_id is not null then count(*) over (partition by credit_note_id)
+            -- a spelling the warehouse no longer has is no duplicate of a live one
+            when credit_note_id is not null then coalesce(
+                nullif(count(*) filter (where spelling_deleted_at is null)
+                    over (partition by credit_note_id), 0),
+                count(*) over (partition by credit_note_id)
+            )
             else 1
         end as duplicate_row_count,
         -- the row with the latest updated_at wins; ties fall to the row's content so reruns agree
         row_number() over (
             partition by credit_note_id
-            order by updated_at desc, credit_note_number, customer_id, source_status,
+            order by spelling_deleted_at is not null, updated_at desc, credit_note_number, customer_id, source_status,
                 currency_code, total_amount, issue_date
         ) as key_rank
     from cleaned
@@ -61,11 +71,10 @@ final as (
         ranked.issue_date,
         ranked.updated_at,
         ranked.duplicate_row_count,
-        deleted_credit_notes.credit_note_id is not null as is_deleted,
-        deleted_credit_notes.deleted_at
+        -- deleted when every spelling of the key went (a live one would have won)
+        ranked.credit_note_id is not null and ranked.spelling_deleted_at is not null as is_deleted,
+        case when ranked.credit_note_id is not null then ranked.spelling_deleted_at end as deleted_at
     from ranked
-    left join deleted_credit_notes
-        on ranked.credit_note_id = deleted_credit_notes.credit_note_id
     -- a row without a key cannot be de-duplicated: every one is kept (and held back as
     -- missing_key), so none disappears unreported
     where ranked.key_rank = 1 or ranked.credit_note_id is null

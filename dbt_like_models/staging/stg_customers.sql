@@ -7,14 +7,16 @@ source_deleted_keys as not materialized (
     select * from landing.deleted_keys
 ),
 
-deleted_customers as (
+deleted_spellings as (
     -- a key gone from the warehouse keeps its last landed row; deleted_keys says when it went
+    -- (by the key as landed: a key respelled, 'C-1 ' fixed to 'C-1', leaves only its old
+    -- spelling gone)
     select
-        trim(key) as customer_id,
-        max(deleted_at) as deleted_at
+        key as deleted_key,
+        max(deleted_at) as spelling_deleted_at
     from source_deleted_keys
     where table_name = 'customers'
-    group by trim(key)
+    group by key
 ),
 
 cleaned as (
@@ -34,8 +36,11 @@ cleaned as (
         nullif(trim(postal_code), '') as postal_code,
         nullif(trim(country), '') as country,
         is_archived::boolean as is_archived,
-        updated_at::timestamp as updated_at
+        updated_at::timestamp as updated_at,
+        deleted_spellings.spelling_deleted_at
     from source_customers
+    left join deleted_spellings
+        on deleted_spellings.deleted_key = source_customers.customer_id
 ),
 
 ranked as (
@@ -44,13 +49,18 @@ ranked as (
         -- a key landed more than once is a source bug, reported by chaser_rejections; rows without
         -- a key share no key (NULL is not a value), so each counts as one row of its own
         case
-            when customer_id is not null then count(*) over (partition by customer_id)
+            -- a spelling the warehouse no longer has is no duplicate of a live one
+            when customer_id is not null then coalesce(
+                nullif(count(*) filter (where spelling_deleted_at is null)
+                    over (partition by customer_id), 0),
+                count(*) over (partition by customer_id)
+            )
             else 1
         end as duplicate_row_count,
         -- the row with the latest updated_at wins; ties fall to the row's content so reruns agree
         row_number() over (
             partition by customer_id
-            order by updated_at desc, company_name, contact_first_name, contact_last_name,
+            order by spelling_deleted_at is not null, updated_at desc, company_name, contact_first_name, contact_last_name,
                 email, phone, mobile, address_line1, address_line2, city, region, postal_code,
                 country, is_archived
         ) as key_rank
@@ -75,11 +85,10 @@ final as (
         ranked.is_archived,
         ranked.updated_at,
         ranked.duplicate_row_count,
-        deleted_customers.customer_id is not null as is_deleted,
-        deleted_customers.deleted_at
+        -- deleted when every spelling of the key went (a live one would have won)
+        ranked.customer_id is not null and ranked.spelling_deleted_at is not null as is_deleted,
+        case when ranked.customer_id is not null then ranked.spelling_deleted_at end as deleted_at
     from ranked
-    left join deleted_customers
-        on ranked.customer_id = deleted_customers.customer_id
     -- a row without a key cannot be de-duplicated: every one is kept (and held back as
     -- missing_key), so none disappears unreported
     where ranked.key_rank = 1 or ranked.customer_id is null

@@ -7,14 +7,16 @@ source_deleted_keys as not materialized (
     select * from landing.deleted_keys
 ),
 
-deleted_invoices as (
+deleted_spellings as (
     -- a key gone from the warehouse keeps its last landed row; deleted_keys says when it went
+    -- (by the key as landed: a key respelled, 'I-1 ' fixed to 'I-1', leaves only its old
+    -- spelling gone)
     select
-        trim(key) as invoice_id,
-        max(deleted_at) as deleted_at
+        key as deleted_key,
+        max(deleted_at) as spelling_deleted_at
     from source_deleted_keys
     where table_name = 'invoices'
-    group by trim(key)
+    group by key
 ),
 
 cleaned as (
@@ -30,8 +32,11 @@ cleaned as (
         total::decimal(18, 2) as total_amount,
         issue_date::date as issue_date,
         due_date::date as due_date,
-        updated_at::timestamp as updated_at
+        updated_at::timestamp as updated_at,
+        deleted_spellings.spelling_deleted_at
     from source_invoices
+    left join deleted_spellings
+        on deleted_spellings.deleted_key = source_invoices.invoice_id
 ),
 
 ranked as (
@@ -40,13 +45,18 @@ ranked as (
         -- a key landed more than once is a source bug, reported by chaser_rejections; rows without
         -- a key share no key (NULL is not a value), so each counts as one row of its own
         case
-            when invoice_id is not null then count(*) over (partition by invoice_id)
+            -- a spelling the warehouse no longer has is no duplicate of a live one
+            when invoice_id is not null then coalesce(
+                nullif(count(*) filter (where spelling_deleted_at is null)
+                    over (partition by invoice_id), 0),
+                count(*) over (partition by invoice_id)
+            )
             else 1
         end as duplicate_row_count,
         -- the row with the latest updated_at wins; ties fall to the row's content so reruns agree
         row_number() over (
             partition by invoice_id
-            order by updated_at desc, invoice_number, customer_id, source_status, currency_code,
+            order by spelling_deleted_at is not null, updated_at desc, invoice_number, customer_id, source_status, currency_code,
                 sub_total_amount, total_amount, issue_date, due_date
         ) as key_rank
     from cleaned
@@ -65,11 +75,10 @@ final as (
         ranked.due_date,
         ranked.updated_at,
         ranked.duplicate_row_count,
-        deleted_invoices.invoice_id is not null as is_deleted,
-        deleted_invoices.deleted_at
+        -- deleted when every spelling of the key went (a live one would have won)
+        ranked.invoice_id is not null and ranked.spelling_deleted_at is not null as is_deleted,
+        case when ranked.invoice_id is not null then ranked.spelling_deleted_at end as deleted_at
     from ranked
-    left join deleted_invoices
-        on ranked.invoice_id = deleted_invoices.invoice_id
     -- a row without a key cannot be de-duplicated: every one is kept (and held back as
     -- missing_key), so none disappears unreported
     where ranked.key_rank = 1 or ranked.invoice_id is null

@@ -81,13 +81,14 @@ WITHDRAWALS = [
         rejections={("customer", "C-1", "deleted_in_ledger", "reported")},
     ),
     Case(
-        "deleted payments and allocations count as never made (keys matched trimmed)",
+        "deleted payments and allocations count as never made (a key landed with spaces, "
+        "deleted as landed)",
         [
             customer(),
             invoice(total="100.00"),
             credit_note(total="50.00"),
             payment("P-1", "60.00", at(10)),
-            payment("P-2", "40.00", at(11)),
+            payment(" P-2 ", "40.00", at(11)),
             allocation("A-1", "10.00", at(12)),
             deleted("payments", " P-2 "),
             deleted("credit_allocations", "A-1"),
@@ -99,6 +100,24 @@ WITHDRAWALS = [
         rejections={
             ("payment", "P-2", "deleted_in_ledger", "reported"),
             ("allocation", "A-1", "deleted_in_ledger", "reported"),
+        },
+    ),
+    Case(
+        "a key respelled in the warehouse ('P-1 ' fixed to 'P-1', 'INV-1 ' to 'INV-1') leaves "
+        "only its old spelling deleted: the payment still pays, the invoice is still owed",
+        [
+            customer(),
+            invoice("INV-1 ", total="100.00"),
+            invoice("INV-1", total="100.00"),
+            deleted("invoices", "INV-1 "),
+            invoice("INV-2", total="100.00"),
+            payment("P-1 ", "100.00", at(6), invoice_id="INV-2"),
+            payment("P-1", "100.00", at(6), invoice_id="INV-2"),
+            deleted("payments", "P-1 "),
+        ],
+        invoices={
+            "INV-1": {"status": "AUTHORISED", "amount_due": D("100.00")},
+            "INV-2": {"status": "PAID", "amount_paid": D("100.00"), "amount_due": D("0.00")},
         },
     ),
     Case(
