@@ -41,7 +41,10 @@ def utc_now() -> datetime:
 def clock_from(as_of: str) -> Callable[[], datetime]:
     """A run's clock: fixed at `as_of` (ISO, read as UTC) when given, else the real one."""
     if as_of:
-        fixed = datetime.fromisoformat(as_of).replace(tzinfo=None)
+        fixed = datetime.fromisoformat(as_of)
+        if fixed.tzinfo is not None:  # an offset given: the same instant in UTC
+            fixed = fixed.astimezone(UTC)
+        fixed = fixed.replace(tzinfo=None)
         return lambda: fixed
     return utc_now
 

@@ -83,8 +83,19 @@ class WarehouseURL:
 _SECRET_QUERY_PARAM = re.compile(r"(?i)(^|[&;])([^&;=]*password[^&;=]*)=([^&;]*)")
 
 
+# scheme://user:password@rest, the password up to the last @ (a password with an unencoded
+# / ? or # is not one urlsplit finds: it ends the authority there)
+_USERINFO = re.compile(
+    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@?#]*):(?P<password>.*)@(?P<rest>[^@]*)$",
+    re.S,
+)
+
+
 def mask_url(url: str) -> str:
-    """Replace the passwords of a URL (user info and query string) with ***, so it can be logged."""
+    """Replace the passwords of a URL (user info and query string) with ***, so it can be logged;
+    a password holding characters a URL reserves (unencoded) is masked whole all the same."""
+    if (found := _USERINFO.match(url)) and urlsplit(url).password != found["password"]:
+        url = f"{found['scheme']}{found['user']}:***@{found['rest']}"
     parts = urlsplit(url)
     masked = parts
     if parts.password is not None:
@@ -93,6 +104,18 @@ def mask_url(url: str) -> str:
         masked = masked._replace(query=_SECRET_QUERY_PARAM.sub(r"\1\2=***", parts.query))
     # geturl() can reshape a URL (duckdb:///x becomes duckdb:/x): keep it as given when clean
     return url if masked == parts else masked.geturl()
+
+
+def _check_encoded_password(variable: str, url: str) -> None:
+    """A password with an unencoded / ? or # would be read as part of the host or the path (and
+    the connection fail with it in the driver's message): ask for it percent-encoded."""
+    found = _USERINFO.match(url)
+    if found and urlsplit(url).password != found["password"]:
+        raise ConfigError(
+            f"{variable}: the password holds a character a URL reserves (/ ? or #); "
+            "percent-encode it (/ as %2F, ? as %3F, # as %23) "
+            f"(got {mask_url(url)})"
+        )
 
 
 def parse_warehouse_url(url: str, *, base_dir: Path | None = None) -> WarehouseURL:
@@ -109,6 +132,7 @@ def parse_warehouse_url(url: str, *, base_dir: Path | None = None) -> WarehouseU
             path = (base_dir or Path.cwd()) / path
         return WarehouseURL(kind="duckdb", raw=Secret(url), duckdb_path=path)
     if url.startswith(("postgresql://", "postgres://")):
+        _check_encoded_password("CHASER_WAREHOUSE_URL", url)
         parts = urlsplit(url)
         if not parts.hostname or not parts.path.strip("/"):
             raise ConfigError(
@@ -257,6 +281,7 @@ def _state_url(variables: _Variables) -> Secret | None:
             "CHASER_STATE_URL must be a PostgreSQL URL such as "
             f"postgresql://user:pass@host:5432/db, or unset (got {mask_url(url)!r})"
         )
+    _check_encoded_password("CHASER_STATE_URL", url)
     parts = urlsplit(url)
     if not parts.hostname or not parts.path.strip("/"):
         raise ConfigError(f"CHASER_STATE_URL needs a host and a database (got {mask_url(url)})")

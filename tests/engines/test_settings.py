@@ -129,3 +129,33 @@ def test_relative_duckdb_urls_resolve_against_the_given_folder(tmp_path):
     assert parsed.duckdb_path == tmp_path / "wh" / "ledger.duckdb"
     absolute = parse_warehouse_url(f"duckdb:///{tmp_path}/x.duckdb")
     assert absolute.duckdb_path == tmp_path / "x.duckdb"
+
+
+@pytest.mark.parametrize("variable", ["CHASER_WAREHOUSE_URL", "CHASER_STATE_URL"])
+@pytest.mark.parametrize("password", ["Zx9#Qe77", "Zx9?Qe77", "Zx9/Qe77", "Zx9#Q/e?77"])
+def test_a_password_with_unencoded_url_characters_is_refused_unseen(variable, password, tmp_path):
+    """A generated password holding / ? or # (not percent-encoded) ends the URL's authority
+    early: it used to be echoed whole in the error (no password urlsplit could find to mask),
+    or accepted and shown in the extract's messages. It is refused, naming the variable and
+    the encoding, without a character of it."""
+    url = f"postgresql://ledger:{password}@db.internal:5432/finance"
+    with pytest.raises(ConfigError) as failure:
+        load_settings({variable: url, "CHASER_DUCKDB_PATH": str(tmp_path / "p.duckdb")})
+    message = str(failure.value)
+    assert message.startswith(variable) and "percent-encode" in message
+    assert "Qe77" not in message and "e?77" not in message and "ledger:***@db.internal" in message
+    assert mask_url(url) == "postgresql://ledger:***@db.internal:5432/finance"
+    encoded = (
+        url.replace("#", "%23").replace("?", "%3F").replace("/Q", "%2FQ").replace("/e", "%2Fe")
+    )
+    load_settings({variable: encoded, "CHASER_DUCKDB_PATH": str(tmp_path / "p.duckdb")})
+
+
+def test_as_of_with_an_offset_is_the_same_instant_in_utc():
+    """`as_of` is read as UTC; one with an offset is converted, not stripped: 00:30 on
+    1 December at +01:00 is still November in UTC, and so is its partition."""
+    from chaser_pipeline.db import clock_from, month_key
+
+    assert str(clock_from("2026-12-01T00:30:00+01:00")()) == "2026-11-30 23:30:00"
+    assert month_key(clock_from("2026-12-01T00:30:00+01:00")()) == "2026-11-01"
+    assert str(clock_from("2026-12-01T00:30:00")()) == "2026-12-01 00:30:00"
