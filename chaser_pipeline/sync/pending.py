@@ -250,7 +250,10 @@ def _collect(
             p.sync_action = 'held_back' and {customer_lands_sql(chaser_object)})""",
         {"object": name},
     )
-    mart_built = _exists(con, chaser_object.mart)
+    # a mart a fresh disk made empty (ensure_run_local_ledger) holds nothing a month was built from
+    mart_built = _exists(con, chaser_object.mart) and bool(
+        con.execute(f"select exists (select 1 from {chaser_object.mart})").fetchone()[0]
+    )
     if chaser_object.partitioned and not mart_built and not synced:
         # first run: the whole history is one backfill, every month from the start built (a
         # run-local DuckDB rebuilt on a fresh disk, whose state Chaser has answered, is not a

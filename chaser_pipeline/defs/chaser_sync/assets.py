@@ -11,7 +11,14 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from chaser_pipeline.chaser.errors import ChaserError
-from chaser_pipeline.db import WHOLE_HISTORY, clock_from, document_window, month_key, utc_now
+from chaser_pipeline.db import (
+    WHOLE_HISTORY,
+    clock_from,
+    document_window,
+    month_key,
+    table_exists,
+    utc_now,
+)
 from chaser_pipeline.defs.chaser_sync.checks import (
     PENDING_ASSET,
     data_lag_check,
@@ -26,7 +33,8 @@ from chaser_pipeline.defs.chaser_sync.session import chaser_session
 from chaser_pipeline.defs.freshness import daily_freshness
 from chaser_pipeline.defs.partitions import describe_window, monthly_partitions
 from chaser_pipeline.defs.resources import duckdb_connection, ensure_run_local_ledger
-from chaser_pipeline.models.project import whole_history_models
+from chaser_pipeline.models.build import build_model, register_field_rules
+from chaser_pipeline.models.project import ModelProject, whole_history_models
 from chaser_pipeline.paths import models_dir
 from chaser_pipeline.settings import Settings, load_settings
 from chaser_pipeline.sync.engine import (
@@ -183,6 +191,29 @@ def _log_outcome(
         context.log.warning("Chaser rejected %s %s: %s", chaser_object.ledger_entity, key, message)
 
 
+def _ensure_mart(
+    context: dg.AssetExecutionContext,
+    chaser_object: ChaserObject,
+    duckdb: DuckDBResource,
+    settings: Settings,
+    window: tuple[date, date],
+) -> None:
+    """A sync step run without its mart's step on a fresh disk (re-executed from failure in a
+    new pod, or materialized alone) lands the ledger and builds its mart for its window first;
+    planning from the empty mart of a fresh disk would send nothing and say all was well."""
+    with duckdb_connection(duckdb) as con:
+        fresh = ensure_run_local_ledger(context.log, con, settings)
+        if chaser_object.partitioned and (fresh or not table_exists(con, chaser_object.mart)):
+            register_field_rules(con, settings.default_country)
+            model = ModelProject(models_dir()).models[chaser_object.mart]
+            build_model(con, model, window)
+            context.log.info(
+                "Built %s for %s on this fresh disk before syncing it",
+                chaser_object.mart,
+                describe_window(window),
+            )
+
+
 def run_sync_step(
     context: dg.AssetExecutionContext,
     chaser_object: ChaserObject,
@@ -190,10 +221,12 @@ def run_sync_step(
     duckdb: DuckDBResource,
     chaser: ChaserResource,
     sync_state: SyncStateResource,
-    history_start: date,
+    settings: Settings,
 ) -> dg.MaterializeResult:
     """One sync asset's step: plan and send the object's rows in scope, report what happened."""
+    history_start = settings.history_start_date
     window, months = _scope(context, chaser_object, history_start)
+    _ensure_mart(context, chaser_object, duckdb, settings, window)
     scope = f"dated {describe_window(window)}" if chaser_object.partitioned else "all"
     clock = clock_from(config.as_of)
 
@@ -317,7 +350,7 @@ def sync_asset(chaser_object: ChaserObject, settings: Settings) -> dg.AssetsDefi
             duckdb,
             chaser,
             sync_state,
-            settings.history_start_date,
+            settings,
         )
 
     return _sync
@@ -416,7 +449,18 @@ def pending_months_asset(settings: Settings) -> dg.AssetsDefinition:
         with chaser_session(chaser, duckdb, sync_state) as session:
             target = session.open_target(context, now)
             forecast_text = session.budget.forecast
-        pending = pending_now(duckdb, sync_state, target, settings, now, config.options())
+        # re-executed alone in a fresh pod (after the mass-change guard stopped the run, say),
+        # it lands the ledger and builds the models first rather than find nothing pending
+        pending = pending_now(
+            duckdb,
+            sync_state,
+            target,
+            settings,
+            now,
+            config.options(),
+            rebuild=True,
+            log=context.log,
+        )
         try:
             check_mass_change(pending, config.options())
         except MassChangeError as exc:
