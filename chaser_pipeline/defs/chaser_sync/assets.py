@@ -202,8 +202,10 @@ def _ensure_mart(
     new pod, or materialized alone) lands the ledger and builds its mart for its window first;
     planning from the empty mart of a fresh disk would send nothing and say all was well."""
     with duckdb_connection(duckdb) as con:
-        fresh = ensure_run_local_ledger(context.log, con, settings)
-        if chaser_object.partitioned and (fresh or not table_exists(con, chaser_object.mart)):
+        if table_exists(con, chaser_object.mart):
+            return  # built here before: its own step (or the incremental job) keeps it current
+        ensure_run_local_ledger(context.log, con, settings)
+        if chaser_object.partitioned:
             register_field_rules(con, settings.default_country)
             model = ModelProject(models_dir()).models[chaser_object.mart]
             build_model(con, model, window)
