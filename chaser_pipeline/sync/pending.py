@@ -188,10 +188,21 @@ def compute_pending(
     for chaser_object in CHASER_OBJECTS.values():
         keys = stuck_withdrawals(con, chaser_object, target)
         if keys:
+            # updates of what Chaser holds: the mass-change guard counts them (a warehouse URL
+            # pointed at an empty database on a fresh disk would otherwise withdraw everything)
+            pending.planned.setdefault(chaser_object.name, Counter())["update"] += len(keys)
+            # ... of rows Chaser holds that the plan, over what the ledger has, does not count
+            pending.previously_synced[chaser_object.name] = pending.previously_synced.get(
+                chaser_object.name, 0
+            ) + len(keys)
             con.execute(
                 """insert into pending_documents
-                select $object, d.key, $month, d.deleted_at from landing.deleted_keys as d
-                where d.table_name = $table and list_contains($keys, d.key)""",
+                select $object, k.key, $month, d.deleted_at
+                from unnest($keys) as k(key)
+                left join (
+                    select key, max(deleted_at) as deleted_at from landing.deleted_keys
+                    where table_name = $table group by key
+                ) as d on d.key = k.key""",
                 {
                     "object": chaser_object.name,
                     "month": month_key(utc_now()) if chaser_object.partitioned else None,

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from chaser_pipeline.chaser.bulk import BULK_LIMIT
+from chaser_pipeline.ledger.contract import LEDGER_TABLES
 from chaser_pipeline.sync.objects import CUSTOMERS, INVOICES, ChaserObject
 from chaser_pipeline.sync.state import (
     ATTEMPTED_TABLE,
@@ -179,13 +180,21 @@ def _plan_left_routes(
 def stuck_withdrawals(
     con: duckdb.DuckDBPyConnection, chaser_object: ChaserObject, target: Target
 ) -> list[str]:
-    """Keys the ledger deleted that Chaser holds, whose last landed version a model rule holds
-    back (a due date blanked, then the invoice deleted): the mart cannot carry them, so no
-    DELETED (ARCHIVED) would ever reach Chaser, which would chase them for ever. The sync
-    sends them as Chaser holds them (`engine.plan_withdrawals_as_held`); the pending months
-    count them, so a run of their object comes."""
+    """Keys the ledger deleted that Chaser holds but the mart cannot carry, so no DELETED
+    (ARCHIVED) would ever reach Chaser, which would chase them for ever:
+
+    - deleted keys whose last landed version a model rule holds back (a due date blanked, then
+      the invoice deleted);
+    - keys this pipeline sent that the landing does not hold at all: deleted from the warehouse
+      while no disk kept their last row (a production run pod lands the ledger afresh, and a
+      hard delete then lands nothing to compare). A record reconcile adopted from Chaser that
+      the ledger never knew is left alone (`adopted`): never withdrawn on a guess.
+
+    The sync sends them as Chaser holds them (`engine.plan_withdrawals_as_held`); the pending
+    months count them (and the mass-change guard), so a run of their object comes."""
     if chaser_object.withdrawn_status is None:
         return []
+    ledger_key = LEDGER_TABLES[chaser_object.source_table].key
     try:
         rows = con.execute(
             f"""select distinct d.key from landing.deleted_keys as d
@@ -195,6 +204,14 @@ def stuck_withdrawals(
                 on r.entity = $entity and r.key = d.key and r.severity = 'held_back'
             where d.table_name = $table and s.payload_hash is not null
                 and not starts_with(s.payload_hash, '{WITHDRAWN_HASH_PREFIX}')
+            union
+            select s.key from {STATE_TABLE} as s
+            where s.target = $target and s.object = $object and s.payload_hash is not null
+                and not starts_with(s.payload_hash, '{WITHDRAWN_HASH_PREFIX}')
+                and s.last_status <> 'adopted'
+                and not exists (
+                    select 1 from landing.{chaser_object.source_table} as l
+                    where trim(l."{ledger_key}") = s.key)
             order by 1""",
             {
                 "target": target.key,

@@ -228,8 +228,14 @@ def reconcile(
         drift.requests = requests
         report.objects[name] = drift
         if apply:
+            # what the models do not know was not sent by this pipeline as far as anyone can
+            # tell: adopted, so a missing ledger row never withdraws it (plan.stuck_withdrawals)
             rows = state.con.sql(
-                "select key, payload_hash, chaser_id, chase_measure, route from reconcile_chaser"
+                f"""select c.key, c.payload_hash, c.chaser_id, c.chase_measure, c.route,
+                    case when m."{chaser_object.key}" is null then 'adopted' else 'confirmed' end
+                        as last_status
+                from reconcile_chaser as c
+                left join reconcile_models as m on m."{chaser_object.key}" = c.key"""
             ).to_arrow_table()
             state.replace(target, chaser_object.name, rows, now=now)
     return report

@@ -141,7 +141,7 @@ def _ddl(kind: str) -> list[str]:
             payload_hash varchar,          -- hash of the payload Chaser last confirmed
             confirmed_at timestamp,
             chaser_id varchar,
-            last_status varchar not null,  -- confirmed | failed
+            last_status varchar not null,  -- confirmed | failed | adopted (by reconcile)
             last_error varchar,
             last_attempt_at timestamp not null,
             -- how much Chaser chases on the confirmed payload (amount due, credit, active)
@@ -529,7 +529,10 @@ def replacement_rows(
             "payload_hash": rows["payload_hash"],
             "confirmed_at": constant(now, pa.timestamp("us")),
             "chaser_id": rows["chaser_id"],
-            "last_status": constant("confirmed", pa.string()),
+            # a record the ledger does not know, adopted from Chaser: never withdrawn on a guess
+            "last_status": rows["last_status"]
+            if "last_status" in rows.column_names
+            else constant("confirmed", pa.string()),
             "last_error": constant(None, pa.string()),
             "last_attempt_at": constant(now, pa.timestamp("us")),
             "chase_measure": rows["chase_measure"],

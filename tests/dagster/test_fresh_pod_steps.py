@@ -80,3 +80,44 @@ def test_pending_months_run_alone_in_a_fresh_pod_finds_what_the_full_run_finds(t
     # the months (the documents differ: the first run has sent the customers since)
     assert again.metadata["changed_months"].value == planned.metadata["changed_months"].value
     assert len(planned.metadata["changed_months"].value) > 40
+
+
+def _open_invoice(p: Pipeline) -> str:
+    return next(k for k, v in sorted(p.chaser("invoices").items()) if v["status"] == "AUTHORISED")
+
+
+def test_an_invoice_deleted_while_no_disk_kept_it_is_withdrawn(tmp_path, pipeline):
+    """A hard delete is found by comparing the warehouse's keys with the landed ones; a fresh
+    disk lands everything again and has nothing to compare. The keys the state holds that the
+    landing does not are the deletions then: the invoice is sent DELETED, as Chaser held it."""
+    p = pipeline
+    _new_pod(p, tmp_path / "pod-1")
+    assert p.sync().success
+    key = _open_invoice(p)
+    for table in ("payments", "credit_allocations", "invoices"):
+        p.ledger(f"delete from ledger.{table} where invoice_id = ?", [key])
+    _new_pod(p, tmp_path / "pod-2")
+    run = p.sync()
+    assert run.success and run.months
+    assert p.chaser("invoices")[key]["status"] == "DELETED"
+    _new_pod(p, tmp_path / "pod-3")
+    before = p.write_requests()
+    assert p.sync().success and p.write_requests() == before  # once
+
+
+def test_a_warehouse_emptied_on_a_fresh_disk_is_stopped_by_the_mass_change_guard(
+    tmp_path, pipeline
+):
+    """CHASER_WAREHOUSE_URL pointed at a database whose ledger is empty, on a fresh disk: every
+    key the state holds is missing from the landing. The guard counts those withdrawals and
+    stops the sync before anything is sent (and before any read-back)."""
+    p = pipeline
+    _new_pod(p, tmp_path / "pod-1")
+    assert p.sync().success
+    for table in ("credit_allocations", "payments", "credit_notes", "invoices", "contacts"):
+        p.ledger(f"delete from ledger.{table}")
+    _new_pod(p, tmp_path / "pod-2")
+    before = p.write_requests()
+    run = p.sync()
+    assert not run.success and p.write_requests() == before
+    assert all(v["status"] != "DELETED" for v in p.chaser("invoices").values())

@@ -132,7 +132,11 @@ def test_an_edit_made_in_chaser_is_reported_and_put_back(pipeline):
     fixed = p.run(datetime(2026, 11, 22, 7))
     assert fixed.sent == 1
     assert p.held_invoice(invoice_id)[1] == due
-    assert "HAND-1" in p.chaser("invoices")  # reported, never withdrawn on a guess
+    # reported, never withdrawn on a guess: adopted, so the ledger's missing row is no deletion
+    assert p.chaser("invoices")["HAND-1"]["status"] == "PAID"
+    assert p.query("select last_status from chaser_sync.state where key = 'HAND-1'") == [
+        ("adopted",)
+    ]
 
 
 def test_the_daily_sample_finds_a_record_edited_in_chaser(pipeline):

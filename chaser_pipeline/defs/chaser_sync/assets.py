@@ -191,6 +191,31 @@ def _log_outcome(
         context.log.warning("Chaser rejected %s %s: %s", chaser_object.ledger_entity, key, message)
 
 
+# The metadata entry of the pending months' observation when the mass-change guard stopped them.
+MASS_CHANGE_STOPPED = "mass_change_stopped"
+
+
+def mass_change_stop(instance: dg.DagsterInstance) -> str | None:
+    """The mass-change guard's message when the newest whole-history plan was stopped by it
+    (no later plan passed), else None."""
+    key = dg.AssetKey(PENDING_ASSET)
+    [*observed] = instance.fetch_observations(key, limit=1).records
+    if not observed:
+        return None
+    entry = observed[0].event_log_entry
+    stopped = (
+        entry.asset_observation.metadata.get(MASS_CHANGE_STOPPED)
+        if entry.asset_observation
+        else None
+    )
+    if stopped is None:
+        return None
+    passed = instance.get_latest_materialization_event(key)
+    if passed is not None and passed.timestamp > entry.timestamp:
+        return None
+    return str(getattr(stopped, "value", stopped))
+
+
 def _ensure_mart(
     context: dg.AssetExecutionContext,
     chaser_object: ChaserObject,
@@ -228,6 +253,14 @@ def run_sync_step(
     """One sync asset's step: plan and send the object's rows in scope, report what happened."""
     history_start = settings.history_start_date
     window, months = _scope(context, chaser_object, history_start)
+    if not config.dry_run and (stopped := mass_change_stop(context.instance)):
+        raise dg.Failure(
+            description=(
+                f"Not sent: the last whole-history plan ({PENDING_ASSET}) was stopped by the "
+                f"mass-change guard, and none has passed since. {stopped}"
+            ),
+            allow_retries=False,
+        )
     _ensure_mart(context, chaser_object, duckdb, settings, window)
     scope = f"dated {describe_window(window)}" if chaser_object.partitioned else "all"
     clock = clock_from(config.as_of)
@@ -466,6 +499,14 @@ def pending_months_asset(settings: Settings) -> dg.AssetsDefinition:
         try:
             check_mass_change(pending, config.options())
         except MassChangeError as exc:
+            # kept in the event log: every sync step refuses to send until a whole-history plan
+            # passes (confirmed, or the ledger put right), so a monthly run queued before, a
+            # backfill or a step materialized from the UI cannot send what the guard stopped
+            context.log_event(
+                dg.AssetObservation(
+                    asset_key=PENDING_ASSET, metadata={MASS_CHANGE_STOPPED: str(exc)}
+                )
+            )
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         forecast = forecast_text(pending.requests)
         context.log.info(
