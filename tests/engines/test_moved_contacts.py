@@ -189,15 +189,22 @@ def _late(chaser, customer: str, *, fail: bool = False):
     return factory
 
 
-def _moved(tmp_path, chaser, state_kind, request):
-    """CT-1 and CT-2 synced under C-1, then CT-1 moved to C-2 in the ledger."""
+def _synced(tmp_path, chaser, state_kind, request, contacts: list[tuple[str, str, str]]):
+    """The customers and these contact persons synced, then every contact moved to C-2."""
     con = mart_db(tmp_path / "p.duckdb", CUSTOMERS, [])
-    _contacts(con, [("CT-1", "C-1", "ACTIVE"), ("CT-2", "C-1", "ACTIVE")])
+    _contacts(con, contacts)
     state = _state(state_kind, con, tmp_path, request)
     target = chaser.use(con, state)
     chaser.sync(con, "customers", run_id="r1")
     chaser.sync(con, "contact_persons", run_id="r1")
     con.execute("update chaser_contact_persons set customer_external_id = 'C-2'")
+    return con, state, target
+
+
+def _moved(tmp_path, chaser, state_kind, request):
+    """CT-1 and CT-2 synced under C-1, then CT-1 moved to C-2 in the ledger."""
+    rows = [("CT-1", "C-1", "ACTIVE"), ("CT-2", "C-1", "ACTIVE")]
+    con, state, target = _synced(tmp_path, chaser, state_kind, request, rows)
     con.execute(
         "update chaser_contact_persons set customer_external_id = 'C-1' where external_id = 'CT-2'"
     )
@@ -291,13 +298,8 @@ def test_reconcile_reads_the_customer_a_contact_left(tmp_path, state_kind, reque
         )
     }
     with emulated_chaser(tmp_path) as chaser:
-        con = mart_db(tmp_path / "p.duckdb", CUSTOMERS, [])
-        _contacts(con, [("CT-1", "C-1", "ACTIVE"), ("CT-2", "C-2", "ACTIVE")])
-        state = _state(state_kind, con, tmp_path, request)
-        target = chaser.use(con, state)
-        chaser.sync(con, "customers", run_id="r1")
-        chaser.sync(con, "contact_persons", run_id="r1")
-        con.execute("update chaser_contact_persons set customer_external_id = 'C-2'")
+        rows = [("CT-1", "C-1", "ACTIVE"), ("CT-2", "C-2", "ACTIVE")]
+        con, state, target = _synced(tmp_path, chaser, state_kind, request, rows)
         report = reconcile(
             state,
             target,
