@@ -121,3 +121,53 @@ def test_a_warehouse_emptied_on_a_fresh_disk_is_stopped_by_the_mass_change_guard
     run = p.sync()
     assert not run.success and p.write_requests() == before
     assert all(v["status"] != "DELETED" for v in p.chaser("invoices").values())
+
+
+def _month_with_invoices_and_credit_notes(p: Pipeline) -> str:
+    [(month,)] = p.query(
+        """select i.month from (
+            select substr(date, 1, 7) || '-01' as month from chaser_invoices group by 1) as i
+        join (
+            select substr(date, 1, 7) || '-01' as month, count(*) as n
+            from chaser_credit_notes group by 1) as c using (month)
+        where month >= '2024-01-01' and month < '2026-10-01'
+        order by c.n desc, month limit 1"""
+    )
+    return month
+
+
+def test_two_sync_steps_re_executed_together_in_a_fresh_pod_both_send(tmp_path, pipeline):
+    """The first step to land the ledger on the fresh disk also makes the other monthly marts,
+    empty: the second step builds its own month all the same, rather than plan from an empty
+    mart and report success with nothing sent (found by review)."""
+    p = pipeline
+    _new_pod(p, tmp_path / "pod-1")
+    assert p.sync().success
+    month = _month_with_invoices_and_credit_notes(p)
+    # the month's documents change; its monthly run's mart steps succeed, both syncs fail;
+    # "re-execute from failure" runs the two sync steps together, in a new pod
+    p.ledger(
+        "update ledger.invoices set due_date = due_date + 1, updated_at = '2026-11-20 10:00' "
+        "where strftime(issue_date::date, '%Y-%m-01') = ?",
+        [month],
+    )
+    p.ledger(
+        "update ledger.credit_notes set credit_note_number = credit_note_number || '-R', "
+        "updated_at = '2026-11-20 10:00' where strftime(issue_date::date, '%Y-%m-01') = ?",
+        [month],
+    )
+    invoices, credit_notes = p.write_requests("invoices"), p.write_requests("credit_notes")
+    _new_pod(p, tmp_path / "pod-2")
+    result = p.defs.resolve_job_def("chaser_monthly_sync").execute_in_process(
+        instance=p.instance,
+        run_config=_config("sync_chaser_invoices", "sync_chaser_credit_notes"),
+        partition_key=month,
+        asset_selection=[
+            dg.AssetKey("sync_chaser_invoices"),
+            dg.AssetKey("sync_chaser_credit_notes"),
+        ],
+        raise_on_error=False,
+    )
+    assert result.success
+    assert p.write_requests("invoices") > invoices
+    assert p.write_requests("credit_notes") > credit_notes

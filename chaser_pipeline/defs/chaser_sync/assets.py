@@ -227,8 +227,12 @@ def _ensure_mart(
     new pod, or materialized alone) lands the ledger and builds its mart for its window first;
     planning from the empty mart of a fresh disk would send nothing and say all was well."""
     with duckdb_connection(duckdb) as con:
-        if table_exists(con, chaser_object.mart):
+        if table_exists(con, chaser_object.mart) and (
+            not chaser_object.partitioned or _holds_window(con, chaser_object, window)
+        ):
             return  # built here before: its own step (or the incremental job) keeps it current
+        # a fresh disk; or one where another step landed the ledger and made this mart empty
+        # (two sync steps re-executed together), or a month its own step never built here
         ensure_run_local_ledger(context.log, con, settings)
         if chaser_object.partitioned:
             register_field_rules(con, settings.default_country)
@@ -239,6 +243,17 @@ def _ensure_mart(
                 chaser_object.mart,
                 describe_window(window),
             )
+
+
+def _holds_window(con, chaser_object: ChaserObject, window: tuple[date, date]) -> bool:
+    """Whether the mart holds any row of the window (a month with no document rebuilds in a
+    moment)."""
+    start, end = (d.isoformat() for d in window)
+    ((held,),) = con.execute(
+        f"select exists (select 1 from {chaser_object.mart} where date >= $1 and date < $2)",
+        [start, end],
+    ).fetchall()
+    return bool(held)
 
 
 def run_sync_step(
