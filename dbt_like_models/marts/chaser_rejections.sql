@@ -521,6 +521,38 @@ overpayment_reports as (
         and received_amount - consumed_amount - applied_amount < 0
 ),
 
+cash_without_surplus_reports as (
+    -- cash applied from a payment that paid its own invoice and left nothing unapplied (neither
+    -- on account nor a surplus): the allocations still count on the invoices they name, as
+    -- over-allocated credit does, and the ledger is told it applies cash it does not have
+    select
+        'payment' as entity,
+        applied.payment_id as document_key,
+        'over_applied' as reason_code,
+        format(
+            'Payment {} paid invoice {} and left nothing unapplied, yet allocations apply or '
+            || 'refund {} more of it; they were counted as the ledger says.',
+            applied.payment_id,
+            payments.invoice_id,
+            applied.applied_amount::varchar
+        ) as detail
+    from (
+        select
+            source_id as payment_id,
+            sum(allocation_amount) as applied_amount
+        from allocations
+        where is_counted and source_kind = 'payment'
+        group by source_id
+    ) as applied
+    join payments
+        on payments.payment_id = applied.payment_id
+    where payments.invoice_id is not null
+        and applied.applied_amount > 0
+        and not exists (
+            select 1 from overpayments where overpayments.overpayment_id = applied.payment_id
+        )
+),
+
 customer_held_back as (
     -- a document of a held-back customer reaches its mart: the sync sends it while Chaser
     -- already holds the customer (a payment on it still goes), and holds it back otherwise
@@ -956,6 +988,14 @@ rejections as (
         detail,
         'reported' as severity
     from overpayment_reports
+    union all
+    select
+        entity,
+        document_key,
+        reason_code,
+        detail,
+        'reported' as severity
+    from cash_without_surplus_reports
     union all
     select
         entity,

@@ -283,6 +283,22 @@ OVERPAYMENTS = [
         rejections={("invoice", "INV-1", "overpaid", "reported")},
     ),
     Case(
+        "cash applied from a payment that left nothing unapplied counts as the ledger says, "
+        "and is reported",
+        [
+            customer(),
+            invoice(total="100.00"),
+            invoice("INV-2", total="50.00"),
+            payment("P-1", "100.00", at(6)),
+            cash("A-1", "50.00", at(12), "P-1", invoice_id="INV-2"),
+        ],
+        invoices={
+            "INV-1": {"status": "PAID", "amount_due": D("0.00")},
+            "INV-2": {"status": "PAID", "amount_due": D("0.00")},
+        },
+        rejections={("payment", "P-1", "over_applied", "reported")},
+    ),
+    Case(
         "cash on account in another currency or of another customer pays nothing",
         [
             customer(),
