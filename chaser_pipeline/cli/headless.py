@@ -161,6 +161,8 @@ def run_sync(
         sync_config["initial_load"] = True
     if as_of:
         sync_config["as_of"] = as_of
+    if confirm_mass_change:
+        sync_config["confirm_mass_change"] = True
     pending_config = {"confirm_mass_change": True} if confirm_mass_change else {}
     runner = _Runner(defs, instance, sync_config, pending_config, log_level, echo)
     for run_id in recover_abandoned_runs(instance):

@@ -109,6 +109,7 @@ def sync_object(
         return report
     log_held_back(state, target, chaser_object, run_id=run_id, now=now)
     stuck = stuck_withdrawals(con, chaser_object, target)
+    check_withdrawal_share(con, chaser_object, target, len(stuck), options)
     if report.attempted or stuck:
         assert client_factory is not None
 
@@ -227,6 +228,35 @@ def sample_payloads(con: duckdb.DuckDBPyConnection, columns: list[str], n: int) 
         params=[n],
     ).to_arrow_table()
     return [json.loads(dumps(encode_payload(r))) for r in rows.to_pylist()]
+
+
+def check_withdrawal_share(
+    con: duckdb.DuckDBPyConnection,
+    chaser_object: ChaserObject,
+    target: Target,
+    withdrawals: int,
+    options: SyncOptions,
+) -> None:
+    """This step's own guard on the withdrawals the mart cannot carry (read back from Chaser one
+    by one, then sent DELETED): a step run outside the incremental job (materialized alone, or
+    re-executed in a fresh pod) had no whole-history plan decide, and a warehouse URL pointed at
+    an empty database would withdraw everything Chaser holds of the object."""
+    if options.confirm_mass_change or withdrawals < options.mass_change_min_rows:
+        return
+    ((held,),) = con.execute(
+        f"""select count(*) from {STATE_TABLE}
+        where target = $target and object = $object and payload_hash is not null
+        and not starts_with(payload_hash, '{WITHDRAWN_HASH_PREFIX}')""",
+        {"target": target.key, "object": chaser_object.name},
+    ).fetchall()
+    if held and withdrawals / held > options.mass_change_share:
+        raise MassChangeError(
+            f"Stopped before sending anything: {withdrawals} of {held} {chaser_object.name} "
+            f"that Chaser holds are missing from the landed ledger and would be withdrawn "
+            f"({withdrawals / held:.0%}, above the {options.mass_change_share:.0%} guard). Check "
+            "CHASER_WAREHOUSE_URL points at the ledger; if they really were deleted, run "
+            "`chaser-pipeline sync --confirm-mass-change`."
+        )
 
 
 def check_mass_change(pending: Pending, options: SyncOptions) -> None:

@@ -236,3 +236,40 @@ def test_a_withdrawn_overpayment_reaches_chaser_as_voided_then_deleted(tmp_path)
         with EmulatorStore(tmp_path / "c.sqlite3") as store:
             held = {r["overpayment_id"]: r["status"] for r in store.records("overpayments")}
     assert held == {"P-1": "VOIDED", "P-2": "DELETED"}
+
+
+def test_a_step_of_its_own_does_not_withdraw_most_of_what_chaser_holds(tmp_path):
+    """A sync step run outside the incremental job (materialized alone, or re-executed in a
+    fresh pod) has no whole-history plan deciding for it: when most of what Chaser holds of the
+    object is missing from the landed ledger (a warehouse URL pointed at an empty database),
+    it stops before reading anything back or sending, unless confirmed; a few missing keys are
+    withdrawn as usual."""
+    from chaser_pipeline.sync.engine import MassChangeError
+
+    invoices = [(f"I-{i:03}", "C-1") for i in range(60)]
+    with emulated_chaser(tmp_path) as chaser:
+        con = mart_db(tmp_path / "p.duckdb", [("C-1", "Good Ltd")], invoices)
+        chaser.sync(con, "customers", run_id="r1")
+        assert chaser.sync(con, "invoices", run_id="r1").confirmed["create"] == 60
+        # the landed ledger now holds only I-000 .. I-009: 50 of 60 invoices are missing
+        con.execute("create schema landing")
+        con.execute("create table landing.invoices (invoice_id varchar)")
+        con.execute("insert into landing.invoices select invoice_id from chaser_invoices limit 10")
+        con.execute("create table landing.deleted_keys (table_name varchar, key varchar)")
+        con.execute(
+            "create table chaser_rejections (entity varchar, key varchar, severity varchar)"
+        )
+        con.execute("delete from chaser_invoices where invoice_id >= 'I-010'")
+        writes = chaser.store()
+        before = writes.request_count()
+        with pytest.raises(MassChangeError, match="50 of 60 invoices"):
+            chaser.sync(con, "invoices", run_id="r2")
+        assert writes.request_count() == before  # not even a read back
+        confirmed = chaser.sync(
+            con, "invoices", run_id="r3", options=SyncOptions(confirm_mass_change=True)
+        )
+        assert confirmed.withdrawals == 50 and confirmed.confirmed["update"] == 50
+        writes.close()
+        with EmulatorStore(tmp_path / "c.sqlite3") as store:
+            held = {r["invoice_id"]: r["status"] for r in store.records("invoices")}
+        assert sum(s == "DELETED" for s in held.values()) == 50

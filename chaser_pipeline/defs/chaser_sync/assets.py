@@ -84,6 +84,9 @@ class SyncConfig(dg.Config):
     confirmed before is recorded."""
     as_of: str = ""
     """The run's clock as an ISO timestamp (UTC); empty means now. For reproducible runs."""
+    confirm_mass_change: bool = False
+    """Withdraw even when most of what Chaser holds of the object is missing from the landed
+    ledger (the step's own guard; the whole-history plan's is chaser_pending_months')."""
 
     def deadline(self) -> float | None:
         return time.time() + self.deadline_minutes * 60 if self.deadline_minutes else None
@@ -91,6 +94,7 @@ class SyncConfig(dg.Config):
     def options(self) -> SyncOptions:
         return SyncOptions(
             dry_run=self.dry_run,
+            confirm_mass_change=self.confirm_mass_change,
             skip_invisible_unsent=self.skip_invisible_unsent,
             skip_paid_older_than_days=self.skip_paid_older_than_days,
         )
@@ -308,7 +312,7 @@ def run_sync_step(
                     clock=clock,
                     on_progress=progress,
                 )
-        except (ChaserError, StateLockTimeout) as exc:
+        except (ChaserError, StateLockTimeout, MassChangeError) as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         counts = month_counts(
             session.state,
