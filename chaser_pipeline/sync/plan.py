@@ -301,29 +301,19 @@ def defer_unarchived_moves(
     only after it and the archive stays owed (the state still names the old parent). Returns
     how many were deferred."""
     key = f'"{chaser_object.key}"'
-    ((n,),) = con.execute(
-        f"""with unconfirmed as (
-            select a.{key} as key from sync_plan as a
+    con.execute(
+        f"""update sync_plan set sync_action = 'deferred'
+        where sync_action in ('create', 'update') and {key} in (
+            select a.{key} from sync_plan as a
             where a.sync_action = 'archive' and not exists (
                 select 1 from {STATE_TABLE} as s
                 where s.target = $target and s.object = $object and s.key = a.{key}
-                and s.payload_hash = a.sync_payload_hash)
-        )
-        select count(*) from sync_plan
-        where sync_action in ('create', 'update') and {key} in (select key from unconfirmed)""",
+                and s.payload_hash = a.sync_payload_hash))""",
         {"target": target.key, "object": chaser_object.name},
+    )
+    ((n,),) = con.execute(
+        "select count(*) from sync_plan where sync_action = 'deferred'"
     ).fetchall()
-    if n:
-        con.execute(
-            f"""update sync_plan set sync_action = 'deferred'
-            where sync_action in ('create', 'update') and {key} in (
-                select a.{key} from sync_plan as a
-                where a.sync_action = 'archive' and not exists (
-                    select 1 from {STATE_TABLE} as s
-                    where s.target = $target and s.object = $object and s.key = a.{key}
-                    and s.payload_hash = a.sync_payload_hash))""",
-            {"target": target.key, "object": chaser_object.name},
-        )
     return n
 
 

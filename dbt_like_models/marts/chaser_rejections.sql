@@ -955,47 +955,19 @@ rejections as (
         detail,
         -- reported: sent (or ignored) as the contract says, but worth a look
         'reported' as severity
-    from customer_reports
-    union all
-    select
-        entity,
-        document_key,
-        reason_code,
-        detail,
-        'reported' as severity
-    from contact_person_reports
-    union all
-    select
-        entity,
-        document_key,
-        reason_code,
-        detail,
-        'reported' as severity
-    from invoice_reports
-    union all
-    select
-        entity,
-        document_key,
-        reason_code,
-        detail,
-        'reported' as severity
-    from credit_note_reports
-    union all
-    select
-        entity,
-        document_key,
-        reason_code,
-        detail,
-        'reported' as severity
-    from overpayment_reports
-    union all
-    select
-        entity,
-        document_key,
-        reason_code,
-        detail,
-        'reported' as severity
-    from cash_without_surplus_reports
+    from (
+        select entity, document_key, reason_code, detail from customer_reports
+        union all
+        select entity, document_key, reason_code, detail from contact_person_reports
+        union all
+        select entity, document_key, reason_code, detail from invoice_reports
+        union all
+        select entity, document_key, reason_code, detail from credit_note_reports
+        union all
+        select entity, document_key, reason_code, detail from overpayment_reports
+        union all
+        select entity, document_key, reason_code, detail from cash_without_surplus_reports
+    ) as reports
     union all
     select
         entity,

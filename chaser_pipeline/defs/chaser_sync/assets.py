@@ -193,6 +193,13 @@ def _log_outcome(
     )
     for key, message in report.failures:
         context.log.warning("Chaser rejected %s %s: %s", chaser_object.ledger_entity, key, message)
+    if report.deferred:
+        context.log.warning(
+            "%d %s moved to another customer wait for a later run: Chaser has not confirmed "
+            "their archive under the customer they left (see the rejections above)",
+            report.deferred,
+            chaser_object.name,
+        )
 
 
 # The metadata entry of the pending months' observation when the mass-change guard stopped them.
@@ -203,15 +210,10 @@ def mass_change_stop(instance: dg.DagsterInstance) -> str | None:
     """The mass-change guard's message when the newest whole-history plan was stopped by it
     (no later plan passed), else None."""
     key = dg.AssetKey(PENDING_ASSET)
-    [*observed] = instance.fetch_observations(key, limit=1).records
-    if not observed:
-        return None
-    entry = observed[0].event_log_entry
-    stopped = (
-        entry.asset_observation.metadata.get(MASS_CHANGE_STOPPED)
-        if entry.asset_observation
-        else None
-    )
+    records = instance.fetch_observations(key, limit=1).records
+    entry = records[0].event_log_entry if records else None
+    observation = entry.asset_observation if entry else None
+    stopped = observation.metadata.get(MASS_CHANGE_STOPPED) if observation else None
     if stopped is None:
         return None
     passed = instance.get_latest_materialization_event(key)
