@@ -80,18 +80,23 @@ def extract_table(
     now: datetime,
     options: ExtractOptions | None = None,
     sql_folder: Path | None = None,
+    land_changes: bool = True,
 ) -> ExtractResult:
-    """Read one ledger table from the warehouse and land it (see the module's docstring)."""
+    """Read one ledger table from the warehouse and land it (see the module's docstring).
+
+    `land_changes=False` probes: an extract that would change what is landed is rolled back
+    (`result.landed.kept` is False, its counts say what it found); one that changes nothing is
+    kept, as the extract it is."""
     started = time.perf_counter()
     options = options or ExtractOptions()
     state = read_state(con, table)
     sql = table.read_sql(sql_folder)
     try:
         if sql is None:
-            run = _absent_table(con, table, now)
+            run = _absent_table(con, table, now, land_changes)
         else:
             with warehouse.session() as session:
-                run = _Run(con, session, table, sql).go(state, options, now)
+                run = _Run(con, session, table, sql, land_changes).go(state, options, now)
         landed, summary = run
     finally:
         for name in (INCOMING, KEYS, NULL_KEY_ROWS):
@@ -155,8 +160,10 @@ class _Run:
         session: WarehouseSession,
         table: LedgerTable,
         sql: str,
+        land_changes: bool = True,
     ) -> None:
         self.con, self.session, self.table, self.sql = con, session, table, sql
+        self.land_changes = land_changes
         self.target = f"landing.{table.name}"
         self.summary = _Summary()
 
@@ -202,6 +209,7 @@ class _Run:
                 f"(select key from {KEYS} union all select {key} as key from {INCOMING})"
             ),
             null_key_rows=null_rows,
+            land_changes=self.land_changes,
         )
         return result, self.summary
 
@@ -219,6 +227,7 @@ class _Run:
             warehouse_keys=f"(select {self.table.key} as key from {INCOMING})",
             null_key_rows=f"(select * from {INCOMING} where {self.table.key} is null)",
             behind=(incremental_since(state.cursor, options.overlap) if state.cursor else None),
+            land_changes=self.land_changes,
         )
 
     def _read_keys(self) -> None:
@@ -248,7 +257,7 @@ class _Run:
 
 
 def _absent_table(
-    con: duckdb.DuckDBPyConnection, table: LedgerTable, now: datetime
+    con: duckdb.DuckDBPyConnection, table: LedgerTable, now: datetime, land_changes: bool
 ) -> tuple[MergeResult, _Summary]:
     """An optional table without its SQL file lands empty: the warehouse has none of it, so any
     row landed before counts as deleted (and keeps its last version)."""
@@ -262,6 +271,7 @@ def _absent_table(
         full=True,
         warehouse_keys=f"(select {table.key} as key from {INCOMING})",
         null_key_rows=INCOMING,
+        land_changes=land_changes,
     )
     return result, _Summary(full_compare=f"{table.sql_file} is absent: nothing to read")
 

@@ -18,12 +18,13 @@ table's extract state, and the one transaction that merges a staged extract into
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import duckdb
 
-from chaser_pipeline.db import transaction
+from chaser_pipeline.db import table_fingerprint, transaction
 from chaser_pipeline.ledger.contract import LedgerTable
 
 EPOCH = datetime(1900, 1, 1)
@@ -53,6 +54,14 @@ class MergeResult:
     deleted_total: int  # keys of this table in landing.deleted_keys, after the merge
     row_count: int  # rows in the landed table afterwards
     cursor: datetime | None
+    # False: the merge would have changed what is landed and was rolled back (a probe's
+    # `land_changes=False`); the counts say what it would have landed
+    kept: bool = True
+
+    @property
+    def changes(self) -> int:
+        """Keys this merge landed (or would have): new, changed, deleted or back."""
+        return self.inserted + self.updated + self.deleted_new + self.deleted_returned
 
 
 def ensure_landing(con: duckdb.DuckDBPyConnection, table: LedgerTable) -> None:
@@ -103,6 +112,7 @@ def merge(
     warehouse_keys: str | None,
     null_key_rows: str | None,
     behind: datetime | None = None,
+    land_changes: bool = True,
 ) -> MergeResult:
     """Merge the staged table `incoming` into `landing.<table>` in one transaction.
 
@@ -111,10 +121,41 @@ def merge(
     every key the warehouse has (None: no key-set comparison). `null_key_rows`: a relation whose
     rows replace every landed NULL-key row (None: they stay). `behind`: an incremental read's
     lower bound, to count changes with an older `updated_at` (only meaningful when `full`).
+    `land_changes=False`: a probe; when the merge would change what is landed (rows, NULL-key
+    rows or deleted keys: the landed version), it is rolled back whole and the result says so
+    (`kept=False`); when it changes nothing, the extract state it records is kept.
     """
+    try:
+        return _merge(
+            con, table, incoming, now, full, warehouse_keys, null_key_rows, behind, land_changes
+        )
+    except _WouldChange as rolled_back:
+        return replace(rolled_back.result, kept=False)
+
+
+class _WouldChange(Exception):
+    """Raised inside a probe's merge transaction to roll it back."""
+
+    def __init__(self, result: MergeResult) -> None:
+        super().__init__("the merge would change what is landed")
+        self.result = result
+
+
+def _merge(
+    con: duckdb.DuckDBPyConnection,
+    table: LedgerTable,
+    incoming: str,
+    now: datetime,
+    full: bool,
+    warehouse_keys: str | None,
+    null_key_rows: str | None,
+    behind: datetime | None,
+    land_changes: bool,
+) -> MergeResult:
     target, key = f"landing.{table.name}", table.key
     keyed = f"{key} is not null"
     with transaction(con):
+        version_before = None if land_changes else landed_version(con, table)
         ((landed_before,),) = con.execute(f"select count(*) from {target}").fetchall()
         if landed_before:
             # Only landed rows of incoming keys are compared, so a small batch stays cheap.
@@ -176,19 +217,32 @@ def merge(
             {"table": table.name, "cursor": cursor, "now": now, "full": full},
         )
         con.execute("drop table _landing_changed")
-    new, returned = deleted or (0, 0)
-    return MergeResult(
-        inserted=inserted,
-        updated=changed - inserted,
-        unchanged=fetched_keys - changed,
-        changed_behind_cursor=changed_behind,
-        null_key_rows=null_keys,
-        deleted_new=new,
-        deleted_returned=returned,
-        deleted_total=deleted_total,
-        row_count=row_count,
-        cursor=cursor,
-    )
+        new, returned = deleted or (0, 0)
+        result = MergeResult(
+            inserted=inserted,
+            updated=changed - inserted,
+            unchanged=fetched_keys - changed,
+            changed_behind_cursor=changed_behind,
+            null_key_rows=null_keys,
+            deleted_new=new,
+            deleted_returned=returned,
+            deleted_total=deleted_total,
+            row_count=row_count,
+            cursor=cursor,
+        )
+        if version_before is not None and landed_version(con, table) != version_before:
+            raise _WouldChange(result)
+    return result
+
+
+def landed_version(con: duckdb.DuckDBPyConnection, table: LedgerTable) -> str:
+    """The landed table's data version: unchanged when an extract landed nothing, so the UI
+    (and the models, which fingerprint their inputs the same way) see nothing new downstream."""
+    parts = [table_fingerprint(con, f"landing.{table.name}")]
+    # Keys gone from the warehouse are recorded beside the landed rows, where the ledger stage
+    # keeps them: a deletion is a change too.
+    parts.append(table_fingerprint(con, DELETED_KEYS_TABLE))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
 def _find_changed(

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from chaser_pipeline.ledger.contract import LEDGER_TABLES
+from chaser_pipeline.ledger.landing import landed_version
 from chaser_pipeline.ledger.warehouse import Warehouse, with_cursor_literal
 from tests.support.ledger import (
     Landing,
@@ -101,6 +102,53 @@ def test_duplicate_keys_stay_visible_and_a_full_comparison_drops_one_gone(wareho
     result = landing.extract("invoices", LATER, full_refresh=True)
     assert landing.rows("invoices", "invoice_id", "total") == [("I-1", Decimal("100.00"))]
     assert result.landed.updated == 1
+
+
+def state_of(landing) -> list[tuple]:
+    return landing.con.execute("select * from landing._extract_state order by all").fetchall()
+
+
+PROBED_CHANGES = {
+    "a row changed": lambda w: w.execute(
+        "update ledger.payments set amount = 11.00, updated_at = timestamp '2024-06-02 12:00' "
+        "where payment_id = 'P-1'"
+    ),
+    "a NULL-key row added behind the cursor": lambda w: w.write(
+        {"payments": [payment(None, amount=Decimal("3.00"), updated_at=datetime(2024, 1, 1))]}
+    ),
+    "a key deleted": lambda w: w.execute("delete from ledger.payments where payment_id = 'P-2'"),
+}
+
+
+@pytest.mark.parametrize("change", list(PROBED_CHANGES))
+def test_a_probe_lands_nothing_it_finds_changed_and_keeps_an_extract_that_changes_nothing(
+    warehouse, landing, change
+):
+    """The quiet check of `chaser-pipeline sync` extracts with land_changes=False: a change of
+    any kind (a row, a NULL-key row, a deletion) is rolled back whole, landing and extract
+    state, and left for the jobs' own extract to land and report; an extract that changes
+    nothing is kept, as the extract it is."""
+    warehouse.write({"payments": [payment("P-1"), payment("P-2")]})
+    landing.extract("payments", NOW)
+    rows, state = landing.rows("payments"), state_of(landing)
+    version = landed_version(landing.con, LEDGER_TABLES["payments"])
+
+    quiet = landing.extract("payments", LATER, land_changes=False, overlap_minutes=60 * 24 * 365)
+    assert quiet.landed.kept and quiet.landed.changes == 0 and quiet.rows_fetched == 2
+    assert landing.rows("payments") == rows
+    assert state_of(landing) != state  # kept: its run is recorded
+    state = state_of(landing)
+
+    PROBED_CHANGES[change](warehouse)
+    probe = landing.extract("payments", "2024-06-03", land_changes=False)
+    assert not probe.landed.kept
+    assert landing.rows("payments") == rows and state_of(landing) == state
+    assert landing.deleted() == []
+    assert landed_version(landing.con, LEDGER_TABLES["payments"]) == version
+
+    landed = landing.extract("payments", "2024-06-03")
+    assert landed.landed.kept
+    assert landed_version(landing.con, LEDGER_TABLES["payments"]) != version
 
 
 def test_an_empty_landing_takes_every_row_as_the_comparison_would(warehouse, landing):

@@ -277,8 +277,10 @@ class Landing:
         full_refresh: bool = False,
         overlap_minutes: int = 0,
         full_compare_every_days: float = 7,
+        land_changes: bool = True,
     ) -> ExtractResult:
-        """One extract of one table at `now` (no overlap unless asked: exact windows)."""
+        """One extract of one table at `now` (no overlap unless asked: exact windows);
+        `land_changes=False`: the quiet check's probe."""
         options = ExtractOptions(
             full_refresh=full_refresh,
             overlap=timedelta(minutes=overlap_minutes),
@@ -291,6 +293,7 @@ class Landing:
             now=datetime.fromisoformat(now) if isinstance(now, str) else now,
             options=options,
             sql_folder=self.sql_folder,
+            land_changes=land_changes,
         )
 
     def rows(self, table: str, *columns: str) -> list[tuple]:

@@ -1,19 +1,18 @@
 """Extract assets: one per ledger table, each running `sql/<table>.sql` against the warehouse and
 landing the rows in the pipeline's DuckDB (schema `landing`)."""
 
-import hashlib
 from datetime import timedelta
 
 import dagster as dg
-import duckdb
 from dagster_duckdb import DuckDBResource
 
-from chaser_pipeline.db import table_fingerprint, utc_now
+from chaser_pipeline.db import utc_now
 from chaser_pipeline.defs.freshness import daily_freshness
 from chaser_pipeline.defs.ledger.resources import WarehouseResource
 from chaser_pipeline.defs.resources import duckdb_connection
 from chaser_pipeline.ledger.contract import LEDGER_TABLES, LedgerTable
 from chaser_pipeline.ledger.extract import ExtractOptions, ExtractResult, extract_table
+from chaser_pipeline.ledger.landing import landed_version
 from chaser_pipeline.settings import ConfigError, Settings, load_settings
 
 
@@ -156,16 +155,6 @@ def _warnings(table: LedgerTable, result: ExtractResult) -> list[str]:
             f"{table.name} changed with an updated_at older than the cursor"
         )
     return warnings
-
-
-def landed_version(con: duckdb.DuckDBPyConnection, table: LedgerTable) -> str:
-    """The landed table's data version: unchanged when the extract landed nothing, so the UI
-    (and the models, which fingerprint their inputs the same way) see nothing new downstream."""
-    parts = [table_fingerprint(con, f"landing.{table.name}")]
-    # Keys gone from the warehouse are recorded beside the landed rows, where the ledger stage
-    # keeps them: a deletion is a change too.
-    parts.append(table_fingerprint(con, "landing.deleted_keys"))
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
 def extract_asset(table: LedgerTable, freshness: dg.FreshnessPolicy) -> dg.AssetsDefinition:
