@@ -10,6 +10,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from chaser_pipeline.cli import quiet
 from chaser_pipeline.cli import reconcile as reconcile_command
 from chaser_pipeline.cli.home import dagster_home, default_dagster_home, workspace_file
 from chaser_pipeline.preflight import check_local_paths
@@ -41,6 +42,56 @@ def cmd_sync(args: argparse.Namespace) -> int:
         # Library notices (beta APIs, DuckDB's Arrow copies) are for developers, not this summary.
         warnings.filterwarnings("ignore", category=UserWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
+    print(f"chaser-pipeline sync: runs recorded in DAGSTER_HOME={home}")
+    warehouse = settings.warehouse.display if settings.warehouse else "bundled demo warehouse"
+    print(f"  warehouse: {warehouse}")
+    print(f"  pipeline DuckDB: {settings.duckdb_path}")
+    print(f"  Chaser: {settings.api_url or 'built-in emulator (no CHASER_API_KEY set)'}")
+    # the quiet check stands in for a plain sync only; any option asks for the jobs
+    plain = not (args.dry_run or args.full_refresh or args.confirm_mass_change or args.always_run)
+    with open(home / "chaser-pipeline-sync.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(
+                f"chaser-pipeline: another `chaser-pipeline sync` is running on {home}",
+                file=sys.stderr,
+            )
+            return 1
+        found = quiet.check(settings) if plain else None
+        if found is not None and found.quiet:
+            return _quiet_sync(settings, found, warehouse)
+        if found is not None:
+            print(f"  quiet check ({found.seconds:.2f} s): {found.reason}: running the jobs")
+        status = _run_jobs(args, settings)
+    return status
+
+
+def _quiet_sync(settings: Settings, found: quiet.QuietCheck, warehouse: str) -> int:
+    """Nothing to do: record the check in the Dagster instance, print the usual summary."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    try:
+        recorded = quiet.report(instance, found, warehouse)
+    finally:
+        instance.dispose()
+    print(f"  quiet check ({found.seconds:.2f} s): {found.reason}")
+    print(
+        "  no Dagster run started: the ledger landed nothing and nothing waits for Chaser "
+        f"({recorded} materializations reported without a run; --always-run runs the jobs)"
+    )
+    print("  months with ledger changes: none")
+    _print_held_back(settings)
+    print("chaser-pipeline sync: done: 0 created, 0 updated, 0 rejected by Chaser")
+    print("  details: chaser-pipeline report; the runs: chaser-pipeline ui")
+    return 0
+
+
+def _run_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    """The Dagster runs of one sync (see `chaser_pipeline.cli.headless`), then the quiet marker
+    recorded when the sync (not a dry run) ended with nothing sent and nothing pending, else
+    cleared."""
     import dagster as dg
 
     from chaser_pipeline.cli.headless import run_sync
@@ -51,30 +102,20 @@ def cmd_sync(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"chaser-pipeline: configuration error: {exc}", file=sys.stderr)
         return 2
-    print(f"chaser-pipeline sync: runs recorded in DAGSTER_HOME={home}")
-    print(
-        f"  warehouse: {settings.warehouse.display if settings.warehouse else 'bundled demo warehouse'}"
+    # before any run starts: a sync killed half-way must never leave the quiet mark behind
+    quiet.clear(settings)
+    run = run_sync(
+        defs,
+        dg.DagsterInstance.get(),
+        dry_run=args.dry_run,
+        full_refresh=args.full_refresh,
+        confirm_mass_change=args.confirm_mass_change,
+        initial_load=args.initial_load,
+        log_level="DEBUG" if args.verbose else "INFO",
     )
-    print(f"  pipeline DuckDB: {settings.duckdb_path}")
-    print(f"  Chaser: {settings.api_url or 'built-in emulator (no CHASER_API_KEY set)'}")
-    with open(home / "chaser-pipeline-sync.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(
-                f"chaser-pipeline: another `chaser-pipeline sync` is running on {home}",
-                file=sys.stderr,
-            )
-            return 1
-        run = run_sync(
-            defs,
-            dg.DagsterInstance.get(),
-            dry_run=args.dry_run,
-            full_refresh=args.full_refresh,
-            confirm_mass_change=args.confirm_mass_change,
-            initial_load=args.initial_load,
-            log_level="DEBUG" if args.verbose else "INFO",
-        )
+    total = run.summary()
+    if not args.dry_run and run.quiet:
+        quiet.record(settings, run.run_ids)
     if not run.success:
         print(
             "chaser-pipeline sync: FAILED (what failed is above; every event: chaser-pipeline ui)",
@@ -82,7 +123,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
         )
         return 1
     note = " (dry run: nothing was sent)" if args.dry_run else ""
-    total = run.summary()
     _print_held_back(settings)
     print(
         f"chaser-pipeline sync: done{note}: {total.created} created, "
@@ -236,6 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="requests in flight at once (default: CHASER_API_MAX_IN_FLIGHT, else 4)",
+    )
+    sync.add_argument(
+        "--always-run",
+        action="store_true",
+        help="run the Dagster jobs even when the quiet check finds nothing changed since the "
+        "last sync that sent nothing",
     )
     sync.add_argument("--verbose", action="store_true", help="print every Dagster event")
     sync.set_defaults(func=cmd_sync)

@@ -41,6 +41,22 @@ class SyncRun:
     months: list[str] = field(default_factory=list)
     # asset name -> one summary per run that materialized it
     summaries: dict[str, list[SyncSummary]] = field(default_factory=dict)
+    # documents the whole-history plan found Chaser not holding as the ledger says
+    pending_documents: int = 0
+
+    @property
+    def quiet(self) -> bool:
+        """Succeeded with nothing to do: no month or document pending, nothing planned, sent or
+        refused (what lets the next plain sync stop at the quiet check)."""
+        total = self.summary()
+        return (
+            self.success
+            and not self.months
+            and self.pending_documents == 0
+            and total.planned_create == total.planned_update == 0
+            and total.created == total.updated == total.withdrawals == 0
+            and total.rejected_by_chaser == total.write_requests == 0
+        )
 
     def summary(self, assets: tuple[str, ...] = SYNC_ASSETS) -> SyncSummary:
         """Every run's figures for these sync assets, added up."""
@@ -230,6 +246,7 @@ class _Runner:
         months = self.run.months = months_from_metadata(dict(pending.metadata))
         documents = pending.metadata.get("pending_documents")
         self.pending_documents = sum(dict(getattr(documents, "value", None) or {}).values())
+        self.run.pending_documents = self.pending_documents
         if months:
             self.echo(f"  months with ledger changes: {len(months)} ({months[0]} .. {months[-1]})")
         else:

@@ -38,16 +38,21 @@ def pending_version(
     history_start: date,
     now: datetime,
     options: SyncOptions | None = None,
+    *,
+    include_day: bool = True,
 ) -> str:
     """A hash of everything the pending documents are computed from (the sync tables as the
-    working copy holds them for `target`: refresh it first)."""
+    working copy holds them for `target`: refresh it first). `include_day=False` leaves the
+    day out: for a plan known to find nothing, a later day finds nothing either (the one rule
+    that counts days only stops more never-sent invoices from being sent as time passes)."""
     options = options or SyncOptions()
     digest = hashlib.sha256()
 
     def add(text: str) -> None:
         digest.update(text.encode() + b"\0")
 
-    add(f"{target.key}|{history_start.isoformat()}|{now.date().isoformat()}")
+    day = now.date().isoformat() if include_day else "any day"
+    add(f"{target.key}|{history_start.isoformat()}|{day}")
     # the options the plan reads (the mass-change guard reads the plan, it does not change it)
     add(f"{options.dry_run}|{options.skip_invisible_unsent}|{options.skip_paid_older_than_days}")
     for source in (pending_module.__file__, plan_module.__file__):
