@@ -3,7 +3,11 @@ start on, the data-lag check fails when the ledger moved and Chaser did not, and
 
 from __future__ import annotations
 
+import threading
+import time
+
 import dagster as dg
+import duckdb
 import pytest
 
 from chaser_pipeline.definitions import defs as load_defs
@@ -11,6 +15,7 @@ from chaser_pipeline.defs.automation.jobs import MONTHLY_ASSETS
 from chaser_pipeline.defs.automation.sensors import HEADLESS_TAG
 from chaser_pipeline.defs.chaser_sync.assets import CHASER_API_POOL
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
+from chaser_pipeline.sync.state import DuckDBState, Target
 from tests.support.pipeline import AS_OF, Pipeline, make_pipeline
 
 CHANGE_AT = "2026-11-20 10:00:00"
@@ -175,6 +180,47 @@ def test_a_payment_on_an_old_invoice_syncs_exactly_that_month_and_that_invoice(p
     [materialization] = result.asset_materializations_for_node("sync_chaser_invoices")
     assert materialization.partition == month
     assert materialization.metadata["updated"].value == 1
+
+
+@pytest.mark.slow
+def test_the_sensor_requests_the_months_only_once_the_incremental_run_has_finished(
+    pipeline, tmp_path
+):
+    """chaser_pending_months materializes before the incremental run syncs customers: a monthly
+    run started then would build its marts while the customers' sync holds the pipeline's
+    DuckDB (failing on its lock) or send invoices ahead of their customers. The sensor waits
+    for the run to finish, and reads the same materialization again on the next tick."""
+    p = pipeline
+    assert p.sync().success
+    p.instance.dispose()
+    (tmp_path / "dagster_home").mkdir()
+    p.instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home"))
+    invoice_id, month = old_open_invoice(p)
+    pay(p, invoice_id)
+    [(url, organisation)] = p.query(
+        "select url, organisation_id from chaser_sync.targets order by last_checked_at desc limit 1"
+    )
+    results: list[dg.ExecuteInProcessResult] = []
+    # the customers' sync step waits for this lock: the run is held after its pending months
+    holder = DuckDBState(duckdb.connect(), p.duckdb_path.parent)
+    with holder.lock(Target(url, organisation), wait_seconds=5):
+        run = threading.Thread(target=lambda: results.append(run_incremental(p)))
+        run.start()
+        deadline = time.monotonic() + 120
+        pending = dg.AssetKey("chaser_pending_months")
+        while p.instance.get_latest_materialization_event(pending) is None:
+            assert time.monotonic() < deadline and run.is_alive(), "no pending months"
+            time.sleep(0.05)  # polling the event log, with a deadline
+        data, cursor = evaluate_sensor(p, None)
+        assert not data.run_requests
+        assert "is still running" in data.skip_message
+        assert cursor is None
+    run.join(timeout=300)
+    assert results and results[0].success
+    data, cursor = evaluate_sensor(p, None)
+    assert [r.partition_key for r in data.run_requests] == [month]
+    again, _ = evaluate_sensor(p, cursor)
+    assert not again.run_requests
 
 
 @pytest.mark.slow
