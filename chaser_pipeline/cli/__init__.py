@@ -60,22 +60,36 @@ def cmd_sync(args: argparse.Namespace) -> int:
             return 1
         found = quiet.check(settings) if plain else None
         if found is not None and found.quiet:
-            return _quiet_sync(settings, found, warehouse)
-        if found is not None:
+            status = _quiet_sync(settings, found, warehouse)
+            if status is not None:
+                return status
+        elif found is not None:
             print(f"  quiet check ({found.seconds:.2f} s): {found.reason}: running the jobs")
         status = _run_jobs(args, settings)
     return status
 
 
-def _quiet_sync(settings: Settings, found: quiet.QuietCheck, warehouse: str) -> int:
-    """Nothing to do: record the check in the Dagster instance, print the usual summary."""
+def _quiet_sync(settings: Settings, found: quiet.QuietCheck, warehouse: str) -> int | None:
+    """Nothing to do: record the check in the Dagster instance, print the usual summary; None
+    when it could not be recorded (the jobs run instead, and report what is wrong)."""
     import dagster as dg
 
-    instance = dg.DagsterInstance.get()
+    from chaser_pipeline.cli.headless import recover_abandoned_runs
+
     try:
-        recorded = quiet.report(instance, found, warehouse)
-    finally:
-        instance.dispose()
+        instance = dg.DagsterInstance.get()
+        try:
+            for run_id in recover_abandoned_runs(instance):
+                print(f"  marked run {run_id} as failed: it was abandoned by a killed sync")
+            recorded = quiet.report(instance, found, warehouse)
+        finally:
+            instance.dispose()
+    except Exception as exc:  # the jobs record in the same instance and say what is wrong
+        print(
+            f"  quiet check ({found.seconds:.2f} s): nothing changed, but the check could not be "
+            f"recorded in the Dagster instance ({type(exc).__name__}): running the jobs"
+        )
+        return None
     print(f"  quiet check ({found.seconds:.2f} s): {found.reason}")
     print(
         "  no Dagster run started: the ledger landed nothing and nothing waits for Chaser "
@@ -103,7 +117,8 @@ def _run_jobs(args: argparse.Namespace, settings: Settings) -> int:
         print(f"chaser-pipeline: configuration error: {exc}", file=sys.stderr)
         return 2
     # before any run starts: a sync killed half-way must never leave the quiet mark behind
-    quiet.clear(settings)
+    if problem := quiet.clear(settings):
+        print(f"  {problem}")
     run = run_sync(
         defs,
         dg.DagsterInstance.get(),
@@ -115,7 +130,7 @@ def _run_jobs(args: argparse.Namespace, settings: Settings) -> int:
     )
     total = run.summary()
     if not args.dry_run and run.quiet:
-        quiet.record(settings, run.run_ids)
+        print(f"  {quiet.record(settings, run)}")
     if not run.success:
         print(
             "chaser-pipeline sync: FAILED (what failed is above; every event: chaser-pipeline ui)",

@@ -1,11 +1,14 @@
 """The quiet check of `chaser-pipeline sync`: a day with nothing to do costs an extract, not a
 Dagster run.
 
-After a sync whose runs all succeeded, sent nothing and left nothing pending, the sync records
-a marker in the pipeline's DuckDB (`chaser_versions.quiet_sync`): digests of the settings and
-of the code, and a fingerprint of everything a next run would plan from (the landed ledger's
-versions, the models as built, the sync state, attempted keys and holdings of the Chaser target;
-the inputs `chaser_pending_months` caches its plan under, the day left out).
+After a sync whose runs all succeeded, sent nothing and left nothing to send, the sync records
+a marker in the pipeline's DuckDB (`chaser_versions.quiet_sync`): the Chaser organisation its
+run checked, digests of the settings and of the code, and a fingerprint of everything a next
+run would plan from (the landed ledger's versions, the models as built, the sync state,
+attempted keys and holdings of that organisation: the inputs `chaser_pending_months` caches its
+plan under, the day left out). It records it only when those inputs are still the ones the
+run's whole-history plan was made from (another worker sharing a PostgreSQL state may have
+changed them since).
 
 The next plain `chaser-pipeline sync` checks before it starts any Dagster run:
 1. a marker exists, and the settings and the code are the ones it was recorded with (checked
@@ -22,9 +25,10 @@ else runs the jobs; the marker is cleared by every sync that does not end quiet.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
+import importlib.metadata
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from chaser_pipeline.chaser.client import display_url
 from chaser_pipeline.db import table_exists, utc_now
 from chaser_pipeline.defs.chaser_sync.pending_cache import pending_version
 from chaser_pipeline.ledger.contract import LEDGER_TABLES, LedgerTable
@@ -41,19 +46,40 @@ from chaser_pipeline.ledger.landing import landed_version
 from chaser_pipeline.ledger.warehouse import Warehouse
 from chaser_pipeline.paths import PACKAGE_DIR, models_dir, sql_dir
 from chaser_pipeline.preflight import open_duckdb
-from chaser_pipeline.settings import Secret, Settings, WarehouseURL
-from chaser_pipeline.sync.state import DuckDBState, SyncState
+from chaser_pipeline.settings import Settings, mask_url
+from chaser_pipeline.sync.state import TARGETS_TABLE, DuckDBState, SyncState, Target
 
 if TYPE_CHECKING:
     import dagster as dg
+
+    from chaser_pipeline.cli.headless import SyncRun
 
 MARKER_TABLE = "chaser_versions.quiet_sync"
 # What the check's materializations carry, beside an extract's own figures.
 QUIET_CHECK = "quiet_check"
 
 
+MARKER_COLUMNS = (
+    ("target_url", "varchar"),
+    ("organisation_id", "varchar"),
+    ("salt", "varchar"),
+    ("settings", "varchar"),
+    ("code", "varchar"),
+    ("fingerprint", "varchar"),
+    ("run_ids", "varchar"),
+    ("recorded_at", "timestamp"),
+)
+# Libraries whose upgrade can change what the models or the plan produce (JSON rendering,
+# hashes, phone and e-mail normalisation, country codes, SQL typing).
+LIBRARIES = ("duckdb", "pyarrow", "sqlglot", "phonenumbers", "email-validator", "pycountry")
+# How long clearing the mark waits for the pipeline's DuckDB (the jobs then wait their own).
+CLEAR_WAIT_SECONDS = 5.0
+
+
 @dataclass(frozen=True)
 class Marker:
+    target: Target
+    salt: str
     settings: str
     code: str
     fingerprint: str
@@ -76,30 +102,39 @@ def _digest(parts: list[str]) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
-def settings_digest(settings: Settings) -> str:
-    """Every setting a run reads; secrets (an API key names the organisation, a URL may carry
-    a password) enter only hashed, and the digest itself is one-way."""
-    parts = []
-    for f in dataclasses.fields(settings):
-        value = getattr(settings, f.name)
-        if isinstance(value, WarehouseURL):
-            value = value.raw
-        if isinstance(value, Secret):
-            value = hashlib.sha256(value.get().encode()).hexdigest()
-        parts.append(f"{f.name}={value}")
+def settings_digest(settings: Settings, salt: str) -> str:
+    """The settings that decide what is planned and where it goes. URLs enter without their
+    passwords (a new password for the same database changes nothing); the API key, which names
+    the organisation, only salted and hashed; the secret not at all. Pacing, crons, freshness
+    and timeouts are left out: they change how a run goes, not what it sends."""
+    key = settings.api_key.get() if settings.api_key else ""
+    parts = [
+        f"warehouse={mask_url(settings.warehouse.raw.get()) if settings.warehouse else ''}",
+        f"duckdb={settings.duckdb_path}",
+        f"api_url={display_url(settings.api_url) if settings.api_url else ''}",
+        f"api_key={hashlib.sha256(f'{salt}|{key}'.encode()).hexdigest()}",
+        f"state={mask_url(settings.state_url.get()) if settings.state_url else ''}",
+        f"country={settings.default_country}",
+        f"history_start={settings.history_start}",
+    ]
     return _digest(parts)
 
 
 def code_digest() -> str:
-    """The package's Python, the extract SQL and the models: an upgrade or an edit runs the
-    jobs once (its models may build differently, its plan differ)."""
+    """The package's Python, the extract SQL, the models and the libraries that shape what they
+    produce: an upgrade or an edit runs the jobs once (its models may build differently, its
+    plan differ)."""
     parts = []
     for root in (PACKAGE_DIR, sql_dir(), models_dir()):
         for path in sorted(root.rglob("*")):
             if path.suffix in (".py", ".sql", ".yml", ".yaml") and "__pycache__" not in path.parts:
-                parts.append(
-                    f"{path.relative_to(root)}={hashlib.sha256(path.read_bytes()).hexdigest()}"
-                )
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                parts.append(f"{path.relative_to(root)}={digest}")
+    for library in LIBRARIES:
+        try:
+            parts.append(f"{library}=={importlib.metadata.version(library)}")
+        except importlib.metadata.PackageNotFoundError:
+            parts.append(f"{library} missing")
     return _digest(parts)
 
 
@@ -112,75 +147,111 @@ def open_state(con: duckdb.DuckDBPyConnection, settings: Settings) -> SyncState:
     return DuckDBState(con, settings.duckdb_path.parent)
 
 
-def fingerprint(con: duckdb.DuckDBPyConnection, settings: Settings) -> str:
-    """What a next run plans from: the landed versions, and the pending plan's inputs (models
-    as built, the sync tables of the last Chaser target, after folding what a killed run left)."""
+def plan_inputs(con: duckdb.DuckDBPyConnection, settings: Settings, target: Target) -> str:
+    """What the whole-history plan for `target` is computed from, the day left out, after
+    folding what a killed run left and reading the state where it lives."""
     state = open_state(con, settings)
-    target = state.last_target()
     state.refresh(target)
-    parts = [landed_version(con, table) for table in LEDGER_TABLES.values()]
-    parts.append(
-        pending_version(
-            con,
-            target,
-            models_dir(),
-            settings.history_start_date,
-            utc_now(),
-            include_day=False,
-        )
+    return pending_version(
+        con, target, models_dir(), settings.history_start_date, utc_now(), include_day=False
     )
-    return _digest(parts)
+
+
+def fingerprint(con: duckdb.DuckDBPyConnection, inputs: str) -> str:
+    """What a next run plans from: the landed versions and the plan's inputs."""
+    return _digest([*(landed_version(con, t) for t in LEDGER_TABLES.values()), inputs])
 
 
 def _ensure_table(con: duckdb.DuckDBPyConnection) -> None:
+    """The marker table as this version writes it (an older shape is dropped: a mark is only
+    ever a shortcut)."""
     con.execute("create schema if not exists chaser_versions")
-    con.execute(
-        f"create table if not exists {MARKER_TABLE} (settings varchar, code varchar, "
-        "fingerprint varchar, run_ids varchar, recorded_at timestamp)"
-    )
+    if table_exists(con, MARKER_TABLE):
+        shape = [(c, t.lower()) for c, t, *_ in con.execute(f"describe {MARKER_TABLE}").fetchall()]
+        if shape == list(MARKER_COLUMNS):
+            return
+        con.execute(f"drop table {MARKER_TABLE}")
+    columns = ", ".join(f"{c} {t}" for c, t in MARKER_COLUMNS)
+    con.execute(f"create table {MARKER_TABLE} ({columns})")
 
 
 def read_marker(con: duckdb.DuckDBPyConnection) -> Marker | None:
     if not table_exists(con, MARKER_TABLE):
         return None
-    rows = con.execute(
-        f"select settings, code, fingerprint, run_ids, recorded_at from {MARKER_TABLE}"
-    ).fetchall()
+    _ensure_table(con)
+    rows = con.execute(f"select * from {MARKER_TABLE}").fetchall()
     if not rows:
         return None
-    settings, code, print_, run_ids, recorded_at = rows[0]
-    return Marker(settings, code, print_, tuple(json.loads(run_ids)), recorded_at)
+    url, organisation, salt, settings, code, print_, run_ids, recorded_at = rows[0]
+    return Marker(
+        Target(url, organisation),
+        salt,
+        settings,
+        code,
+        print_,
+        tuple(json.loads(run_ids)),
+        recorded_at,
+    )
 
 
-def record(settings: Settings, run_ids: list[str]) -> None:
-    """Mark the pipeline's DuckDB quiet after a sync that succeeded, sent nothing and left
-    nothing pending."""
-    con = open_duckdb(settings.duckdb_path)
+def record(settings: Settings, run: SyncRun) -> str:
+    """Mark the pipeline's DuckDB quiet after a sync that ended with nothing to do (`run.quiet`):
+    what to print. Not marked when the state changed after the run planned (another worker)."""
+    if not run.plan_inputs or not run.run_ids:
+        return "not marked quiet: the run's plan carries no version of its inputs"
     try:
-        _ensure_table(con)
-        marker = (
-            settings_digest(settings),
-            code_digest(),
-            fingerprint(con, settings),
-            json.dumps(run_ids),
-            utc_now(),
-        )
-        con.execute(f"delete from {MARKER_TABLE}")
-        con.execute(f"insert into {MARKER_TABLE} values (?, ?, ?, ?, ?)", list(marker))
-    finally:
-        con.close()
-
-
-def clear(settings: Settings) -> None:
-    """Forget the marker: the last sync did something, failed, or was not a plain one."""
-    if not Path(settings.duckdb_path).exists():
-        return
-    con = open_duckdb(settings.duckdb_path)
-    try:
-        if table_exists(con, MARKER_TABLE):
+        con = open_duckdb(settings.duckdb_path, wait_seconds=CLEAR_WAIT_SECONDS)
+        try:
+            rows = con.execute(
+                f"""select url, organisation_id from {TARGETS_TABLE}
+                where checked_run_id = $1 order by last_checked_at desc limit 1""",
+                [run.run_ids[0]],
+            ).fetchall()
+            if not rows:
+                return "not marked quiet: the run checked no Chaser organisation"
+            target = Target(*rows[0])
+            inputs = plan_inputs(con, settings, target)
+            if inputs != run.plan_inputs:
+                return (
+                    "not marked quiet: the sync state changed after the run planned "
+                    "(another worker?); the next sync runs the jobs"
+                )
+            salt = secrets.token_hex(16)
+            marker = (
+                target.url,
+                target.organisation_id,
+                salt,
+                settings_digest(settings, salt),
+                code_digest(),
+                fingerprint(con, inputs),
+                json.dumps(run.run_ids),
+                utc_now(),
+            )
+            _ensure_table(con)
             con.execute(f"delete from {MARKER_TABLE}")
-    finally:
-        con.close()
+            con.execute(f"insert into {MARKER_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?)", marker)
+        finally:
+            con.close()
+    except Exception as exc:  # the sync itself is done; only the shortcut is lost
+        return f"not marked quiet ({type(exc).__name__}); the next sync runs the jobs"
+    return "marked quiet: the next sync stops at the quiet check if nothing changes"
+
+
+def clear(settings: Settings) -> str | None:
+    """Forget the mark before any run starts (a sync killed half-way must not leave it); what
+    to print when that failed."""
+    if not Path(settings.duckdb_path).exists():
+        return None
+    try:
+        con = open_duckdb(settings.duckdb_path, wait_seconds=CLEAR_WAIT_SECONDS)
+        try:
+            if table_exists(con, MARKER_TABLE):
+                con.execute(f"delete from {MARKER_TABLE}")
+        finally:
+            con.close()
+    except Exception as exc:  # the jobs open the same file next and report why they cannot
+        return f"the quiet mark could not be cleared ({type(exc).__name__})"
+    return None
 
 
 def check(settings: Settings) -> QuietCheck:
@@ -205,7 +276,7 @@ def _check(con: duckdb.DuckDBPyConnection, settings: Settings) -> QuietCheck:
     marker = read_marker(con)
     if marker is None:
         return QuietCheck(False, "the last sync did not end quiet")
-    if marker.settings != settings_digest(settings):
+    if marker.settings != settings_digest(settings, marker.salt):
         return QuietCheck(False, "the settings changed since the last sync", marker)
     if marker.code != code_digest():
         return QuietCheck(False, "the code, SQL or models changed since the last sync", marker)
@@ -222,7 +293,7 @@ def _check(con: duckdb.DuckDBPyConnection, settings: Settings) -> QuietCheck:
             )
             return found
         found.extracts.append((table, extract, landed_version(con, table)))
-    if fingerprint(con, settings) != marker.fingerprint:
+    if fingerprint(con, plan_inputs(con, settings, marker.target)) != marker.fingerprint:
         found.reason = "the models, the sync state or Chaser's holdings changed since"
         return found
     found.quiet = True
@@ -239,8 +310,12 @@ def report(instance: dg.DagsterInstance, result: QuietCheck, warehouse: str) -> 
     so the UI shows when the ledger was last read and the freshness policies count the day.
     Returns how many were recorded."""
     import dagster as dg
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationTargetMaterializationData,
+    )
     from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
+    from chaser_pipeline.defs.chaser_sync.checks import REJECTION_RATE
     from chaser_pipeline.defs.ledger.assets import extract_metadata
     from chaser_pipeline.sync.objects import CHASER_OBJECTS
 
@@ -274,4 +349,27 @@ def report(instance: dg.DagsterInstance, result: QuietCheck, warehouse: str) -> 
         )
     for event in events:
         instance.report_runless_asset_event(event)
+    # the sync assets' blocking rejection-rate check, evaluated for the day's materialization
+    # as a run's step evaluates it (nothing sent: nothing rejected)
+    for chaser_object in CHASER_OBJECTS.values():
+        if chaser_object.partitioned:
+            continue
+        key = dg.AssetKey(chaser_object.sync_asset)
+        [materialized] = instance.fetch_materializations(key, limit=1).records
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=key,
+                check_name=REJECTION_RATE,
+                passed=True,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"attempted": 0, "rejected": 0, QUIET_CHECK: note},
+                description="0 of 0 rows sent were rejected by Chaser (quiet check: nothing "
+                "to send)",
+                target_materialization_data=AssetCheckEvaluationTargetMaterializationData(
+                    storage_id=materialized.storage_id,
+                    run_id=materialized.run_id,
+                    timestamp=materialized.timestamp,
+                ),
+            )
+        )
     return len(events)

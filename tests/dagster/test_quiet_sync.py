@@ -54,6 +54,7 @@ def quiet_now(pipeline, capsys) -> None:
     second = sync(capsys)
     assert "quiet check" in second and "the last sync did not end quiet" in second
     assert "done: 0 created, 0 updated" in second
+    assert "marked quiet: the next sync stops at the quiet check" in second
 
 
 def latest(instance: dg.DagsterInstance, asset: str) -> dg.EventLogEntry:
@@ -92,6 +93,13 @@ def test_a_quiet_day_starts_no_run_sends_nothing_and_keeps_the_assets_fresh(
     # the daily sync assets too: their freshness policies count the day
     customers = latest(instance, CUSTOMERS.sync_asset)
     assert not customers.run_id and QUIET_CHECK in customers.asset_materialization.metadata
+    # ... with their blocking rejection-rate check evaluated for that materialization
+    check = dg.AssetCheckKey(dg.AssetKey(CUSTOMERS.sync_asset), "rejection_rate")
+    [execution] = instance.event_log_storage.get_asset_check_execution_history(check, limit=1)
+    evaluation = execution.event.dagster_event.event_specific_data
+    assert evaluation.passed and QUIET_CHECK in evaluation.metadata
+    [record] = instance.fetch_materializations(dg.AssetKey(CUSTOMERS.sync_asset), limit=1).records
+    assert evaluation.target_materialization_data.storage_id == record.storage_id
     # and the next quiet day is quiet again
     assert "no Dagster run started" in sync(capsys)
     assert instance.get_runs_count() == runs
@@ -168,7 +176,11 @@ def test_a_changed_sync_state_or_setting_runs_the_jobs(pipeline, capsys, instanc
     assert known == 1  # the jobs put it right
 
     sync(capsys)  # quiet, through the jobs: marked again
+    # how a run goes (pacing, timeouts, crons) is not what it sends: still quiet
     monkeypatch.setenv("CHASER_API_REQUESTS_PER_MINUTE", "150")
+    assert "no Dagster run started" in sync(capsys)
+    # another default country normalises phone numbers differently: the jobs run
+    monkeypatch.setenv("CHASER_DEFAULT_COUNTRY", "US")
     runs = instance.get_runs_count()
     out = sync(capsys)
     assert "the settings changed since the last sync" in out
@@ -179,7 +191,7 @@ def test_options_run_the_jobs_and_a_dry_run_clears_the_mark(pipeline, capsys, in
     quiet_now(pipeline, capsys)
     runs = instance.get_runs_count()
     out = sync(capsys, "--always-run")
-    assert "quiet check" not in out and instance.get_runs_count() > runs
+    assert "quiet check (" not in out and instance.get_runs_count() > runs
     runs = instance.get_runs_count()
     sync(capsys, "--dry-run")
     assert instance.get_runs_count() > runs
@@ -206,8 +218,10 @@ def pipeline_duckdb(pipeline):
 def test_with_the_state_in_postgresql_another_workers_send_runs_the_jobs(
     tmp_path, capsys, instance, postgres_url
 ):
-    """The check reads the state where it lives: a row another worker changed in PostgreSQL
-    (here: one it lost) is a change, and this worker's jobs run."""
+    """The check reads the state where it lives, of this pipeline's own Chaser organisation: a
+    row another worker changed in PostgreSQL (one it lost, one it rewrote) is a change, and this
+    worker's jobs run, whichever organisation another pipeline sharing the database checked
+    last."""
     import adbc_driver_postgresql.dbapi as pg
 
     pipeline = make_pipeline(tmp_path, env={"CHASER_STATE_URL": postgres_url})
@@ -224,5 +238,43 @@ def test_with_the_state_in_postgresql_another_workers_send_runs_the_jobs(
         out = sync(capsys)
         assert "the models, the sync state or Chaser's holdings changed since" in out
         assert instance.get_runs_count() > runs
+        sync(capsys)  # nothing left to do: marked again
+        assert "no Dagster run started" in sync(capsys)
+
+        # another pipeline sharing the state database checks its own organisation after ours:
+        # the check still reads this pipeline's organisation, whose state changes next
+        with pg.connect(postgres_url) as conn, conn.cursor() as cur:
+            cur.execute(
+                "insert into chaser_sync.targets (target, url, organisation_id, "
+                "organisation_name, first_seen_at, last_checked_at, checked_run_id) values "
+                "('https://other.example|org-b', 'https://other.example', 'org-b', 'B', "
+                "now(), timestamp '2099-01-01', 'another-run')"
+            )
+            conn.commit()
+        assert "no Dagster run started" in sync(capsys)
+        with pg.connect(postgres_url) as conn, conn.cursor() as cur:
+            cur.execute(
+                "update chaser_sync.state set payload_hash = 'changed-by-another-worker' "
+                "where ctid = (select ctid from chaser_sync.state "
+                "where object = 'customers' order by key limit 1)"
+            )
+            conn.commit()
+        writes = pipeline.write_requests("customers")
+        out = sync(capsys)
+        assert "the models, the sync state or Chaser's holdings changed since" in out
+        assert pipeline.write_requests("customers") > writes  # the jobs sent it again
     finally:
         pipeline.handle.stop()
+
+
+def test_a_held_back_change_no_sync_can_send_leaves_the_day_quiet(pipeline, capsys, instance):
+    """A duplicated payment id is held back by the models until the ledger fixes it: no sync
+    can send it, so it must not make every day run the jobs."""
+    pipeline.ledger(
+        "insert into ledger.payments select * from ledger.payments "
+        "where payment_id = (select min(payment_id) from ledger.payments)"
+    )
+    quiet_now(pipeline, capsys)
+    runs = instance.get_runs_count()
+    assert "no Dagster run started" in sync(capsys)
+    assert instance.get_runs_count() == runs

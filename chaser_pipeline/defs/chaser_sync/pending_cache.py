@@ -51,8 +51,7 @@ def pending_version(
     def add(text: str) -> None:
         digest.update(text.encode() + b"\0")
 
-    day = now.date().isoformat() if include_day else "any day"
-    add(f"{target.key}|{history_start.isoformat()}|{day}")
+    add(f"{target.key}|{history_start.isoformat()}")
     # the options the plan reads (the mass-change guard reads the plan, it does not change it)
     add(f"{options.dry_run}|{options.skip_invisible_unsent}|{options.skip_paid_older_than_days}")
     for source in (pending_module.__file__, plan_module.__file__):
@@ -74,7 +73,13 @@ def pending_version(
         add(f"main.{name}={builds.get(name) or table_fingerprint(con, f'main.{name}')}")
     for table in SYNC_TABLES:
         add(f"{table}={table_fingerprint(con, table)}")
-    return digest.hexdigest()[:24]
+    base = digest.hexdigest()[:24]
+    return with_day(base, now) if include_day else base
+
+
+def with_day(plan_inputs: str, now: datetime) -> str:
+    """The version of a day's plan from the version of its other inputs."""
+    return hashlib.sha256(f"{plan_inputs}|{now.date().isoformat()}".encode()).hexdigest()[:24]
 
 
 def _recorded_builds(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -144,15 +149,21 @@ def cached_pending(
         f"create table if not exists {CACHE_TABLE} "
         "(input_version varchar, pending varchar, computed_at timestamp)"
     )
-    version = pending_version(con, target, models_dir, history_start, now, options)
+    plan_inputs = pending_version(
+        con, target, models_dir, history_start, now, options, include_day=False
+    )
+    version = with_day(plan_inputs, now)
     row = con.execute(
         f"select pending from {CACHE_TABLE} where input_version = $version", {"version": version}
     ).fetchone()
     if row is not None:
-        return _from_json(row[0]), True
+        pending = _from_json(row[0])
+        pending.plan_inputs = plan_inputs
+        return pending, True
     pending = compute_pending(
         state, target, models_dir, history_start=history_start, now=now, options=options
     )
+    pending.plan_inputs = plan_inputs
     con.execute(f"delete from {CACHE_TABLE}")
     con.execute(
         f"insert into {CACHE_TABLE} values ($version, $pending, $now)",
