@@ -102,6 +102,14 @@ def incremental_since(cursor: datetime | None, overlap: timedelta) -> datetime:
     return EPOCH if cursor is None else cursor - overlap
 
 
+class _WouldChange(Exception):
+    """Raised inside a probe's merge transaction to roll it back."""
+
+    def __init__(self, result: MergeResult) -> None:
+        super().__init__("the merge would change what is landed")
+        self.result = result
+
+
 def merge(
     con: duckdb.DuckDBPyConnection,
     table: LedgerTable,
@@ -125,113 +133,91 @@ def merge(
     rows or deleted keys: the landed version), it is rolled back whole and the result says so
     (`kept=False`); when it changes nothing, the extract state it records is kept.
     """
-    try:
-        return _merge(
-            con, table, incoming, now, full, warehouse_keys, null_key_rows, behind, land_changes
-        )
-    except _WouldChange as rolled_back:
-        return replace(rolled_back.result, kept=False)
-
-
-class _WouldChange(Exception):
-    """Raised inside a probe's merge transaction to roll it back."""
-
-    def __init__(self, result: MergeResult) -> None:
-        super().__init__("the merge would change what is landed")
-        self.result = result
-
-
-def _merge(
-    con: duckdb.DuckDBPyConnection,
-    table: LedgerTable,
-    incoming: str,
-    now: datetime,
-    full: bool,
-    warehouse_keys: str | None,
-    null_key_rows: str | None,
-    behind: datetime | None,
-    land_changes: bool,
-) -> MergeResult:
     target, key = f"landing.{table.name}", table.key
     keyed = f"{key} is not null"
-    with transaction(con):
-        version_before = None if land_changes else landed_version(con, table)
-        ((landed_before,),) = con.execute(f"select count(*) from {target}").fetchall()
-        if landed_before:
-            # Only landed rows of incoming keys are compared, so a small batch stays cheap.
-            _find_changed(con, target, key, incoming, full=full)
-        else:
-            # Nothing landed yet (a first extract, or a run-local DuckDB rebuilt): every keyed
-            # row is new and there is nothing to compare with (the comparison hashes every
-            # column of every row: 2.0 of the 2.4 s of landing 2M payments).
-            con.execute(
-                f"create or replace temp table _landing_changed as "
-                f"select distinct {key} from {incoming} where {keyed}"
-            )
-        (changed,) = con.execute("select count(*) from _landing_changed").fetchall()[0]
-        inserted = changed
-        if landed_before:
-            (inserted,) = con.execute(
-                f"select count(*) from _landing_changed c "
-                f"where not exists (select 1 from {target} t where t.{key} = c.{key})"
+    try:
+        with transaction(con):
+            version_before = None if land_changes else landed_version(con, table)
+            ((landed_before,),) = con.execute(f"select count(*) from {target}").fetchall()
+            if landed_before:
+                # Only landed rows of incoming keys are compared, so a small batch stays cheap.
+                _find_changed(con, target, key, incoming, full=full)
+            else:
+                # Nothing landed yet (a first extract, or a run-local DuckDB rebuilt): every keyed
+                # row is new and there is nothing to compare with (the comparison hashes every
+                # column of every row: 2.0 of the 2.4 s of landing 2M payments).
+                con.execute(
+                    f"create or replace temp table _landing_changed as "
+                    f"select distinct {key} from {incoming} where {keyed}"
+                )
+            (changed,) = con.execute("select count(*) from _landing_changed").fetchall()[0]
+            inserted = changed
+            if landed_before:
+                (inserted,) = con.execute(
+                    f"select count(*) from _landing_changed c "
+                    f"where not exists (select 1 from {target} t where t.{key} = c.{key})"
+                ).fetchall()[0]
+            (fetched_keys,) = con.execute(
+                f"select count(distinct {key}) from {incoming} where {keyed}"
             ).fetchall()[0]
-        (fetched_keys,) = con.execute(
-            f"select count(distinct {key}) from {incoming} where {keyed}"
-        ).fetchall()[0]
-        changed_behind = 0
-        if behind is not None:
-            (changed_behind,) = con.execute(
-                f"select count(*) from _landing_changed c where not exists ("
-                f"select 1 from {incoming} i where i.{key} = c.{key} and i.updated_at > ?)",
-                [behind],
+            changed_behind = 0
+            if behind is not None:
+                (changed_behind,) = con.execute(
+                    f"select count(*) from _landing_changed c where not exists ("
+                    f"select 1 from {incoming} i where i.{key} = c.{key} and i.updated_at > ?)",
+                    [behind],
+                ).fetchall()[0]
+            if landed_before:
+                con.execute(
+                    f"delete from {target} where {key} in (select {key} from _landing_changed)"
+                )
+                con.execute(
+                    f"insert into {target} select * from {incoming} i "
+                    f"where i.{key} in (select {key} from _landing_changed)"
+                )
+            else:
+                con.execute(f"insert into {target} select * from {incoming} where {keyed}")
+            if null_key_rows is not None:
+                con.execute(f"delete from {target} where {key} is null")
+                con.execute(f"insert into {target} select * from {null_key_rows}")
+            deleted = None
+            if warehouse_keys:
+                deleted = _record_deleted_keys(
+                    con, table, warehouse_keys, now, landed_before=landed_before > 0
+                )
+            row_count, null_keys, cursor = con.execute(
+                f"select count(*), count(*) filter (where {key} is null), "
+                f"max(updated_at) filter (where updated_at <= ?) from {target}",
+                [now],
             ).fetchall()[0]
-        if landed_before:
-            con.execute(f"delete from {target} where {key} in (select {key} from _landing_changed)")
+            (deleted_total,) = con.execute(
+                f"select count(*) from {DELETED_KEYS_TABLE} where table_name = ?", [table.name]
+            ).fetchall()[0]
             con.execute(
-                f"insert into {target} select * from {incoming} i "
-                f"where i.{key} in (select {key} from _landing_changed)"
+                f"insert or replace into {STATE_TABLE} (table_name, cursor_at, landed_at, "
+                "full_compared_at) values ($table, $cursor, $now, "
+                f"case when $full then $now else (select full_compared_at from {STATE_TABLE} "
+                "where table_name = $table) end)",
+                {"table": table.name, "cursor": cursor, "now": now, "full": full},
             )
-        else:
-            con.execute(f"insert into {target} select * from {incoming} where {keyed}")
-        if null_key_rows is not None:
-            con.execute(f"delete from {target} where {key} is null")
-            con.execute(f"insert into {target} select * from {null_key_rows}")
-        deleted = None
-        if warehouse_keys:
-            deleted = _record_deleted_keys(
-                con, table, warehouse_keys, now, landed_before=landed_before > 0
+            con.execute("drop table _landing_changed")
+            new, returned = deleted or (0, 0)
+            result = MergeResult(
+                inserted=inserted,
+                updated=changed - inserted,
+                unchanged=fetched_keys - changed,
+                changed_behind_cursor=changed_behind,
+                null_key_rows=null_keys,
+                deleted_new=new,
+                deleted_returned=returned,
+                deleted_total=deleted_total,
+                row_count=row_count,
+                cursor=cursor,
             )
-        row_count, null_keys, cursor = con.execute(
-            f"select count(*), count(*) filter (where {key} is null), "
-            f"max(updated_at) filter (where updated_at <= ?) from {target}",
-            [now],
-        ).fetchall()[0]
-        (deleted_total,) = con.execute(
-            f"select count(*) from {DELETED_KEYS_TABLE} where table_name = ?", [table.name]
-        ).fetchall()[0]
-        con.execute(
-            f"insert or replace into {STATE_TABLE} (table_name, cursor_at, landed_at, "
-            "full_compared_at) values ($table, $cursor, $now, "
-            f"case when $full then $now else (select full_compared_at from {STATE_TABLE} "
-            "where table_name = $table) end)",
-            {"table": table.name, "cursor": cursor, "now": now, "full": full},
-        )
-        con.execute("drop table _landing_changed")
-        new, returned = deleted or (0, 0)
-        result = MergeResult(
-            inserted=inserted,
-            updated=changed - inserted,
-            unchanged=fetched_keys - changed,
-            changed_behind_cursor=changed_behind,
-            null_key_rows=null_keys,
-            deleted_new=new,
-            deleted_returned=returned,
-            deleted_total=deleted_total,
-            row_count=row_count,
-            cursor=cursor,
-        )
-        if version_before is not None and landed_version(con, table) != version_before:
-            raise _WouldChange(result)
+            if version_before is not None and landed_version(con, table) != version_before:
+                raise _WouldChange(result)
+    except _WouldChange as rolled_back:
+        return replace(rolled_back.result, kept=False)
     return result
 
 

@@ -208,6 +208,15 @@ def test_a_broken_warehouse_fails_in_the_jobs_not_in_the_check(pipeline, capsys,
     assert "Traceback" not in out
 
 
+def in_postgres(url: str, sql: str) -> None:
+    """One statement on the shared state database, as another worker would run it."""
+    import adbc_driver_postgresql.dbapi as pg
+
+    with pg.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        conn.commit()
+
+
 def pipeline_duckdb(pipeline):
     import duckdb
 
@@ -222,18 +231,15 @@ def test_with_the_state_in_postgresql_another_workers_send_runs_the_jobs(
     row another worker changed in PostgreSQL (one it lost, one it rewrote) is a change, and this
     worker's jobs run, whichever organisation another pipeline sharing the database checked
     last."""
-    import adbc_driver_postgresql.dbapi as pg
-
     pipeline = make_pipeline(tmp_path, env={"CHASER_STATE_URL": postgres_url})
     try:
         quiet_now(pipeline, capsys)
         assert "no Dagster run started" in sync(capsys)
-        with pg.connect(postgres_url) as conn, conn.cursor() as cur:
-            cur.execute(
-                "delete from chaser_sync.state where ctid = (select ctid from chaser_sync.state "
-                "where object = 'customers' order by key limit 1)"
-            )
-            conn.commit()
+        in_postgres(
+            postgres_url,
+            "delete from chaser_sync.state where ctid = (select ctid from chaser_sync.state "
+            "where object = 'customers' order by key limit 1)",
+        )
         runs = instance.get_runs_count()
         out = sync(capsys)
         assert "the models, the sync state or Chaser's holdings changed since" in out
@@ -243,22 +249,19 @@ def test_with_the_state_in_postgresql_another_workers_send_runs_the_jobs(
 
         # another pipeline sharing the state database checks its own organisation after ours:
         # the check still reads this pipeline's organisation, whose state changes next
-        with pg.connect(postgres_url) as conn, conn.cursor() as cur:
-            cur.execute(
-                "insert into chaser_sync.targets (target, url, organisation_id, "
-                "organisation_name, first_seen_at, last_checked_at, checked_run_id) values "
-                "('https://other.example|org-b', 'https://other.example', 'org-b', 'B', "
-                "now(), timestamp '2099-01-01', 'another-run')"
-            )
-            conn.commit()
+        in_postgres(
+            postgres_url,
+            "insert into chaser_sync.targets (target, url, organisation_id, organisation_name, "
+            "first_seen_at, last_checked_at, checked_run_id) values ('https://other.example|"
+            "org-b', 'https://other.example', 'org-b', 'B', now(), timestamp '2099-01-01', "
+            "'another-run')",
+        )
         assert "no Dagster run started" in sync(capsys)
-        with pg.connect(postgres_url) as conn, conn.cursor() as cur:
-            cur.execute(
-                "update chaser_sync.state set payload_hash = 'changed-by-another-worker' "
-                "where ctid = (select ctid from chaser_sync.state "
-                "where object = 'customers' order by key limit 1)"
-            )
-            conn.commit()
+        in_postgres(
+            postgres_url,
+            "update chaser_sync.state set payload_hash = 'changed-by-another-worker' where ctid = "
+            "(select ctid from chaser_sync.state where object = 'customers' order by key limit 1)",
+        )
         writes = pipeline.write_requests("customers")
         out = sync(capsys)
         assert "the models, the sync state or Chaser's holdings changed since" in out
