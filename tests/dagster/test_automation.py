@@ -137,6 +137,10 @@ def test_every_step_that_calls_chaser_declares_the_chaser_api_pool():
             assert checks.op.pool == CHASER_API_POOL, checks.check_keys
     drift = defs.resolve_job_def("chaser_drift_sample")
     assert [node.pool for node in drift.graph.node_defs] == [CHASER_API_POOL]
+    # the data-lag check calls nothing, but reads the DuckDB a sending step holds: it waits in
+    # the pool for that step rather than fail on the file's lock
+    lag = defs.resolve_job_def("chaser_data_lag_check")
+    assert [node.pool for node in lag.graph.node_defs] == [CHASER_API_POOL]
     monthly = defs.resolve_job_def("chaser_monthly_sync")
     assert {node.name for node in monthly.graph.node_defs if node.pool == CHASER_API_POOL} == {
         "sync_chaser_invoices",

@@ -66,11 +66,18 @@ def data_lag_check(
     settings: Settings, pending_now: Callable[..., Pending]
 ) -> dg.AssetChecksDefinition:
     """The data-lag check on chaser_pending_months; `pending_now` works out what the Chaser
-    target the pipeline last checked does not hold (no request to Chaser)."""
+    target the pipeline last checked does not hold (no request to Chaser).
+
+    It sends nothing, yet takes the `chaser_api` pool: it reads the pipeline's DuckDB, which a
+    sync step holds for as long as it sends (hours of a first load at Chaser's budget). In the
+    pool, the hourly check waits for that step's slot instead of failing on the file's lock
+    after a minute with a message that reads like a configuration error."""
+    from chaser_pipeline.defs.chaser_sync.assets import CHASER_API_POOL
 
     @dg.asset_check(
         asset=PENDING_ASSET,
         name=DATA_LAG,
+        pool=CHASER_API_POOL,
         description="How far Chaser is behind the ledger: age of the oldest ledger change whose "
         "payload Chaser has not confirmed (catches a sync that succeeds while skipping months).",
     )
