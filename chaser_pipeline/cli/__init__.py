@@ -129,7 +129,7 @@ def _run_jobs(args: argparse.Namespace, settings: Settings) -> int:
         log_level="DEBUG" if args.verbose else "INFO",
     )
     total = run.summary()
-    if not args.dry_run and run.quiet:
+    if run.success and not args.dry_run:
         print(f"  {quiet.record(settings, run)}")
     if not run.success:
         print(

@@ -41,27 +41,6 @@ class SyncRun:
     months: list[str] = field(default_factory=list)
     # asset name -> one summary per run that materialized it
     summaries: dict[str, list[SyncSummary]] = field(default_factory=dict)
-    # the whole-history plan of the incremental run: write requests it found needed, and the
-    # version of what it was planned from (the day left out)
-    planned_requests: int = 0
-    plan_inputs: str = ""
-
-    @property
-    def quiet(self) -> bool:
-        """Succeeded with nothing to do: no month to sync, no write the whole-history plan
-        found needed, nothing planned, sent or refused by the syncs that ran (what lets the
-        next plain sync stop at the quiet check). Held-back changes no sync can send (a
-        duplicated payment id, a document stale in Chaser) do not count: they wait for the
-        ledger, which the check watches."""
-        total = self.summary()
-        return (
-            self.success
-            and not self.months
-            and self.planned_requests == 0
-            and total.planned_create == total.planned_update == 0
-            and total.created == total.updated == total.withdrawals == 0
-            and total.rejected_by_chaser == total.write_requests == 0
-        )
 
     def summary(self, assets: tuple[str, ...] = SYNC_ASSETS) -> SyncSummary:
         """Every run's figures for these sync assets, added up."""
@@ -251,10 +230,6 @@ class _Runner:
         months = self.run.months = months_from_metadata(dict(pending.metadata))
         documents = pending.metadata.get("pending_documents")
         self.pending_documents = sum(dict(getattr(documents, "value", None) or {}).values())
-        requests = pending.metadata.get("planned_requests")
-        self.run.planned_requests = int(getattr(requests, "value", requests) or 0)
-        inputs = pending.metadata.get("plan_inputs")
-        self.run.plan_inputs = str(getattr(inputs, "value", inputs) or "")
         if months:
             self.echo(f"  months with ledger changes: {len(months)} ({months[0]} .. {months[-1]})")
         else:

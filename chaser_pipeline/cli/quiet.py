@@ -1,14 +1,15 @@
 """The quiet check of `chaser-pipeline sync`: a day with nothing to do costs an extract, not a
 Dagster run.
 
-After a sync whose runs all succeeded, sent nothing and left nothing to send, the sync records
-a marker in the pipeline's DuckDB (`chaser_versions.quiet_sync`): the Chaser organisation its
-run checked, digests of the settings and of the code, and a fingerprint of everything a next
-run would plan from (the landed ledger's versions, the models as built, the sync state,
-attempted keys and holdings of that organisation: the inputs `chaser_pending_months` caches its
-plan under, the day left out). It records it only when those inputs are still the ones the
-run's whole-history plan was made from (another worker sharing a PostgreSQL state may have
-changed them since).
+After a sync whose runs all succeeded, when the whole-history plan of the state it left sends
+nothing, the sync records a marker in the pipeline's DuckDB (`chaser_versions.quiet_sync`): the
+Chaser organisation its runs checked, digests of the settings and of the code, and a fingerprint
+of everything a next run would plan from (the landed ledger's versions, the models as built, the
+sync state, attempted keys and holdings of that organisation: the inputs `chaser_pending_months`
+caches its plan under, the day left out). That plan is found in the plan cache under the inputs
+as they are after the sync: the one `chaser_pending_months` made in a run that sent nothing, or
+the one the data-lag check made after the day's sends; none is found when another worker sharing
+a PostgreSQL state changed it meanwhile, and then nothing is marked.
 
 The next plain `chaser-pipeline sync` checks before it starts any Dagster run:
 1. a marker exists, and the settings and the code are the ones it was recorded with (checked
@@ -20,7 +21,7 @@ The next plain `chaser-pipeline sync` checks before it starts any Dagster run:
 When all three hold, a run could only plan what the last one planned, nothing: the sync records
 each extract (with its real figures) and each daily sync asset as a materialization reported
 without a run (their freshness policies count it), prints the same summary and stops. Anything
-else runs the jobs; the marker is cleared by every sync that does not end quiet.
+else runs the jobs; the marker is cleared before any run starts.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import duckdb
 
 from chaser_pipeline.chaser.client import display_url
 from chaser_pipeline.db import table_exists, utc_now
-from chaser_pipeline.defs.chaser_sync.pending_cache import pending_version
+from chaser_pipeline.defs.chaser_sync.pending_cache import CACHE_TABLE, pending_version, with_day
 from chaser_pipeline.ledger.contract import LEDGER_TABLES, LedgerTable
 from chaser_pipeline.ledger.extract import ExtractOptions, ExtractResult, extract_table
 from chaser_pipeline.ledger.landing import landed_version
@@ -194,28 +195,56 @@ def read_marker(con: duckdb.DuckDBPyConnection) -> Marker | None:
     )
 
 
+def _nothing_to_send(pending_json: str) -> bool:
+    """Whether a cached whole-history plan sends nothing: no month to sync, no write request,
+    no create, update or archive planned (held-back changes no sync can send do not count)."""
+    plan = json.loads(pending_json)
+    planned = sum(
+        counts.get(action, 0)
+        for counts in plan["planned"].values()
+        for action in ("create", "update", "archive")
+    )
+    return not plan["months"] and not any(plan["requests_by_object"].values()) and planned == 0
+
+
 def record(settings: Settings, run: SyncRun) -> str:
-    """Mark the pipeline's DuckDB quiet after a sync that ended with nothing to do (`run.quiet`):
-    what to print. Not marked when the state changed after the run planned (another worker)."""
-    if not run.plan_inputs or not run.run_ids:
-        return "not marked quiet: the run's plan carries no version of its inputs"
+    """After a sync whose runs all succeeded: mark the pipeline's DuckDB quiet when the
+    whole-history plan of the state as the sync left it sends nothing; what to print.
+
+    That plan is the one `chaser_pending_months` cached in a run that sent nothing, or the one
+    the data-lag check made after the monthly run sent the day's changes: it is looked up under
+    the version of the inputs as they are now, so a state another worker changed meanwhile (or
+    a plan of another organisation) finds none, and nothing is marked."""
+    if not run.run_ids:
+        return "not marked quiet: no run"
     try:
         con = open_duckdb(settings.duckdb_path, wait_seconds=CLEAR_WAIT_SECONDS)
         try:
+            # the organisation this sync's runs asked Chaser about (each run notes it again)
             rows = con.execute(
                 f"""select url, organisation_id from {TARGETS_TABLE}
-                where checked_run_id = $1 order by last_checked_at desc limit 1""",
-                [run.run_ids[0]],
+                where list_contains($1, checked_run_id) order by last_checked_at desc limit 1""",
+                [run.run_ids],
             ).fetchall()
             if not rows:
                 return "not marked quiet: the run checked no Chaser organisation"
             target = Target(*rows[0])
             inputs = plan_inputs(con, settings, target)
-            if inputs != run.plan_inputs:
+            plan = (
+                con.execute(
+                    f"select pending from {CACHE_TABLE} where input_version = $1",
+                    [with_day(inputs, utc_now())],
+                ).fetchall()
+                if table_exists(con, CACHE_TABLE)
+                else []
+            )
+            if not plan:
                 return (
-                    "not marked quiet: the sync state changed after the run planned "
-                    "(another worker?); the next sync runs the jobs"
+                    "not marked quiet: no whole-history plan of the state as this sync left it "
+                    "(it changed since, or nothing planned after the sends)"
                 )
+            if not _nothing_to_send(plan[0][0]):
+                return "not marked quiet: the whole-history plan still has something to send"
             salt = secrets.token_hex(16)
             marker = (
                 target.url,
@@ -275,7 +304,7 @@ def check(settings: Settings) -> QuietCheck:
 def _check(con: duckdb.DuckDBPyConnection, settings: Settings) -> QuietCheck:
     marker = read_marker(con)
     if marker is None:
-        return QuietCheck(False, "the last sync did not end quiet")
+        return QuietCheck(False, "the last sync left no quiet mark")
     if marker.settings != settings_digest(settings, marker.salt):
         return QuietCheck(False, "the settings changed since the last sync", marker)
     if marker.code != code_digest():

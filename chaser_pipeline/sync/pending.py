@@ -103,9 +103,6 @@ class Pending:
     # documents issued before the history start that Chaser does not hold as the ledger says:
     # the first month's partition carries them
     before_history_start: int = 0
-    # the version of everything this plan was computed from but the day (the cache's key
-    # without the day): what the quiet check of `chaser-pipeline sync` compares; "" if unknown
-    plan_inputs: str = ""
 
     @property
     def requests(self) -> int:
@@ -136,7 +133,6 @@ class Pending:
             "documents_before_history_start": self.before_history_start,
             "planned_requests": self.requests,
             "planned_requests_by_object": dict(self.requests_by_object),
-            "plan_inputs": self.plan_inputs,
         }
 
 

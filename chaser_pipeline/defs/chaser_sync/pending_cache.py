@@ -157,13 +157,10 @@ def cached_pending(
         f"select pending from {CACHE_TABLE} where input_version = $version", {"version": version}
     ).fetchone()
     if row is not None:
-        pending = _from_json(row[0])
-        pending.plan_inputs = plan_inputs
-        return pending, True
+        return _from_json(row[0]), True
     pending = compute_pending(
         state, target, models_dir, history_start=history_start, now=now, options=options
     )
-    pending.plan_inputs = plan_inputs
     con.execute(f"delete from {CACHE_TABLE}")
     con.execute(
         f"insert into {CACHE_TABLE} values ($version, $pending, $now)",
