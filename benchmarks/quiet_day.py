@@ -5,7 +5,9 @@ home, into the emulator as a new Chaser organisation (`chaser-pipeline emulator
 organisation's first-day waiver as the README advises; the quiet runs send nothing either way.
 
 A quiet sync after one that left nothing to send stops at the quiet check (no Dagster run:
-`chaser_pipeline.cli.quiet`); the jobs' path on a quiet day is timed too, with `--always-run`.
+`chaser_pipeline.cli.quiet`); the first sync after sends runs the jobs (it rebuilds the models
+that read what Chaser holds, and marks it); the jobs' path on a quiet day is timed too, with
+`--always-run`.
 
     .venv/bin/python -m benchmarks.quiet_day [--scale 33.3] [--repeat 3]
 
@@ -165,11 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         # as the README tells a new user: the first load inside the organisation's first day
         first, out = sync(env, "--initial-load")
         print(f"first sync (everything):         {first:6.2f} s wall, {cpu_of(out):6.2f} s CPU")
-        # the first load ends with a plan of what it left, which finds nothing: it is marked.
-        # The jobs first, once: they ask Chaser for the organisation and wait out the request
+        # the jobs once more: they rebuild the models that read what Chaser holds, find nothing
+        # to send, and mark it; they ask Chaser for the organisation and wait out the request
         # window the first load filled (its last requests were unpaced, in the waiver)
-        wall, out = sync(env, "--always-run")
-        assert "done: 0 created, 0 updated" in out, out
+        wall, out = sync(env)
+        assert "done: 0 created, 0 updated" in out and "marked quiet" in out, out
         print(f"jobs right after the first load: {wall:6.2f} s wall (waits out the window)")
         quiet = timed(env, args.repeat, "no Dagster run started")
         print(f"quiet day, the quiet check:        {quiet}")
@@ -180,11 +182,15 @@ def main(argv: list[str] | None = None) -> int:
         assert "months with ledger changes: 1 (2024-03-01 .. 2024-03-01)" in out, out
         assert "0 created, 1 updated" in out, out
         assert "the warehouse changed: payments" in out, out
-        assert "marked quiet" in out, out
         print(
             f"one payment on a March invoice:  {wall:6.2f} s wall, {cpu_of(out):6.2f} s CPU "
             f"(re-syncs {invoice}, March only)"
         )
+        # its sends changed what Chaser holds, which three models read: the next sync's jobs
+        # rebuild them, find nothing to send, and mark it
+        wall, out = sync(env)
+        assert "done: 0 created, 0 updated" in out and "marked quiet" in out, out
+        print(f"quiet again, through the jobs:   {wall:6.2f} s wall, {cpu_of(out):6.2f} s CPU")
         print(f"quiet again, the quiet check:    {timed(env, args.repeat, 'no Dagster run')}")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
         print("steps of the last incremental run, the change's (seconds):")

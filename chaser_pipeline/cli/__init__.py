@@ -103,9 +103,9 @@ def _quiet_sync(settings: Settings, found: quiet.QuietCheck, warehouse: str) -> 
 
 
 def _run_jobs(args: argparse.Namespace, settings: Settings) -> int:
-    """The Dagster runs of one sync (see `chaser_pipeline.cli.headless`), then the quiet marker
-    recorded when the sync (not a dry run) ended with nothing sent and nothing pending, else
-    cleared."""
+    """The Dagster runs of one sync (see `chaser_pipeline.cli.headless`): the quiet mark is
+    cleared before they start and recorded after a sync (not a dry run) that succeeded when the
+    plan of what it left sends nothing (`quiet.record`)."""
     import dagster as dg
 
     from chaser_pipeline.cli.headless import run_sync

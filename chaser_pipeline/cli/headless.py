@@ -171,7 +171,7 @@ def run_sync(
         runner.monthly()
         if dry_run:
             pass
-        elif runner.run.months or runner.pending_documents:
+        elif runner.run.months or runner.pending_documents or runner.planned_requests:
             runner.data_lag()
         else:
             # Nothing waits for Chaser: the check could only say so, in a run of its own.
@@ -202,6 +202,7 @@ class _Runner:
         self.echo = echo
         self.run = SyncRun()
         self.pending_documents = 0
+        self.planned_requests = 0
 
     def _execute(
         self, job: str, assets: list[str], tags: dict[str, str], full_refresh: bool = False
@@ -230,6 +231,8 @@ class _Runner:
         months = self.run.months = months_from_metadata(dict(pending.metadata))
         documents = pending.metadata.get("pending_documents")
         self.pending_documents = sum(dict(getattr(documents, "value", None) or {}).values())
+        requests = pending.metadata.get("planned_requests")
+        self.planned_requests = int(getattr(requests, "value", requests) or 0)
         if months:
             self.echo(f"  months with ledger changes: {len(months)} ({months[0]} .. {months[-1]})")
         else:
@@ -262,6 +265,10 @@ class _Runner:
     def data_lag(self) -> None:
         result = self._execute(DATA_LAG_JOB, [], {})
         self.run.run_ids.append(result.run_id)
+        if not result.success:  # the sync's sends stand; what kept the check from its answer
+            for line in step_failures(result):
+                self.echo(line)
+            self.echo(f"  data lag: not checked, run {result.run_id} failed")
         for evaluation in result.get_asset_check_evaluations():
             status = "ok" if evaluation.passed else evaluation.severity.value
             self.echo(f"  data lag: {evaluation.description or ''} ({status})")

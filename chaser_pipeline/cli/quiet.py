@@ -9,7 +9,9 @@ sync state, attempted keys and holdings of that organisation: the inputs `chaser
 caches its plan under, the day left out). That plan is found in the plan cache under the inputs
 as they are after the sync: the one `chaser_pending_months` made in a run that sent nothing, or
 the one the data-lag check made after the day's sends; none is found when another worker sharing
-a PostgreSQL state changed it meanwhile, and then nothing is marked.
+a PostgreSQL state changed it meanwhile, and then nothing is marked. Nor is anything marked while
+a whole-history model is out of date: sends change what Chaser holds, which three models read,
+so the first sync after sends runs the jobs, which rebuild them.
 
 The next plain `chaser-pipeline sync` checks before it starts any Dagster run:
 1. a marker exists, and the settings and the code are the ones it was recorded with (checked
@@ -45,6 +47,8 @@ from chaser_pipeline.ledger.contract import LEDGER_TABLES, LedgerTable
 from chaser_pipeline.ledger.extract import ExtractOptions, ExtractResult, extract_table
 from chaser_pipeline.ledger.landing import landed_version
 from chaser_pipeline.ledger.warehouse import Warehouse
+from chaser_pipeline.models.project import ModelProject, whole_history_models
+from chaser_pipeline.models.versions import WHOLE_TABLE, input_version, is_current, read_tables
 from chaser_pipeline.paths import PACKAGE_DIR, models_dir, sql_dir
 from chaser_pipeline.preflight import open_duckdb
 from chaser_pipeline.settings import Settings, mask_url
@@ -207,6 +211,24 @@ def _nothing_to_send(pending_json: str) -> bool:
     return not plan["months"] and not any(plan["requests_by_object"].values()) and planned == 0
 
 
+def _stale_model(con: duckdb.DuckDBPyConnection, settings: Settings) -> str | None:
+    """A whole-history model whose table is no longer built from what it reads now, if any.
+
+    Models that read the sync state (what Chaser holds) go out of date when a sync sends; the
+    plan cached after the sends was made from their tables as built before. A mark must vouch
+    for models a run would not rebuild (parsing the models: about 0.4 s)."""
+    project = ModelProject(models_dir())
+    names = frozenset(project.models)
+    for name in whole_history_models(models_dir()):
+        model = project.models[name]
+        version = input_version(
+            con, model, settings=[settings.default_country], tables=read_tables(model), models=names
+        )
+        if not is_current(con, model, [WHOLE_TABLE], version):
+            return name
+    return None
+
+
 def record(settings: Settings, run: SyncRun) -> str:
     """After a sync whose runs all succeeded: mark the pipeline's DuckDB quiet when the
     whole-history plan of the state as the sync left it sends nothing; what to print.
@@ -227,7 +249,10 @@ def record(settings: Settings, run: SyncRun) -> str:
                 [run.run_ids],
             ).fetchall()
             if not rows:
-                return "not marked quiet: the run checked no Chaser organisation"
+                return (
+                    "not marked quiet: no Chaser organisation is noted as checked by this sync "
+                    "(another worker checked it since?)"
+                )
             target = Target(*rows[0])
             inputs = plan_inputs(con, settings, target)
             plan = (
@@ -245,6 +270,11 @@ def record(settings: Settings, run: SyncRun) -> str:
                 )
             if not _nothing_to_send(plan[0][0]):
                 return "not marked quiet: the whole-history plan still has something to send"
+            if stale := _stale_model(con, settings):
+                return (
+                    f"not marked quiet: {stale} was built before this sync's sends changed what "
+                    "it reads (the next run rebuilds it)"
+                )
             salt = secrets.token_hex(16)
             marker = (
                 target.url,

@@ -47,11 +47,24 @@ def sync(capsys, *options: str) -> str:
     return capsys.readouterr().out
 
 
+MARKED = "marked quiet: the next sync stops at the quiet check"
+
+
+def until_marked(capsys) -> None:
+    """Syncs until one ends marked quiet: at most two, the second when the first's sends changed
+    what models read (what Chaser holds), which only a run rebuilds."""
+    for _ in range(2):
+        if MARKED in sync(capsys):
+            return
+    raise AssertionError("two syncs in a row and no quiet mark")
+
+
 def quiet_now(pipeline, capsys) -> None:
-    """The first sync sends everything; the plan of what it left sends nothing: it marks it."""
+    """The first sync sends everything; the syncs that follow find nothing to send."""
     first = sync(capsys)
     assert "no pipeline DuckDB yet (a first sync): running the jobs" in first
-    assert "marked quiet: the next sync stops at the quiet check" in first
+    if MARKED not in first:
+        assert MARKED in sync(capsys)
 
 
 def latest(instance: dg.DagsterInstance, asset: str) -> dg.EventLogEntry:
@@ -147,8 +160,8 @@ def test_a_ledger_change_runs_the_jobs_and_their_extract_lands_it(
     metadata = extract.asset_materialization.metadata
     landed = metadata["rows_inserted"].value + metadata["deleted_keys_new"].value
     assert landed == 1
-    # nothing left to do: the plan made after the sends said so, and the next sync is quiet
-    assert "marked quiet" in out
+    # nothing left to do: quiet again once the mark is set
+    until_marked(capsys)
     assert "no Dagster run started" in sync(capsys)
 
 
@@ -171,7 +184,7 @@ def test_a_changed_sync_state_or_setting_runs_the_jobs(pipeline, capsys, instanc
         "select count(*) from chaser_sync.state where object = 'customers' and key = ?", [key]
     )
     assert known == 1  # the jobs put it right
-    assert "marked quiet" in out  # and the plan after their sends found nothing more
+    until_marked(capsys)
 
     # how a run goes (pacing, timeouts, crons) is not what it sends: still quiet
     monkeypatch.setenv("CHASER_API_REQUESTS_PER_MINUTE", "150")
@@ -240,7 +253,8 @@ def test_with_the_state_in_postgresql_another_workers_send_runs_the_jobs(
         runs = instance.get_runs_count()
         out = sync(capsys)
         assert "the models, the sync state or Chaser's holdings changed since" in out
-        assert instance.get_runs_count() > runs and "marked quiet" in out
+        assert instance.get_runs_count() > runs
+        until_marked(capsys)
         assert "no Dagster run started" in sync(capsys)
 
         # another pipeline sharing the state database checks its own organisation after ours:
