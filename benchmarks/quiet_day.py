@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"quiet again, through the jobs:   {wall:6.2f} s wall, {cpu_of(out):6.2f} s CPU")
         print(f"quiet again, the quiet check:    {timed(env, args.repeat, 'no Dagster run')}")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
-        print("steps of the last incremental run, the change's (seconds):")
+        print("steps of the last incremental run, quiet again through the jobs (seconds):")
         for step, seconds in step_times(root / "dagster_home")[:8]:
             print(f"  {step:<55} {seconds:6.3f}")
     return 0
