@@ -10,8 +10,9 @@ caches its plan under, the day left out). That plan is found in the plan cache u
 as they are after the sync: the one `chaser_pending_months` made in a run that sent nothing, or
 the one the data-lag check made after the day's sends; none is found when another worker sharing
 a PostgreSQL state changed it meanwhile, and then nothing is marked. Nor is anything marked while
-a whole-history model is out of date: sends change what Chaser holds, which three models read,
-so the first sync after sends runs the jobs, which rebuild them.
+a whole-history model is out of date: three models read which documents Chaser holds
+(`chaser_sync.holding_keys`), so after sends that created or withdrew documents the first sync
+runs the jobs, which rebuild them (sends that only updated documents leave them current).
 
 The next plain `chaser-pipeline sync` checks before it starts any Dagster run:
 1. a marker exists, and the settings and the code are the ones it was recorded with (checked
@@ -214,8 +215,8 @@ def _nothing_to_send(pending_json: str) -> bool:
 def _stale_model(con: duckdb.DuckDBPyConnection, settings: Settings) -> str | None:
     """A whole-history model whose table is no longer built from what it reads now, if any.
 
-    Models that read the sync state (what Chaser holds) go out of date when a sync sends; the
-    plan cached after the sends was made from their tables as built before. A mark must vouch
+    Models that read which documents Chaser holds go out of date when a sync creates or withdraws
+    one; the plan cached after the sends was made from their tables as built before. A mark must vouch
     for models a run would not rebuild (parsing the models: about 0.4 s)."""
     project = ModelProject(models_dir())
     names = frozenset(project.models)
@@ -272,8 +273,8 @@ def record(settings: Settings, run: SyncRun) -> str:
                 return "not marked quiet: the whole-history plan still has something to send"
             if stale := _stale_model(con, settings):
                 return (
-                    f"not marked quiet: {stale} was built before this sync's sends changed what "
-                    "it reads (the next run rebuilds it)"
+                    f"not marked quiet: {stale} was built before this sync's sends changed which "
+                    "documents Chaser holds (the next run rebuilds it)"
                 )
             salt = secrets.token_hex(16)
             marker = (

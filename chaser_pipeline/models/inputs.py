@@ -7,7 +7,9 @@ deletes, and what Chaser holds.
   row stays in `landing.<table>`. The models read it beside the ledger table it names, so it is
   no asset dependency of its own.
 - `chaser_sync.holdings(object, key, payload_hash)`: the current Chaser target's confirmed rows,
-  kept current by the sync.
+  kept current by the sync; the models read `chaser_sync.holding_keys(object, key)`, a view of
+  its keys: which documents Chaser holds is what they use, so a sync that only updates
+  documents Chaser holds leaves their input version, and their tables, as they were.
 
 `ensure_model_inputs` (run before every model build) creates the last two empty when nothing has
 written them yet, so the models can always read them.
@@ -26,6 +28,10 @@ DELETED_KEYS = "deleted_keys"
 
 HOLDINGS_SCHEMA = "chaser_sync"
 HOLDINGS = "holdings"
+HOLDING_KEYS_VIEW = "chaser_sync.holding_keys"
+HOLDING_KEYS_DDL = (
+    f"create view if not exists {HOLDING_KEYS_VIEW} as select object, key from chaser_sync.holdings"
+)
 HOLDINGS_COLUMNS: Columns = (
     ("object", "VARCHAR"),
     ("key", "VARCHAR"),
@@ -62,9 +68,11 @@ def _create_empty(
 
 
 def ensure_holdings(con: duckdb.DuckDBPyConnection) -> None:
-    """Create `chaser_sync.holdings` empty unless it exists (as the sync's view or a table)."""
+    """Create `chaser_sync.holdings` empty unless it exists (as the sync's view or a table), and
+    the view of its keys the models read."""
     if not _exists(con, HOLDINGS_SCHEMA, HOLDINGS):
         _create_empty(con, HOLDINGS_SCHEMA, HOLDINGS, HOLDINGS_COLUMNS)
+    con.execute(HOLDING_KEYS_DDL)
 
 
 def ensure_model_inputs(con: duckdb.DuckDBPyConnection) -> None:

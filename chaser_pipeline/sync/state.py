@@ -42,6 +42,7 @@ import pyarrow as pa
 
 from chaser_pipeline.chaser.client import display_url
 from chaser_pipeline.db import transaction
+from chaser_pipeline.models.inputs import HOLDING_KEYS_DDL
 
 SCHEMA = "chaser_sync"
 STATE_TABLE = f"{SCHEMA}.state"
@@ -241,6 +242,7 @@ def prepare_duckdb(con: duckdb.DuckDBPyConnection) -> None:
         and not starts_with(payload_hash, '{WITHDRAWN_HASH_PREFIX}') and target = (
             select target from {TARGETS_TABLE} order by last_checked_at desc limit 1)"""
     )
+    con.execute(HOLDING_KEYS_DDL)
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:

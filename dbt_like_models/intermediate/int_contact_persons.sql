@@ -29,7 +29,7 @@ keyless_customers as (
 chaser_holdings as (
     select
         key as external_id
-    from chaser_sync.holdings
+    from chaser_sync.holding_keys
     where object = 'contact_persons'
 ),
 

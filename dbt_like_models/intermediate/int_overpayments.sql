@@ -38,7 +38,7 @@ keyless_customers as (
 chaser_holdings as (
     select
         key as payment_id
-    from chaser_sync.holdings
+    from chaser_sync.holding_keys
     where object = 'overpayments'
 ),
 

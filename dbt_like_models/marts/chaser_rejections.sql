@@ -46,7 +46,7 @@ chaser_holdings as (
     select
         object,
         key
-    from chaser_sync.holdings
+    from chaser_sync.holding_keys
 ),
 
 customer_duplicates as (
