@@ -4,6 +4,7 @@ table fingerprints."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 
@@ -88,3 +89,8 @@ def table_fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> str:
     ).fetchall()
     shape = ",".join(f"{c[0]} {c[1]}" for c in columns)
     return f"{shape}|{rows}|{total}"
+
+
+def short_hash(parts: list[str]) -> str:
+    """A version string of a few parts: 24 hex characters of their SHA-256."""
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]

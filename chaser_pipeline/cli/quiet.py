@@ -42,18 +42,18 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from chaser_pipeline.chaser.client import display_url
-from chaser_pipeline.db import table_exists, utc_now
+from chaser_pipeline.db import short_hash, table_exists, utc_now
 from chaser_pipeline.defs.chaser_sync.pending_cache import CACHE_TABLE, pending_version, with_day
 from chaser_pipeline.ledger.contract import LEDGER_TABLES, LedgerTable
 from chaser_pipeline.ledger.extract import ExtractOptions, ExtractResult, extract_table
 from chaser_pipeline.ledger.landing import landed_version
 from chaser_pipeline.ledger.warehouse import Warehouse
 from chaser_pipeline.models.project import ModelProject, whole_history_models
-from chaser_pipeline.models.versions import WHOLE_TABLE, input_version, is_current, read_tables
+from chaser_pipeline.models.versions import WHOLE_TABLE, is_current, model_input_version
 from chaser_pipeline.paths import PACKAGE_DIR, models_dir, sql_dir
 from chaser_pipeline.preflight import open_duckdb
 from chaser_pipeline.settings import Settings, mask_url
-from chaser_pipeline.sync.state import TARGETS_TABLE, DuckDBState, SyncState, Target
+from chaser_pipeline.sync.state import TARGETS_TABLE, Target, open_state
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -104,11 +104,7 @@ class QuietCheck:
     seconds: float = 0.0
 
 
-def _digest(parts: list[str]) -> str:
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
-
-
-def settings_digest(settings: Settings, salt: str) -> str:
+def settingsshort_hash(settings: Settings, salt: str) -> str:
     """The settings that decide what is planned and where it goes. URLs enter without their
     passwords (a new password for the same database changes nothing); the API key, which names
     the organisation, only salted and hashed; the secret not at all. Pacing, crons, freshness
@@ -123,10 +119,10 @@ def settings_digest(settings: Settings, salt: str) -> str:
         f"country={settings.default_country}",
         f"history_start={settings.history_start}",
     ]
-    return _digest(parts)
+    return short_hash(parts)
 
 
-def code_digest() -> str:
+def codeshort_hash() -> str:
     """The package's Python, the extract SQL, the models and the libraries that shape what they
     produce: an upgrade or an edit runs the jobs once (its models may build differently, its
     plan differ)."""
@@ -141,22 +137,13 @@ def code_digest() -> str:
             parts.append(f"{library}=={importlib.metadata.version(library)}")
         except importlib.metadata.PackageNotFoundError:
             parts.append(f"{library} missing")
-    return _digest(parts)
-
-
-def open_state(con: duckdb.DuckDBPyConnection, settings: Settings) -> SyncState:
-    """The sync state as the sync assets open it (`SyncStateResource.open`)."""
-    if settings.state_url is not None:
-        from chaser_pipeline.sync.postgres_state import PostgresState
-
-        return PostgresState(con, settings.state_url)
-    return DuckDBState(con, settings.duckdb_path.parent)
+    return short_hash(parts)
 
 
 def plan_inputs(con: duckdb.DuckDBPyConnection, settings: Settings, target: Target) -> str:
     """What the whole-history plan for `target` is computed from, the day left out, after
     folding what a killed run left and reading the state where it lives."""
-    state = open_state(con, settings)
+    state = open_state(con, settings.duckdb_path, settings.state_url)
     state.refresh(target)
     return pending_version(
         con, target, models_dir(), settings.history_start_date, utc_now(), include_day=False
@@ -165,7 +152,7 @@ def plan_inputs(con: duckdb.DuckDBPyConnection, settings: Settings, target: Targ
 
 def fingerprint(con: duckdb.DuckDBPyConnection, inputs: str) -> str:
     """What a next run plans from: the landed versions and the plan's inputs."""
-    return _digest([*(landed_version(con, t) for t in LEDGER_TABLES.values()), inputs])
+    return short_hash([*(landed_version(con, t) for t in LEDGER_TABLES.values()), inputs])
 
 
 def _ensure_table(con: duckdb.DuckDBPyConnection) -> None:
@@ -222,8 +209,8 @@ def _stale_model(con: duckdb.DuckDBPyConnection, settings: Settings) -> str | No
     names = frozenset(project.models)
     for name in whole_history_models(models_dir()):
         model = project.models[name]
-        version = input_version(
-            con, model, settings=[settings.default_country], tables=read_tables(model), models=names
+        version = model_input_version(
+            con, model, default_country=settings.default_country, models=names
         )
         if not is_current(con, model, [WHOLE_TABLE], version):
             return name
@@ -281,8 +268,8 @@ def record(settings: Settings, run: SyncRun) -> str:
                 target.url,
                 target.organisation_id,
                 salt,
-                settings_digest(settings, salt),
-                code_digest(),
+                settingsshort_hash(settings, salt),
+                codeshort_hash(),
                 fingerprint(con, inputs),
                 json.dumps(run.run_ids),
                 utc_now(),
@@ -336,9 +323,9 @@ def _check(con: duckdb.DuckDBPyConnection, settings: Settings) -> QuietCheck:
     marker = read_marker(con)
     if marker is None:
         return QuietCheck(False, "the last sync left no quiet mark")
-    if marker.settings != settings_digest(settings, marker.salt):
+    if marker.settings != settingsshort_hash(settings, marker.salt):
         return QuietCheck(False, "the settings changed since the last sync", marker)
-    if marker.code != code_digest():
+    if marker.code != codeshort_hash():
         return QuietCheck(False, "the code, SQL or models changed since the last sync", marker)
     warehouse = Warehouse.from_url(settings.warehouse.raw.get() if settings.warehouse else None)
     found = QuietCheck(False, "", marker)

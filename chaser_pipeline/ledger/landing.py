@@ -18,13 +18,12 @@ table's extract state, and the one transaction that merges a staged extract into
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import duckdb
 
-from chaser_pipeline.db import table_fingerprint, transaction
+from chaser_pipeline.db import short_hash, table_fingerprint, transaction
 from chaser_pipeline.ledger.contract import LedgerTable
 
 EPOCH = datetime(1900, 1, 1)
@@ -228,7 +227,7 @@ def landed_version(con: duckdb.DuckDBPyConnection, table: LedgerTable) -> str:
     # Keys gone from the warehouse are recorded beside the landed rows, where the ledger stage
     # keeps them: a deletion is a change too.
     parts.append(table_fingerprint(con, DELETED_KEYS_TABLE))
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+    return short_hash(parts)
 
 
 def _find_changed(

@@ -70,6 +70,20 @@ def input_version(
     return digest.hexdigest()[:24]
 
 
+def model_input_version(
+    con: duckdb.DuckDBPyConnection,
+    model: Model,
+    *,
+    default_country: str,
+    models: Collection[str],
+) -> str:
+    """The input version a model's build is recorded under: its SQL and YAML, the one setting the
+    models read (the default country, for phone numbers), and every table it reads."""
+    return input_version(
+        con, model, settings=[default_country], tables=read_tables(model), models=models
+    )
+
+
 def _whole_table_version(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
     if not table_exists(con, f"{MODEL_SCHEMA}.{name}") or not table_exists(con, BUILDS_TABLE):
         return None

@@ -43,6 +43,7 @@ import pyarrow as pa
 from chaser_pipeline.chaser.client import display_url
 from chaser_pipeline.db import transaction
 from chaser_pipeline.models.inputs import HOLDING_KEYS_DDL
+from chaser_pipeline.settings import Secret
 
 SCHEMA = "chaser_sync"
 STATE_TABLE = f"{SCHEMA}.state"
@@ -590,3 +591,15 @@ def _flock_with_deadline(handle, wait_seconds: float, target: Target) -> None:
                     "this one sent nothing: run it again once the other has finished"
                 ) from None
             time.sleep(0.2)  # another process holds the lock: poll until the deadline
+
+
+def open_state(
+    con: duckdb.DuckDBPyConnection, duckdb_path: Path, state_url: Secret | None
+) -> SyncState:
+    """The sync state with `con` (the pipeline's DuckDB at `duckdb_path`) as its working copy:
+    in PostgreSQL when `state_url` names it (CHASER_STATE_URL), else in that DuckDB."""
+    if state_url is not None:
+        from chaser_pipeline.sync.postgres_state import PostgresState
+
+        return PostgresState(con, state_url)
+    return DuckDBState(con, Path(duckdb_path).parent)

@@ -20,7 +20,7 @@ from chaser_pipeline.settings import (
     Settings,
     load_settings,
 )
-from chaser_pipeline.sync.state import DuckDBState, SyncState
+from chaser_pipeline.sync.state import SyncState, open_state
 
 
 class ChaserResource(dg.ConfigurableResource, ABC):
@@ -100,11 +100,7 @@ class SyncStateResource(dg.ConfigurableResource):
 
     def open(self, con: duckdb.DuckDBPyConnection, duckdb_path: str) -> SyncState:
         """The state, with `con` (the pipeline's DuckDB at `duckdb_path`) as its working copy."""
-        if self.url:
-            from chaser_pipeline.sync.postgres_state import PostgresState
-
-            return PostgresState(con, Secret(self.url))
-        return DuckDBState(con, Path(duckdb_path).parent)
+        return open_state(con, Path(duckdb_path), Secret(self.url) if self.url else None)
 
 
 def chaser_resource(settings: Settings) -> ChaserResource:

@@ -33,9 +33,8 @@ from chaser_pipeline.models.project import Model, ModelProject
 from chaser_pipeline.models.rules import MartRule, mart_rules
 from chaser_pipeline.models.versions import (
     WHOLE_TABLE,
-    input_version,
     is_current,
-    read_tables,
+    model_input_version,
     record_build,
 )
 from chaser_pipeline.paths import data_dir, models_dir
@@ -152,7 +151,6 @@ def model_asset(
     descriptions = dict(model.column_descriptions)
     static_columns = project.static_columns(model.name)
     lineage = project.column_lineage(model.name)
-    inputs = read_tables(model)
     model_names = frozenset(project.models)
     static_names = [c.name for c in static_columns] or list(lineage)
     metadata: dict[str, Any] = {
@@ -202,8 +200,8 @@ def model_asset(
         with duckdb_connection(duckdb) as con:
             if partitioned and rebuild_from is not None:
                 ensure_run_local_ledger(context.log, con, rebuild_from)
-            version = input_version(
-                con, model, settings=[default_country], tables=inputs, models=model_names
+            version = model_input_version(
+                con, model, default_country=default_country, models=model_names
             )
             rebuilt = not is_current(con, model, partition_keys, version)
             if rebuilt:
