@@ -14,6 +14,7 @@ from pathlib import Path
 
 from chaser_pipeline.chaser.budget import DEFAULT_REQUESTS_PER_MINUTE, RequestBudget
 from chaser_pipeline.chaser.client import DEFAULT_REQUEST_TIMEOUT, ChaserClient, display_url
+from chaser_pipeline.db import short_hash
 from chaser_pipeline.settings import Secret
 
 
@@ -61,6 +62,10 @@ class ChaserTarget(ABC):
     options: ClientOptions
     # What the sync state calls this Chaser (with the organisation id), known before connecting.
     identity: str
+    # Which credentials reach it, never them (a hash of the URL and the API key): the sync state
+    # notes them beside the organisation they reached, so a pipeline finds its own organisation
+    # without asking Chaser when other pipelines share the state (see SyncState.last_target).
+    credentials: str
 
     @abstractmethod
     def connect(
@@ -106,6 +111,7 @@ class ChaserApi(ChaserTarget):
         self.url = url.rstrip("/")
         self.identity = self.url
         self._key, self._secret = api_key, api_secret
+        self.credentials = short_hash(["chaser credentials", self.url, api_key.get()])
         self.options = options or ClientOptions()
 
     @contextlib.contextmanager
@@ -129,6 +135,8 @@ class BuiltinEmulator(ChaserTarget):
     def __init__(self, state_path: Path, options: ClientOptions | None = None) -> None:
         self.state_path = Path(state_path)
         self.identity = "builtin-emulator"
+        # one organisation per emulator state file
+        self.credentials = short_hash(["chaser credentials", self.identity, str(self.state_path)])
         self.options = options or ClientOptions()
 
     @contextlib.contextmanager

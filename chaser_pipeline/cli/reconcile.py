@@ -74,7 +74,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             )
             return 2
         state = _state(settings, con)
-        with _target(settings).connect() as connection:
+        chaser_target = _target(settings)
+        with chaser_target.connect() as connection:
             print(f"chaser-pipeline reconcile: reading back {connection.display}")
             now = utc_now()
             target, _ = check_target(
@@ -83,6 +84,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
                 connection.make_client,
                 run_id=f"reconcile-{now}",
                 now=now,
+                credentials=chaser_target.credentials,
             )
             with state.lock(target, wait_seconds=TARGET_LOCK_WAIT_SECONDS):
                 report = reconcile(

@@ -50,11 +50,13 @@ def check_target(
     run_id: str,
     now: datetime,
     before_asking: Callable[[], None] | None = None,
+    credentials: str | None = None,
 ) -> tuple[Target, bool]:
     """The target behind `url`: the organisation Chaser answers for the credentials, checked
     once per run (a later step of the same run reuses the answer). True when it is new to this
     pipeline, which then starts from nothing for it. `before_asking` runs just before the
-    request to Chaser, when there is one."""
+    request to Chaser, when there is one; `credentials` (ChaserTarget.credentials) are noted
+    with the target, so `SyncState.last_target` finds it again without asking."""
     if run_id and (known := state.checked_in_run(url, run_id)) is not None:
         return known, False
     if before_asking is not None:
@@ -71,7 +73,7 @@ def check_target(
             f"GET /v1/organisation at {display_url(url)} answered without an organisation id"
         )
     target = Target(url, organisation_id, str(found.get("name") or ""))
-    return target, state.record_target(target, run_id=run_id, now=now)
+    return target, state.record_target(target, run_id=run_id, now=now, credentials=credentials)
 
 
 def sync_object(

@@ -118,6 +118,17 @@ class PostgresState(SyncState):
                 )
                 for (table,) in cur.fetchall():
                     cur.execute(f"alter table {SCHEMA}.{table} add column route varchar")
+                # targets of versions before the credentials were noted, likewise
+                cur.execute(
+                    """select 1 from information_schema.tables as t
+                    where table_schema = $1 and table_name = 'targets'
+                    and not exists (select 1 from information_schema.columns as c
+                        where c.table_schema = t.table_schema and c.table_name = t.table_name
+                        and c.column_name = 'credentials')""",
+                    [SCHEMA],
+                )
+                if cur.fetchall():
+                    cur.execute(f"alter table {TARGETS_TABLE} add column credentials varchar")
             conn.commit()
         finally:
             conn.close()
@@ -168,7 +179,9 @@ class PostgresState(SyncState):
             self._fold_remote(conn)
 
     def refresh(self, target: Target) -> None:
-        """Fold in PostgreSQL, then replace the working copy's rows of `target` with its own."""
+        """Fold in PostgreSQL, then make the working copy `target`'s rows only: the models read
+        what Chaser holds from it (the holdings view), and other pipelines sharing the
+        database send to organisations of their own."""
         prepare_duckdb(self.con)
         with self._session() as conn:
             self._fold_remote(conn)
@@ -180,7 +193,7 @@ class PostgresState(SyncState):
             conn.commit()
         with transaction(self.con):
             for table, rows in tables.items():
-                self.con.execute(f"delete from {table} where target = $1", [target.key])
+                self.con.execute(f"delete from {table}")
                 append_duckdb(self.con, table, rows)
 
     def writer(self) -> StateWriter:
@@ -214,15 +227,18 @@ class PostgresState(SyncState):
             conn.commit()
         return rows
 
-    def record_target(self, target: Target, *, run_id: str, now: datetime) -> bool:
+    def record_target(
+        self, target: Target, *, run_id: str, now: datetime, credentials: str | None = None
+    ) -> bool:
         with self._session() as conn, conn.cursor() as cur:
             cur.execute(
                 f"""insert into {TARGETS_TABLE} (target, url, organisation_id, organisation_name,
-                    first_seen_at, last_checked_at, checked_run_id)
-                values ($1, $2, $3, $4, $5, $5, $6)
+                    first_seen_at, last_checked_at, checked_run_id, credentials)
+                values ($1, $2, $3, $4, $5, $5, $6, $7)
                 on conflict (target) do update set last_checked_at = excluded.last_checked_at,
                     checked_run_id = excluded.checked_run_id,
-                    organisation_name = excluded.organisation_name
+                    organisation_name = excluded.organisation_name,
+                    credentials = coalesce(excluded.credentials, {TARGETS_TABLE}.credentials)
                 returning (xmax = 0)""",
                 [
                     target.key,
@@ -231,11 +247,12 @@ class PostgresState(SyncState):
                     target.organisation_name,
                     now,
                     run_id,
+                    credentials,
                 ],
             )
             (new,) = cur.fetchone()
             conn.commit()
-        _record_target_duckdb(self.con, target, run_id, now)
+        _record_target_duckdb(self.con, target, run_id, now, credentials)
         return bool(new)
 
     def recent_requests(self, target: Target) -> list[float]:

@@ -164,7 +164,8 @@ def _ddl(kind: str) -> list[str]:
         f"""create table if not exists {TARGETS_TABLE} (
             target varchar not null, url varchar, organisation_id varchar,
             organisation_name varchar, first_seen_at timestamp, last_checked_at timestamp,
-            checked_run_id varchar{", primary key (target)" if postgres else ""})""",
+            checked_run_id varchar, credentials varchar
+            {", primary key (target)" if postgres else ""})""",
         f"create table if not exists {REQUESTS_TABLE} (target varchar not null, sent_at double precision)",
         f"""create table if not exists {WAIVER_TABLE} (
             target varchar not null primary key, over_at double precision not null)""",
@@ -270,6 +271,8 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"alter table {STATE_TABLE} add column chase_measure decimal(18, 2)")
         if "route" not in names and (table == "state" or (table == "journal" and "seq" in names)):
             con.execute(f"alter table {SCHEMA}.{table} add column route varchar")
+        if table == "targets" and "credentials" not in names:
+            con.execute(f"alter table {TARGETS_TABLE} add column credentials varchar")
     if "journal" in tables and "seq" not in tables["journal"]:
         # an unfolded journal of an older version holds answers for the unknown target
         con.execute(f"alter table {JOURNAL_TABLE} rename to journal_v1")
@@ -351,8 +354,11 @@ class SyncState(ABC):
         """Fold every journal into its state and log."""
 
     @abstractmethod
-    def record_target(self, target: Target, *, run_id: str, now: datetime) -> bool:
-        """Note that `target` was checked in `run_id`; True when it is new to this pipeline."""
+    def record_target(
+        self, target: Target, *, run_id: str, now: datetime, credentials: str | None = None
+    ) -> bool:
+        """Note that `target` was checked in `run_id` with `credentials` (ChaserTarget's
+        hash, never a secret); True when it is new to this pipeline."""
 
     @abstractmethod
     def recent_requests(self, target: Target) -> list[float]:
@@ -385,12 +391,27 @@ class SyncState(ABC):
     def query_arrow(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
         """`query` as an Arrow table, to join in the working copy without a row-by-row copy."""
 
-    def last_target(self) -> Target:
-        """The target checked most recently; a target holding nothing when none ever was."""
-        rows = self.query(
-            f"""select url, organisation_id, organisation_name from {TARGETS_TABLE}
-            order by last_checked_at desc limit 1"""
-        )
+    def last_target(self, credentials: str | None = None) -> Target:
+        """The target these credentials (ChaserTarget.credentials) reached most recently,
+        without asking Chaser; a target holding nothing when they never reached one.
+
+        Other pipelines may share the state (PostgreSQL) with organisations of their own: the
+        target checked last overall may be theirs. A target noted before credentials were kept
+        (NULL) still counts, after those of these credentials. New credentials for the same
+        organisation (a rotated key) find nothing until a sync reaches it with them.
+        `credentials` None: the target checked most recently, whoever checked it."""
+        if credentials is None:
+            rows = self.query(
+                f"""select url, organisation_id, organisation_name from {TARGETS_TABLE}
+                order by last_checked_at desc limit 1"""
+            )
+        else:
+            rows = self.query(
+                f"""select url, organisation_id, organisation_name from {TARGETS_TABLE}
+                where credentials = $1 or credentials is null
+                order by credentials is null, last_checked_at desc limit 1""",
+                [credentials],
+            )
         return Target(*rows[0]) if rows else Target("none", "none")
 
     def checked_in_run(self, url: str, run_id: str) -> Target | None:
@@ -486,8 +507,10 @@ class DuckDBState(SyncState):
     def fold(self) -> None:
         fold_duckdb(self.con)
 
-    def record_target(self, target: Target, *, run_id: str, now: datetime) -> bool:
-        return _record_target_duckdb(self.con, target, run_id, now)
+    def record_target(
+        self, target: Target, *, run_id: str, now: datetime, credentials: str | None = None
+    ) -> bool:
+        return _record_target_duckdb(self.con, target, run_id, now, credentials)
 
     def recent_requests(self, target: Target) -> list[float]:
         prepare_duckdb(self.con)
@@ -547,7 +570,11 @@ def replacement_rows(
 
 
 def _record_target_duckdb(
-    con: duckdb.DuckDBPyConnection, target: Target, run_id: str, now: datetime
+    con: duckdb.DuckDBPyConnection,
+    target: Target,
+    run_id: str,
+    now: datetime,
+    credentials: str | None,
 ) -> bool:
     prepare_duckdb(con)
     with transaction(con):
@@ -557,14 +584,15 @@ def _record_target_duckdb(
         if known:
             con.execute(
                 f"""update {TARGETS_TABLE} set last_checked_at = $2, checked_run_id = $3,
-                organisation_name = $4 where target = $1""",
-                [target.key, now, run_id, target.organisation_name],
+                organisation_name = $4, credentials = coalesce($5, credentials)
+                where target = $1""",
+                [target.key, now, run_id, target.organisation_name, credentials],
             )
         else:
             con.execute(
                 f"""insert into {TARGETS_TABLE} (target, url, organisation_id, organisation_name,
-                    first_seen_at, last_checked_at, checked_run_id)
-                values ($1, $2, $3, $4, $5, $5, $6)""",
+                    first_seen_at, last_checked_at, checked_run_id, credentials)
+                values ($1, $2, $3, $4, $5, $5, $6, $7)""",
                 [
                     target.key,
                     target.url,
@@ -572,6 +600,7 @@ def _record_target_duckdb(
                     target.organisation_name,
                     now,
                     run_id,
+                    credentials,
                 ],
             )
     return not known

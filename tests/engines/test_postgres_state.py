@@ -87,3 +87,65 @@ def test_the_end_of_a_waiver_is_kept_for_every_worker(tmp_path, postgres_url):
     other = PostgresState(mart_db(tmp_path / "q.duckdb", [], []), url)
     assert other.waiver_over_at(target) == 1_700_000_000.5
     assert other.waiver_over_at(Target("https://chaser.example", "org-2")) is None
+
+
+def test_each_pipeline_finds_its_own_organisation_among_those_sharing_the_state(
+    tmp_path, postgres_url
+):
+    """Two pipelines' credentials reached two organisations through one state: each finds its
+    own again (no request to Chaser), whichever was checked last; a target noted before the
+    credentials were kept still counts; credentials that reached nothing find nothing."""
+    url = Secret(postgres_url)
+    con = mart_db(tmp_path / "p.duckdb", CUSTOMERS, INVOICES)
+    state = PostgresState(con, url)
+    ours, theirs, legacy = (
+        Target("https://api.example", "org-a"),
+        Target("https://api.example", "org-b"),
+        Target("https://old.example", "org-c"),
+    )
+    state.record_target(legacy, run_id="r0", now=utc_now())  # before credentials were kept
+    state.record_target(ours, run_id="r1", now=utc_now(), credentials="cred-a")
+    state.record_target(theirs, run_id="r2", now=utc_now(), credentials="cred-b")
+    assert state.last_target() == theirs  # checked last, by whoever
+    assert state.last_target("cred-a") == ours
+    assert state.last_target("cred-b") == theirs
+    assert state.last_target("cred-new") == legacy
+    state.query("delete from chaser_sync.targets where target = $1", [legacy.key])
+    assert state.last_target("cred-new") == Target("none", "none")
+    # a later check without credentials (an older worker) keeps the ones noted
+    state.record_target(ours, run_id="r3", now=utc_now())
+    assert state.last_target("cred-a") == ours
+
+
+def test_the_working_copy_holds_only_the_organisation_refreshed(tmp_path, postgres_url):
+    """The models read what Chaser holds from the working copy (the holdings view): after a
+    refresh for one organisation it holds that organisation's rows only, whatever an earlier
+    refresh brought in."""
+    url = Secret(postgres_url)
+    with emulated_chaser(tmp_path) as chaser:
+        con = mart_db(tmp_path / "p.duckdb", CUSTOMERS, INVOICES)
+        state = PostgresState(con, url)
+        _sync_all(state, chaser, "r1")
+        [ours] = [
+            Target(*r)
+            for r in con.execute(
+                "select url, organisation_id, organisation_name from chaser_sync.targets"
+            ).fetchall()
+        ]
+        other = Target("https://api.example", "org-other")
+        state.record_target(other, run_id="r2", now=utc_now(), credentials="cred-other")
+        state.query(
+            "insert into chaser_sync.state (target, object, key, payload_hash, last_status, "
+            "last_attempt_at) values ($1, 'customers', 'C-9', 'h', 'confirmed', now())",
+            [other.key],
+        )
+        state.refresh(other)
+        assert con.execute("select object, key from chaser_sync.holdings").fetchall() == [
+            ("customers", "C-9")
+        ]
+        state.refresh(ours)
+        for table in ("state", "attempted", "targets"):
+            assert con.execute(f"select distinct target from chaser_sync.{table}").fetchall() == [
+                (ours.key,)
+            ], table
+        assert con.execute("select count(*) from chaser_sync.holdings").fetchone()[0] == 5

@@ -8,7 +8,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from chaser_pipeline.db import clock_from, utc_now
-from chaser_pipeline.defs.chaser_sync.resources import SyncStateResource
+from chaser_pipeline.defs.chaser_sync.resources import ChaserResource, SyncStateResource
 from chaser_pipeline.defs.resources import duckdb_connection, ensure_run_local_ledger
 from chaser_pipeline.settings import Settings
 from chaser_pipeline.sync.pending import Pending
@@ -86,10 +86,19 @@ def data_lag_check(
         config: DataLagConfig,
         duckdb: DuckDBResource,
         sync_state: SyncStateResource,
+        chaser: ChaserResource,
     ) -> dg.AssetCheckResult:
         now = clock_from(config.as_of)()
+        # the organisation this pipeline's credentials last reached (no request to Chaser)
         pending = pending_now(
-            duckdb, sync_state, None, settings, now, rebuild=True, log=context.log
+            duckdb,
+            sync_state,
+            None,
+            settings,
+            now,
+            rebuild=True,
+            log=context.log,
+            credentials=chaser.target().credentials,
         )
         return lag_result(pending, now, config)
 
@@ -143,7 +152,6 @@ class DriftSampleConfig(dg.Config):
 def drift_sample_check(settings: Settings) -> dg.AssetChecksDefinition:
     """A daily sample of what Chaser holds, compared with what the sync state says it holds."""
     from chaser_pipeline.defs.chaser_sync.assets import CHASER_API_POOL
-    from chaser_pipeline.defs.chaser_sync.resources import ChaserResource
     from chaser_pipeline.defs.chaser_sync.session import chaser_session
     from chaser_pipeline.sync.reconcile import sample_drift
 
@@ -168,7 +176,7 @@ def drift_sample_check(settings: Settings) -> dg.AssetChecksDefinition:
         with duckdb_connection(duckdb) as con:  # a fresh disk: build what it compares with
             ensure_run_local_ledger(context.log, con, settings)
         with chaser_session(chaser, duckdb, sync_state) as session:
-            target = session.target = session.state.last_target()
+            target = session.target = session.state.last_target(session.credentials)
             for name in config.objects:
                 samples.append(
                     sample_drift(

@@ -61,6 +61,11 @@ class ChaserSession:
         """Where the session sends, never a secret."""
         return self._connection.display if self._connection else self._description
 
+    @property
+    def credentials(self) -> str:
+        """Which credentials the session sends with (a hash, never them)."""
+        return self._chaser_target.credentials
+
     def make_client(self) -> ChaserClient:
         return self.connection.make_client()
 
@@ -87,6 +92,7 @@ class ChaserSession:
             run_id=context.run.run_id,
             now=now,
             before_asking=notice_budget_wait,
+            credentials=self.credentials,
         )
         if new:
             context.log.warning(
@@ -116,7 +122,8 @@ def chaser_session(
     429 to an earlier step or run), rather than bursting into 429s again at every step."""
     with duckdb_connection(duckdb) as con, contextlib.ExitStack() as stack:
         state = sync_state.open(con, duckdb.database)
-        previous = state.last_target()
+        # this pipeline's organisation, whichever another pipeline sharing the state checked
+        previous = state.last_target(chaser.target().credentials)
         waiver_over_at = state.waiver_over_at(previous) if initial_load else None
         target = chaser.target(initial_load=initial_load and waiver_over_at is None)
         budget = target.options.budget(recent=state.recent_requests(previous))
