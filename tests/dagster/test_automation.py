@@ -1,5 +1,6 @@
 """Automation contract: a ledger change triggers a sync of exactly its month, schedule and sensor
-start on, the data-lag check fails when the ledger moved and Chaser did not, and API calls share a pool."""
+start on, a scheduled tick waits for the run it would collide with, the data-lag check fails when
+the ledger moved and Chaser did not, and API calls share a pool."""
 
 from __future__ import annotations
 
@@ -97,6 +98,46 @@ def test_schedule_and_sensor_start_running_and_target_the_right_jobs():
     assert daily_sync_schedule.job_name == "chaser_incremental_sync"
     assert changed_months_sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert changed_months_sensor.job_name == "chaser_monthly_sync"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "blocking", "not_blocking"),
+    [
+        (
+            "chaser_daily_sync",
+            ["chaser_incremental_sync", "chaser_monthly_sync"],
+            ["chaser_data_lag_check"],
+        ),
+        ("chaser_data_lag_check", ["chaser_data_lag_check"], ["chaser_incremental_sync"]),
+        ("chaser_drift_sample", ["chaser_drift_sample"], ["chaser_monthly_sync"]),
+    ],
+)
+def test_a_schedule_skips_its_tick_while_a_run_it_would_collide_with_has_not_finished(
+    schedule, blocking, not_blocking
+):
+    """A first load at Chaser's budget sends for hours, holding the pipeline's DuckDB and the
+    chaser_api pool: a daily sync started then would fail on the file's lock, and hourly checks
+    would pile up waiting for the pool. The tick is skipped with the run named; once that run
+    has finished (whatever its outcome) the next tick runs."""
+    defs = load_defs()
+    definition = defs.resolve_schedule_def(schedule)
+    with dg.instance_for_test() as instance:
+
+        def tick() -> dg.ScheduleExecutionData:
+            context = dg.build_schedule_context(instance=instance)
+            return definition.evaluate_tick(context)
+
+        assert len(tick().run_requests) == 1
+        for job_name in not_blocking:
+            instance.create_run_for_job(defs.resolve_job_def(job_name))
+        assert len(tick().run_requests) == 1
+        for job_name in blocking:
+            run = instance.create_run_for_job(defs.resolve_job_def(job_name))
+            data = tick()
+            assert not data.run_requests
+            assert f"Run {run.run_id} of {job_name} has not finished" in data.skip_message
+            instance.report_run_failed(run)
+        assert len(tick().run_requests) == 1
 
 
 def test_freshness_is_asked_of_what_runs_every_day_not_of_the_monthly_syncs():

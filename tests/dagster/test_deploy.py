@@ -223,6 +223,8 @@ def test_the_helm_values_keep_secrets_in_a_kubernetes_secret():
     ]
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert values["concurrency"]["pools"]["defaultLimit"] == 1
+    # a dead run pod is marked failed, so the schedules do not wait for it (see schedules.py)
+    assert values["dagsterDaemon"]["runMonitoring"]["enabled"] is True
     known = set(re.findall(r"^(CHASER_[A-Z_]+)=", (REPO / ".env.example").read_text(), re.M))
     for variable in deployment["env"]:
         assert variable["name"] in known, variable["name"]
