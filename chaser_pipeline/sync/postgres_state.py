@@ -23,11 +23,14 @@ from chaser_pipeline.settings import ConfigError, Secret, mask_url
 from chaser_pipeline.sync.state import (
     _FOLD,
     ATTEMPTED_TABLE,
+    CREDENTIALS_TABLE,
     JOURNAL_TABLE,
     LOG_TABLE,
     REQUESTS_TABLE,
     SCHEMA,
+    STATE_COLUMNS,
     STATE_TABLE,
+    TARGET_COLUMNS,
     TARGETS_TABLE,
     WAIVER_TABLE,
     StateLockTimeout,
@@ -118,17 +121,6 @@ class PostgresState(SyncState):
                 )
                 for (table,) in cur.fetchall():
                     cur.execute(f"alter table {SCHEMA}.{table} add column route varchar")
-                # targets of versions before the credentials were noted, likewise
-                cur.execute(
-                    """select 1 from information_schema.tables as t
-                    where table_schema = $1 and table_name = 'targets'
-                    and not exists (select 1 from information_schema.columns as c
-                        where c.table_schema = t.table_schema and c.table_name = t.table_name
-                        and c.column_name = 'credentials')""",
-                    [SCHEMA],
-                )
-                if cur.fetchall():
-                    cur.execute(f"alter table {TARGETS_TABLE} add column credentials varchar")
             conn.commit()
         finally:
             conn.close()
@@ -187,8 +179,17 @@ class PostgresState(SyncState):
             self._fold_remote(conn)
             tables = {}
             with conn.cursor() as cur:
-                for table in (STATE_TABLE, ATTEMPTED_TABLE, TARGETS_TABLE):
-                    cur.execute(f"select * from {table} where target = $1", [target.key])
+                # the working copy's own columns, named: a newer version's extra column in the
+                # shared database is none of this one's business
+                for table, columns in (
+                    (STATE_TABLE, STATE_COLUMNS),
+                    (ATTEMPTED_TABLE, ("target", "object", "key")),
+                    (TARGETS_TABLE, TARGET_COLUMNS),
+                ):
+                    cur.execute(
+                        f"select {', '.join(columns)} from {table} where target = $1",
+                        [target.key],
+                    )
                     tables[table] = cur.fetch_arrow_table()
             conn.commit()
         with transaction(self.con):
@@ -233,12 +234,11 @@ class PostgresState(SyncState):
         with self._session() as conn, conn.cursor() as cur:
             cur.execute(
                 f"""insert into {TARGETS_TABLE} (target, url, organisation_id, organisation_name,
-                    first_seen_at, last_checked_at, checked_run_id, credentials)
-                values ($1, $2, $3, $4, $5, $5, $6, $7)
+                    first_seen_at, last_checked_at, checked_run_id)
+                values ($1, $2, $3, $4, $5, $5, $6)
                 on conflict (target) do update set last_checked_at = excluded.last_checked_at,
                     checked_run_id = excluded.checked_run_id,
-                    organisation_name = excluded.organisation_name,
-                    credentials = coalesce(excluded.credentials, {TARGETS_TABLE}.credentials)
+                    organisation_name = excluded.organisation_name
                 returning (xmax = 0)""",
                 [
                     target.key,
@@ -247,10 +247,16 @@ class PostgresState(SyncState):
                     target.organisation_name,
                     now,
                     run_id,
-                    credentials,
                 ],
             )
             (new,) = cur.fetchone()
+            if credentials is not None:
+                cur.execute(
+                    f"""insert into {CREDENTIALS_TABLE} values ($1, $2, $3)
+                    on conflict (credentials) do update set target = excluded.target,
+                        last_reached_at = excluded.last_reached_at""",
+                    [credentials, target.key, now],
+                )
             conn.commit()
         _record_target_duckdb(self.con, target, run_id, now, credentials)
         return bool(new)

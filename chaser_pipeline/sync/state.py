@@ -17,6 +17,9 @@ Tables (the same in both places):
   and `log` at the end of every send and before anything reads the state.
 - `log`: append-only, every row sent, refused or held back.
 - `targets`: every Chaser target this pipeline has talked to, and when it was last checked.
+- `target_credentials`: which target each set of credentials last reached (a hash of the URL
+  and API key, never them), so a pipeline finds its own organisation when others share the
+  state. A table of its own: pipelines of an older version read `targets` as it was.
 - `requests`: the times of the target's recent requests (its budget window), across runs.
 - `waiver_over`: when Chaser first answered 429 to an initial load of the target: its
   organisation's first-day waiver is over, so no later step or run sends unpaced again.
@@ -51,6 +54,16 @@ ATTEMPTED_TABLE = f"{SCHEMA}.attempted"
 JOURNAL_TABLE = f"{SCHEMA}.journal"
 LOG_TABLE = f"{SCHEMA}.log"
 TARGETS_TABLE = f"{SCHEMA}.targets"
+TARGET_COLUMNS = (
+    "target",
+    "url",
+    "organisation_id",
+    "organisation_name",
+    "first_seen_at",
+    "last_checked_at",
+    "checked_run_id",
+)
+CREDENTIALS_TABLE = f"{SCHEMA}.target_credentials"
 REQUESTS_TABLE = f"{SCHEMA}.requests"
 WAIVER_TABLE = f"{SCHEMA}.waiver_over"
 
@@ -164,8 +177,10 @@ def _ddl(kind: str) -> list[str]:
         f"""create table if not exists {TARGETS_TABLE} (
             target varchar not null, url varchar, organisation_id varchar,
             organisation_name varchar, first_seen_at timestamp, last_checked_at timestamp,
-            checked_run_id varchar, credentials varchar
-            {", primary key (target)" if postgres else ""})""",
+            checked_run_id varchar{", primary key (target)" if postgres else ""})""",
+        f"""create table if not exists {CREDENTIALS_TABLE} (
+            credentials varchar not null{" primary key" if postgres else ""},
+            target varchar not null, last_reached_at timestamp)""",
         f"create table if not exists {REQUESTS_TABLE} (target varchar not null, sent_at double precision)",
         f"""create table if not exists {WAIVER_TABLE} (
             target varchar not null primary key, over_at double precision not null)""",
@@ -271,8 +286,6 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"alter table {STATE_TABLE} add column chase_measure decimal(18, 2)")
         if "route" not in names and (table == "state" or (table == "journal" and "seq" in names)):
             con.execute(f"alter table {SCHEMA}.{table} add column route varchar")
-        if table == "targets" and "credentials" not in names:
-            con.execute(f"alter table {TARGETS_TABLE} add column credentials varchar")
     if "journal" in tables and "seq" not in tables["journal"]:
         # an unfolded journal of an older version holds answers for the unknown target
         con.execute(f"alter table {JOURNAL_TABLE} rename to journal_v1")
@@ -391,28 +404,27 @@ class SyncState(ABC):
     def query_arrow(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
         """`query` as an Arrow table, to join in the working copy without a row-by-row copy."""
 
-    def last_target(self, credentials: str | None = None) -> Target:
-        """The target these credentials (ChaserTarget.credentials) reached most recently,
-        without asking Chaser; a target holding nothing when they never reached one.
-
-        Other pipelines may share the state (PostgreSQL) with organisations of their own: the
-        target checked last overall may be theirs. A target noted before credentials were kept
-        (NULL) still counts, after those of these credentials. New credentials for the same
-        organisation (a rotated key) find nothing until a sync reaches it with them.
-        `credentials` None: the target checked most recently, whoever checked it."""
-        if credentials is None:
-            rows = self.query(
-                f"""select url, organisation_id, organisation_name from {TARGETS_TABLE}
-                order by last_checked_at desc limit 1"""
-            )
-        else:
-            rows = self.query(
-                f"""select url, organisation_id, organisation_name from {TARGETS_TABLE}
-                where credentials = $1 or credentials is null
-                order by credentials is null, last_checked_at desc limit 1""",
-                [credentials],
-            )
+    def last_target(self) -> Target:
+        """The target checked most recently, by whichever pipeline sharing the state; a target
+        holding nothing when none ever was. A pipeline's own: `target_for`."""
+        rows = self.query(
+            f"""select url, organisation_id, organisation_name from {TARGETS_TABLE}
+            order by last_checked_at desc limit 1"""
+        )
         return Target(*rows[0]) if rows else Target("none", "none")
+
+    def target_for(self, credentials: str) -> Target | None:
+        """The target these credentials (ChaserTarget.credentials) last reached, without asking
+        Chaser; None when no sync noted them (new or rotated credentials, or a state of an
+        older version): then only Chaser can say, and nothing is guessed, since other
+        pipelines sharing the state send to organisations of their own."""
+        rows = self.query(
+            f"""select t.url, t.organisation_id, t.organisation_name
+            from {CREDENTIALS_TABLE} as c join {TARGETS_TABLE} as t on t.target = c.target
+            where c.credentials = $1""",
+            [credentials],
+        )
+        return Target(*rows[0]) if rows else None
 
     def checked_in_run(self, url: str, run_id: str) -> Target | None:
         """The target checked earlier in this run for `url`, if any (saves a request)."""
@@ -584,15 +596,14 @@ def _record_target_duckdb(
         if known:
             con.execute(
                 f"""update {TARGETS_TABLE} set last_checked_at = $2, checked_run_id = $3,
-                organisation_name = $4, credentials = coalesce($5, credentials)
-                where target = $1""",
-                [target.key, now, run_id, target.organisation_name, credentials],
+                organisation_name = $4 where target = $1""",
+                [target.key, now, run_id, target.organisation_name],
             )
         else:
             con.execute(
                 f"""insert into {TARGETS_TABLE} (target, url, organisation_id, organisation_name,
-                    first_seen_at, last_checked_at, checked_run_id, credentials)
-                values ($1, $2, $3, $4, $5, $5, $6, $7)""",
+                    first_seen_at, last_checked_at, checked_run_id)
+                values ($1, $2, $3, $4, $5, $5, $6)""",
                 [
                     target.key,
                     target.url,
@@ -600,8 +611,13 @@ def _record_target_duckdb(
                     target.organisation_name,
                     now,
                     run_id,
-                    credentials,
                 ],
+            )
+        if credentials is not None:
+            con.execute(f"delete from {CREDENTIALS_TABLE} where credentials = $1", [credentials])
+            con.execute(
+                f"insert into {CREDENTIALS_TABLE} values ($1, $2, $3)",
+                [credentials, target.key, now],
             )
     return not known
 

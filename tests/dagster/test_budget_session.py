@@ -23,13 +23,15 @@ API_KEY, API_SECRET = "budget-key", "budget-secret"
 
 
 def check(session) -> None:
-    """The session's organisation check (one request), as a sync step's first."""
+    """The session's organisation check (one request), as a sync step's first: noted with the
+    credentials, by which the next session finds its organisation's request times."""
     session.target, _ = check_target(
         session.state,
         session.connection.identity,
         session.connection.make_client,
         run_id="run-1",
         now=utc_now(),
+        credentials=session.credentials,
     )
 
 

@@ -2,16 +2,18 @@
 
 Contract: each pipeline works out what its own organisation holds, whichever organisation the
 other checked last. The hourly data-lag check, the drift sample and the budget carried across
-runs read the organisation this pipeline's credentials last reached (no request to Chaser);
-the working copy in the pipeline's DuckDB holds that organisation's state only, so the models
-never read another organisation's holdings, and a sync after the other pipeline's sends and
-checks sends nothing that did not change.
+runs read the organisation this pipeline's credentials last reached (no request to Chaser), or
+ask Chaser once when no sync noted them (a rotated key), never guessing; the working copy in
+the pipeline's DuckDB holds that organisation's state only, so the models never read another
+organisation's holdings, and a sync after the other pipeline's sends and checks sends nothing
+that did not change.
 """
 
 from __future__ import annotations
 
 import os
 
+import adbc_driver_postgresql.dbapi
 import dagster as dg
 import pytest
 
@@ -55,6 +57,14 @@ def lag_check(p: Pipeline) -> dg.AssetCheckEvaluation:
     return evaluation
 
 
+def in_postgres(url: str, sql: str) -> list[tuple]:
+    with adbc_driver_postgresql.dbapi.connect(url) as con, con.cursor() as cur:
+        cur.execute(sql)
+        rows = cur.fetchall() if cur.description else []
+        con.commit()
+    return rows
+
+
 def working_copy_targets(p: Pipeline) -> set[str]:
     rows = p.query("select distinct target from chaser_sync.state")
     rows += p.query("select target from chaser_sync.targets")
@@ -91,6 +101,14 @@ def test_the_other_organisations_checks_never_reach_this_pipelines_models(tmp_pa
             assert p.sync().success
             assert working_copy_targets(p) == {a_key}
             assert p.write_requests() == writes  # nothing changed: nothing sent
+            # credentials no sync noted yet (a rotated key): Chaser is asked which organisation
+            # they reach, and the answer noted
+            in_postgres(postgres_url, "delete from chaser_sync.target_credentials")
+            evaluation = lag_check(p)
+            assert evaluation.passed, evaluation.description
+            assert working_copy_targets(p) == {a_key}
+            assert in_postgres(postgres_url, "select target from chaser_sync.target_credentials")
+            assert p.write_requests() == writes
     finally:
         for w in (a, b):
             w.pipeline.handle.stop()

@@ -4,6 +4,7 @@ connections, and the end of an organisation's waiver is kept for every worker.""
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 
 from chaser_pipeline.db import utc_now
@@ -11,7 +12,7 @@ from chaser_pipeline.settings import Secret
 from chaser_pipeline.sync.engine import check_target, sync_object
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
 from chaser_pipeline.sync.postgres_state import PostgresState
-from chaser_pipeline.sync.state import StateLockTimeout, Target
+from chaser_pipeline.sync.state import DuckDBState, StateLockTimeout, Target
 from tests.support.marts import emulated_chaser, mart_db
 
 pytestmark = pytest.mark.postgres
@@ -93,28 +94,55 @@ def test_each_pipeline_finds_its_own_organisation_among_those_sharing_the_state(
     tmp_path, postgres_url
 ):
     """Two pipelines' credentials reached two organisations through one state: each finds its
-    own again (no request to Chaser), whichever was checked last; a target noted before the
-    credentials were kept still counts; credentials that reached nothing find nothing."""
+    own again (no request to Chaser), whichever was checked last. Credentials no sync noted
+    (new, rotated) find nothing rather than another pipeline's organisation; a second key for
+    one organisation does not take it from the first."""
     url = Secret(postgres_url)
     con = mart_db(tmp_path / "p.duckdb", CUSTOMERS, INVOICES)
     state = PostgresState(con, url)
-    ours, theirs, legacy = (
+    ours, theirs, older = (
         Target("https://api.example", "org-a"),
         Target("https://api.example", "org-b"),
-        Target("https://old.example", "org-c"),
+        Target("https://api.example", "org-c"),
     )
-    state.record_target(legacy, run_id="r0", now=utc_now())  # before credentials were kept
+    state.record_target(older, run_id="r0", now=utc_now())  # a worker that notes no credentials
     state.record_target(ours, run_id="r1", now=utc_now(), credentials="cred-a")
     state.record_target(theirs, run_id="r2", now=utc_now(), credentials="cred-b")
     assert state.last_target() == theirs  # checked last, by whoever
-    assert state.last_target("cred-a") == ours
-    assert state.last_target("cred-b") == theirs
-    assert state.last_target("cred-new") == legacy
-    state.query("delete from chaser_sync.targets where target = $1", [legacy.key])
-    assert state.last_target("cred-new") == Target("none", "none")
-    # a later check without credentials (an older worker) keeps the ones noted
-    state.record_target(ours, run_id="r3", now=utc_now())
-    assert state.last_target("cred-a") == ours
+    assert state.target_for("cred-a") == ours
+    assert state.target_for("cred-b") == theirs
+    assert state.target_for("cred-new") is None
+    state.record_target(ours, run_id="r3", now=utc_now(), credentials="cred-a2")  # a second key
+    assert state.target_for("cred-a") == ours
+    assert state.target_for("cred-a2") == ours
+    state.record_target(ours, run_id="r4", now=utc_now())  # a later check without credentials
+    assert state.target_for("cred-a") == ours
+    # the working copy of a DuckDB state keeps them the same way
+    local = DuckDBState(duckdb.connect(str(tmp_path / "local.duckdb")), tmp_path)
+    local.record_target(ours, run_id="r1", now=utc_now(), credentials="cred-a")
+    local.record_target(theirs, run_id="r2", now=utc_now(), credentials="cred-b")
+    assert local.target_for("cred-a") == ours
+    assert local.target_for("cred-new") is None
+
+
+def test_an_older_versions_refresh_reads_the_shared_tables_by_their_columns(tmp_path, postgres_url):
+    """Pipelines sharing the state upgrade one at a time: a column a newer version adds to a
+    shared table never breaks the refresh of a working copy that does not have it."""
+    url = Secret(postgres_url)
+    with emulated_chaser(tmp_path) as chaser:
+        con = mart_db(tmp_path / "p.duckdb", CUSTOMERS, INVOICES)
+        state = PostgresState(con, url)
+        _sync_all(state, chaser, "r1")
+        state.query("alter table chaser_sync.targets add column added_later varchar")
+        state.query("alter table chaser_sync.state add column added_later varchar")
+        [target] = [
+            Target(*r)
+            for r in con.execute(
+                "select url, organisation_id, organisation_name from chaser_sync.targets"
+            ).fetchall()
+        ]
+        state.refresh(target)
+        assert con.execute("select count(*) from chaser_sync.holdings").fetchone()[0] == 5
 
 
 def test_the_working_copy_holds_only_the_organisation_refreshed(tmp_path, postgres_url):

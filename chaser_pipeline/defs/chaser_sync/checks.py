@@ -65,14 +65,16 @@ class DataLagConfig(dg.Config):
 def data_lag_check(
     settings: Settings, pending_now: Callable[..., Pending]
 ) -> dg.AssetChecksDefinition:
-    """The data-lag check on chaser_pending_months; `pending_now` works out what the Chaser
-    target the pipeline last checked does not hold (no request to Chaser).
+    """The data-lag check on chaser_pending_months; `pending_now` works out what this
+    pipeline's Chaser organisation does not hold (no request to Chaser, except one to ask which
+    organisation the credentials reach when no sync noted it yet).
 
     It sends nothing, yet takes the `chaser_api` pool: it reads the pipeline's DuckDB, which a
     sync step holds for as long as it sends (hours of a first load at Chaser's budget). In the
     pool, the hourly check waits for that step's slot instead of failing on the file's lock
     after a minute with a message that reads like a configuration error."""
     from chaser_pipeline.defs.chaser_sync.assets import CHASER_API_POOL
+    from chaser_pipeline.defs.chaser_sync.session import chaser_session
 
     @dg.asset_check(
         asset=PENDING_ASSET,
@@ -89,16 +91,12 @@ def data_lag_check(
         chaser: ChaserResource,
     ) -> dg.AssetCheckResult:
         now = clock_from(config.as_of)()
-        # the organisation this pipeline's credentials last reached (no request to Chaser)
+        # this pipeline's organisation, as its last sync noted it (asked of Chaser only when
+        # no sync did)
+        with chaser_session(chaser, duckdb, sync_state) as session:
+            target = session.own_target(context, now)
         pending = pending_now(
-            duckdb,
-            sync_state,
-            None,
-            settings,
-            now,
-            rebuild=True,
-            log=context.log,
-            credentials=chaser.target().credentials,
+            duckdb, sync_state, target, settings, now, rebuild=True, log=context.log
         )
         return lag_result(pending, now, config)
 
@@ -176,7 +174,7 @@ def drift_sample_check(settings: Settings) -> dg.AssetChecksDefinition:
         with duckdb_connection(duckdb) as con:  # a fresh disk: build what it compares with
             ensure_run_local_ledger(context.log, con, settings)
         with chaser_session(chaser, duckdb, sync_state) as session:
-            target = session.target = session.state.last_target(session.credentials)
+            target = session.own_target(context, utc_now())
             for name in config.objects:
                 samples.append(
                     sample_drift(

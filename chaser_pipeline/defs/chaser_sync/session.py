@@ -105,6 +105,16 @@ class ChaserSession:
         self.target = target
         return target
 
+    def own_target(self, context: dg.OpExecutionContext, now: datetime) -> Target:
+        """The organisation this pipeline's credentials reach, as a sync last noted it (no
+        request), else asked of Chaser once (`open_target`): other pipelines sharing the state
+        send to organisations of their own, so none of theirs is ever guessed."""
+        known = self.state.target_for(self.credentials)
+        if known is None:
+            return self.open_target(context, now)
+        self.target = known
+        return known
+
 
 @contextlib.contextmanager
 def chaser_session(
@@ -122,8 +132,9 @@ def chaser_session(
     429 to an earlier step or run), rather than bursting into 429s again at every step."""
     with duckdb_connection(duckdb) as con, contextlib.ExitStack() as stack:
         state = sync_state.open(con, duckdb.database)
-        # this pipeline's organisation, whichever another pipeline sharing the state checked
-        previous = state.last_target(chaser.target().credentials)
+        # this pipeline's organisation (whichever another pipeline sharing the state checked
+        # last), or none yet
+        previous = state.target_for(chaser.target().credentials) or Target("none", "none")
         waiver_over_at = state.waiver_over_at(previous) if initial_load else None
         target = chaser.target(initial_load=initial_load and waiver_over_at is None)
         budget = target.options.budget(recent=state.recent_requests(previous))
