@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -60,6 +61,8 @@ _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 DEFAULT_REQUEST_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# Connections in one httpx pool; a client sending more at once opens several pools.
+POOL_CONNECTIONS = 4
 
 # Called before a request whose earlier attempt may have been applied is sent again; a body it
 # returns (not None) ends the request, e.g. the record a lost create made.
@@ -172,14 +175,27 @@ class ChaserClient:
         self.backoff = Backoff(backoff_base, backoff_max)
         self.stats = ClientStats()
         widest = max(max_in_flight, initial_load_in_flight if self.budget.initial_load else 0)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            auth=httpx.BasicAuth(self._api_key.get(), self._api_secret.get()),
-            timeout=httpx.Timeout(request_timeout, connect=min(connect_timeout, request_timeout)),
-            limits=httpx.Limits(max_connections=widest, max_keepalive_connections=widest),
-            headers={"accept": "application/json"},
-            transport=transport,
-        )
+        # Connection pools of at most POOL_CONNECTIONS each, every request sent through the
+        # least busy: httpcore's pool looks at each connection it holds (expiry, a readable
+        # idle socket) for every request, which with 16 connections in one pool took about a
+        # third of the event loop's time during an initial load. A given transport (tests,
+        # fault injection) is one pool.
+        pools = 1 if transport is not None else math.ceil(widest / POOL_CONNECTIONS)
+        per_pool = math.ceil(widest / pools)
+        self._pools = [
+            httpx.AsyncClient(
+                base_url=self.base_url,
+                auth=httpx.BasicAuth(self._api_key.get(), self._api_secret.get()),
+                timeout=httpx.Timeout(
+                    request_timeout, connect=min(connect_timeout, request_timeout)
+                ),
+                limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
+                headers={"accept": "application/json"},
+                transport=transport,
+            )
+            for _ in range(pools)
+        ]
+        self._pool_load = [0] * pools
         # Every request holds `_wide`; outside initial-load mode it holds `_narrow` too.
         self._wide = asyncio.Semaphore(widest)
         self._narrow = asyncio.Semaphore(max_in_flight)
@@ -201,7 +217,8 @@ class ChaserClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
     @property
     def in_flight_limit(self) -> int:
@@ -294,12 +311,16 @@ class ChaserClient:
                 self.stats.write_requests += 1
             headers = {"content-type": "application/json"} if body is not None else None
             started = time.monotonic()
+            load = self._pool_load
+            pool = load.index(min(load))
+            load[pool] += 1
             try:
                 async with asyncio.timeout(self._attempt_timeout()):
-                    response = await self._http.request(
+                    response = await self._pools[pool].request(
                         method, path, params=params, content=body, headers=headers
                     )
             finally:
+                load[pool] -= 1
                 self.budget.release()
             log.debug(
                 "%s -> %s in %.0f ms",
