@@ -4,7 +4,6 @@ what was held back or refused, make demo data, serve the Chaser emulator."""
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import sys
 import warnings
@@ -49,10 +48,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
     print(f"  Chaser: {settings.api_url or 'built-in emulator (no CHASER_API_KEY set)'}")
     # the quiet check stands in for a plain sync only; any option asks for the jobs
     plain = not (args.dry_run or args.full_refresh or args.confirm_mass_change or args.always_run)
-    with open(home / "chaser-pipeline-sync.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    from chaser_pipeline.defs.automation.runs import sync_lock
+
+    with sync_lock(home) as held:
+        if not held:
             print(
                 f"chaser-pipeline: another `chaser-pipeline sync` is running on {home}",
                 file=sys.stderr,

@@ -22,6 +22,7 @@ from chaser_pipeline.defs.automation.jobs import (
     MONTHLY_ASSETS,
     MONTHLY_JOB,
 )
+from chaser_pipeline.defs.automation.runs import recover_abandoned_runs
 from chaser_pipeline.defs.automation.sensors import HEADLESS_TAG
 from chaser_pipeline.defs.chaser_sync.checks import PENDING_ASSET
 from chaser_pipeline.defs.chaser_sync.months import MONTH_FIELDS
@@ -117,27 +118,6 @@ def describe(summary: SyncSummary) -> str:
             f" (dry run: would create {summary.planned_create}, update {summary.planned_update})"
         )
     return line
-
-
-def recover_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Mark runs left STARTED by a killed `chaser-pipeline sync` as failed and free their slots.
-
-    Call only while holding the headless lock: then no other headless sync is alive, so any of
-    its runs still marked as running was abandoned. Without this, a killed run would keep its
-    `chaser_api` pool slot forever and the next sync would wait for it.
-    """
-    abandoned = instance.get_runs(
-        filters=dg.RunsFilter(
-            tags={HEADLESS_TAG: "true"},
-            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
-        )
-    )
-    for dagster_run in abandoned:
-        instance.report_run_failed(
-            dagster_run, message="Abandoned: the chaser-pipeline sync that started it was killed."
-        )
-        instance.event_log_storage.free_concurrency_slots_for_run(dagster_run.run_id)
-    return [r.run_id for r in abandoned]
 
 
 def run_sync(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -13,6 +14,7 @@ import pytest
 
 from chaser_pipeline.definitions import defs as load_defs
 from chaser_pipeline.defs.automation.jobs import MONTHLY_ASSETS
+from chaser_pipeline.defs.automation.runs import sync_lock
 from chaser_pipeline.defs.automation.sensors import HEADLESS_TAG
 from chaser_pipeline.defs.chaser_sync.assets import CHASER_API_POOL
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
@@ -344,3 +346,38 @@ def test_data_lag_check_fails_when_the_ledger_moved_and_chaser_did_not(pipeline)
     run_month(p, month)
     synced = lag_check(p, "2026-11-21T16:00:00")
     assert synced.passed, synced.description
+
+
+def test_the_daily_sync_waits_for_the_pipelines_assets_materialized_from_the_asset_graph():
+    """A first load or backfill launched from the UI's asset graph runs as `__ASSET_JOB`: the
+    daily sync's tick waits for it as for a run of its own jobs."""
+    defs = load_defs()
+    schedule = defs.resolve_schedule_def("chaser_daily_sync")
+    asset_job = defs.resolve_implicit_global_asset_job_def()
+    with dg.instance_for_test() as instance:
+        run = instance.create_run_for_job(
+            asset_job, asset_selection=frozenset({dg.AssetKey("sync_chaser_invoices")})
+        )
+        data = schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
+        assert not data.run_requests
+        assert f"Run {run.run_id} of __ASSET_JOB has not finished" in data.skip_message
+
+
+def test_a_killed_syncs_runs_hold_no_tick_up_and_a_live_syncs_do():
+    """`chaser-pipeline sync` runs the jobs in its own process while it holds the sync lock of
+    the Dagster home. Its runs hold the daily tick up while it lives; once it was killed, the
+    tick marks its abandoned runs failed (their pool slots freed) and runs."""
+    defs = load_defs()
+    schedule = defs.resolve_schedule_def("chaser_daily_sync")
+    with dg.instance_for_test() as instance:
+        run = instance.create_run_for_job(
+            defs.resolve_job_def("chaser_incremental_sync"), tags={HEADLESS_TAG: "true"}
+        )
+        with sync_lock(Path(instance.root_directory)) as held:  # the sync is alive
+            assert held
+            data = schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
+            assert not data.run_requests
+            assert run.run_id in data.skip_message
+        data = schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
+        assert len(data.run_requests) == 1
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE

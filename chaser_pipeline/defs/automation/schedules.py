@@ -13,29 +13,28 @@ from chaser_pipeline.defs.automation.jobs import (
     DATA_LAG_JOB,
     DRIFT_JOB,
     INCREMENTAL_JOB,
+    MONTHLY_ASSETS,
     MONTHLY_JOB,
 )
+from chaser_pipeline.defs.automation.runs import unfinished_work
+from chaser_pipeline.defs.chaser_sync.checks import PENDING_ASSET
+from chaser_pipeline.ledger.contract import LEDGER_TABLES
+from chaser_pipeline.models.project import whole_history_models
+from chaser_pipeline.paths import models_dir
 from chaser_pipeline.settings import ConfigError, Settings
-
-# Runs that may still start, or hold what they need
-UNFINISHED = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
+from chaser_pipeline.sync.objects import CHASER_OBJECTS
 
 
-def unfinished_run(instance: dg.DagsterInstance, jobs: tuple[str, ...]) -> dg.RunRecord | None:
-    """The newest run of any of `jobs` that has not finished, if any."""
-    for job in jobs:
-        records = instance.get_run_records(
-            dg.RunsFilter(job_name=job, statuses=UNFINISHED), limit=1
-        )
-        if records:
-            return records[0]
-    return None
+def _pipeline_assets() -> frozenset[dg.AssetKey]:
+    """Every asset the daily sync's and the monthly sync's runs materialize."""
+    names = {
+        *MONTHLY_ASSETS,
+        *whole_history_models(models_dir()),
+        *(o.sync_asset for o in CHASER_OBJECTS.values()),
+        *(f"ledger_{t.name}" for t in LEDGER_TABLES.values()),
+        PENDING_ASSET,
+    }
+    return frozenset(dg.AssetKey(n) for n in names)
 
 
 def _schedule(
@@ -46,14 +45,13 @@ def _schedule(
     settings: Settings,
     description: str,
     waits_for: tuple[str, ...],
+    assets: frozenset[dg.AssetKey] = frozenset(),
 ) -> dg.ScheduleDefinition:
     def evaluate(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        record = unfinished_run(context.instance, waits_for)
-        if record is not None:
-            run = record.dagster_run
+        busy = unfinished_work(context.instance, waits_for, assets)
+        if busy is not None:
             return dg.SkipReason(
-                f"Run {run.run_id} of {run.job_name} has not finished ({run.status.value}); "
-                f"this tick of {name} is skipped, the next one after it finishes runs."
+                f"{busy}; this tick of {name} is skipped, the next one after it finishes runs."
             )
         return dg.RunRequest()
 
@@ -82,8 +80,9 @@ def schedules(settings: Settings) -> list[dg.ScheduleDefinition]:
             "CHASER_SYNC_CRON",
             settings,
             "Daily: land ledger changes, rebuild models, sync customers; changed months follow. "
-            "Skipped while an incremental or monthly run has not finished.",
+            "Skipped while a run or backfill of the pipeline's assets has not finished.",
             (INCREMENTAL_JOB, MONTHLY_JOB),
+            _pipeline_assets(),
         ),
         _schedule(
             "chaser_data_lag_check",
