@@ -181,7 +181,9 @@ class ChaserClient:
         # third of the event loop's time during an initial load. A given transport (tests,
         # fault injection) is one pool.
         pools = 1 if transport is not None else math.ceil(widest / POOL_CONNECTIONS)
-        per_pool = math.ceil(widest / pools)
+        # sizes differing by at most one, adding up to `widest`, the larger first: the least
+        # busy pool (the first of equals) then never holds more requests than its size
+        sizes = [widest // pools + (1 if i < widest % pools else 0) for i in range(pools)]
         self._pools = [
             httpx.AsyncClient(
                 base_url=self.base_url,
@@ -189,11 +191,11 @@ class ChaserClient:
                 timeout=httpx.Timeout(
                     request_timeout, connect=min(connect_timeout, request_timeout)
                 ),
-                limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
+                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
                 headers={"accept": "application/json"},
                 transport=transport,
             )
-            for _ in range(pools)
+            for size in sizes
         ]
         self._pool_load = [0] * pools
         # Every request holds `_wide`; outside initial-load mode it holds `_narrow` too.
@@ -217,8 +219,9 @@ class ChaserClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
+        async with contextlib.AsyncExitStack() as stack:  # every pool, whatever one raises
+            for pool in self._pools:
+                stack.push_async_callback(pool.aclose)
 
     @property
     def in_flight_limit(self) -> int:

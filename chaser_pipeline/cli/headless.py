@@ -22,7 +22,7 @@ from chaser_pipeline.defs.automation.jobs import (
     MONTHLY_ASSETS,
     MONTHLY_JOB,
 )
-from chaser_pipeline.defs.automation.runs import recover_abandoned_runs
+from chaser_pipeline.defs.automation.runs import HOST_TAG, recover_abandoned_runs, this_host
 from chaser_pipeline.defs.automation.sensors import HEADLESS_TAG
 from chaser_pipeline.defs.chaser_sync.checks import PENDING_ASSET
 from chaser_pipeline.defs.chaser_sync.months import MONTH_FIELDS
@@ -194,7 +194,7 @@ class _Runner:
         return self.defs.resolve_job_def(job).execute_in_process(
             instance=self.instance,
             run_config=run_config,
-            tags={HEADLESS_TAG: "true", **tags},
+            tags={HEADLESS_TAG: "true", HOST_TAG: this_host(), **tags},
             raise_on_error=False,
         )
 

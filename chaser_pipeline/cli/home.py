@@ -9,8 +9,8 @@ from pathlib import Path
 from chaser_pipeline.paths import data_dir
 
 # Every run that calls the Chaser API shares one pool slot: overlapping runs stay in budget.
-# Run monitoring marks a run whose worker died as failed: the schedules skip their tick while a
-# run they would collide with has not finished, so a dead one must not look alive.
+# Run monitoring marks a run that never started as failed (a run whose worker died too, where the
+# run launcher can tell: not Dagster's default one, see defs/automation/runs.py).
 DAGSTER_YAML = "concurrency:\n  pools:\n    default_limit: 1\nrun_monitoring:\n  enabled: true\n"
 
 WORKSPACE_YAML = """\

@@ -252,7 +252,8 @@ class PostgresState(SyncState):
             (new,) = cur.fetchone()
             if credentials is not None:
                 cur.execute(
-                    f"""insert into {CREDENTIALS_TABLE} values ($1, $2, $3)
+                    f"""insert into {CREDENTIALS_TABLE} (credentials, target, last_reached_at)
+                    values ($1, $2, $3)
                     on conflict (credentials) do update set target = excluded.target,
                         last_reached_at = excluded.last_reached_at""",
                     [credentials, target.key, now],

@@ -616,7 +616,8 @@ def _record_target_duckdb(
         if credentials is not None:
             con.execute(f"delete from {CREDENTIALS_TABLE} where credentials = $1", [credentials])
             con.execute(
-                f"insert into {CREDENTIALS_TABLE} values ($1, $2, $3)",
+                f"insert into {CREDENTIALS_TABLE} (credentials, target, last_reached_at) "
+                "values ($1, $2, $3)",
                 [credentials, target.key, now],
             )
     return not known

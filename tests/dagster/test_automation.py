@@ -4,6 +4,7 @@ the ledger moved and Chaser did not, and API calls share a pool."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from chaser_pipeline.definitions import defs as load_defs
 from chaser_pipeline.defs.automation.jobs import MONTHLY_ASSETS
-from chaser_pipeline.defs.automation.runs import sync_lock
+from chaser_pipeline.defs.automation.runs import HOST_TAG, sync_lock
 from chaser_pipeline.defs.automation.sensors import HEADLESS_TAG
 from chaser_pipeline.defs.chaser_sync.assets import CHASER_API_POOL
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
@@ -363,21 +364,33 @@ def test_the_daily_sync_waits_for_the_pipelines_assets_materialized_from_the_ass
         assert f"Run {run.run_id} of __ASSET_JOB has not finished" in data.skip_message
 
 
-def test_a_killed_syncs_runs_hold_no_tick_up_and_a_live_syncs_do():
+def test_a_killed_syncs_runs_hold_no_tick_up_and_a_live_syncs_do(tmp_path, monkeypatch):
     """`chaser-pipeline sync` runs the jobs in its own process while it holds the sync lock of
-    the Dagster home. Its runs hold the daily tick up while it lives; once it was killed, the
-    tick marks its abandoned runs failed (their pool slots freed) and runs."""
+    its Dagster home. Its runs hold the daily tick up while it lives; once it was killed, the
+    tick marks its abandoned runs failed (their pool slots freed) and runs. A headless run of
+    another host (a shared run storage) is never taken for this host's."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     defs = load_defs()
     schedule = defs.resolve_schedule_def("chaser_daily_sync")
+    job = defs.resolve_job_def("chaser_incremental_sync")
     with dg.instance_for_test() as instance:
-        run = instance.create_run_for_job(
-            defs.resolve_job_def("chaser_incremental_sync"), tags={HEADLESS_TAG: "true"}
-        )
-        with sync_lock(Path(instance.root_directory)) as held:  # the sync is alive
+
+        def tick() -> dg.ScheduleExecutionData:
+            return schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
+
+        run = instance.create_run_for_job(job, tags={HEADLESS_TAG: "true"})
+        # the home `chaser-pipeline sync` locks: DAGSTER_HOME
+        with sync_lock(Path(os.environ["DAGSTER_HOME"])) as held:  # the sync is alive
             assert held
-            data = schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
+            data = tick()
             assert not data.run_requests
             assert run.run_id in data.skip_message
-        data = schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
-        assert len(data.run_requests) == 1
+        assert len(tick().run_requests) == 1
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+
+        elsewhere = instance.create_run_for_job(
+            job, tags={HEADLESS_TAG: "true", HOST_TAG: "another-host"}
+        )
+        data = tick()
+        assert not data.run_requests
+        assert elsewhere.run_id in data.skip_message

@@ -456,7 +456,7 @@ def sync_log_spec() -> dg.AssetSpec:
 def pending_now(
     duckdb: DuckDBResource,
     sync_state: SyncStateResource,
-    target: Target | None,
+    target: Target,
     settings: Settings,
     now: datetime,
     options: SyncOptions | None = None,
@@ -464,7 +464,7 @@ def pending_now(
     rebuild: bool = False,
     log: dg.DagsterLogManager | None = None,
 ) -> Pending:
-    """What `target` (default: the one last checked) does not hold as the ledger says, planned
+    """What `target` does not hold as the ledger says, planned
     over the whole history now (or as last planned, when nothing it depends on changed since).
     `rebuild`: a run outside the incremental job (the data-lag check) lands the ledger and
     builds the whole-history models first when this DuckDB never landed one (a fresh disk)."""
@@ -474,7 +474,7 @@ def pending_now(
         state = sync_state.open(con, duckdb.database)
         pending, _ = cached_pending(
             state,
-            target or state.last_target(),
+            target,
             models_dir(),
             history_start=settings.history_start_date,
             now=now,
