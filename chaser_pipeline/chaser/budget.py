@@ -171,6 +171,34 @@ class RequestBudget:
             self._paused_until = max(self._paused_until, until)
             return self._paused_until - now
 
+    def absorb(
+        self,
+        answered: Iterable[float],
+        stats: BudgetStats,
+        *,
+        fell_back_at: float | None,
+        paused_until: float,
+    ) -> None:
+        """Take in what a budget in another process spent on this one's behalf (see
+        `chaser.send_process`): the times of its requests, its counts, the end of the waiver it
+        met (if it did) and a pause Chaser asked for."""
+        with self._lock:
+            merged = sorted([*self._answered, *answered])
+            self._answered = deque(merged)
+            self._prune(self._clock())
+            self.stats.requests += stats.requests
+            self.stats.rate_limited += stats.rate_limited
+            self.stats.waited_seconds += stats.waited_seconds
+            if fell_back_at is not None and self._initial_load:
+                self._initial_load = False
+                self.fell_back_at = fell_back_at
+            self._paused_until = max(self._paused_until, paused_until)
+
+    def handover(self) -> dict[str, float | None]:
+        """What `absorb` takes, from this budget (the one in the other process)."""
+        with self._lock:
+            return {"fell_back_at": self.fell_back_at, "paused_until": self._paused_until}
+
     def _gate(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
         with self._lock:

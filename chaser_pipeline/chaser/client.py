@@ -174,6 +174,20 @@ class ChaserClient:
         self.max_rate_limited_waits = max_rate_limited_waits
         self.backoff = Backoff(backoff_base, backoff_max)
         self.stats = ClientStats()
+        # what a client in another process needs to send as this one does (`process_config`)
+        self._settings = {
+            "max_in_flight": max_in_flight,
+            "initial_load_in_flight": initial_load_in_flight,
+            "request_timeout": request_timeout,
+            "connect_timeout": connect_timeout,
+            "deadline": deadline,
+            "max_retries": max_retries,
+            "max_unanswered": max_unanswered,
+            "max_rate_limited_waits": max_rate_limited_waits,
+            "backoff_base": backoff_base,
+            "backoff_max": backoff_max,
+        }
+        self._own_transport = transport is None
         widest = max(max_in_flight, initial_load_in_flight if self.budget.initial_load else 0)
         # Connection pools of at most POOL_CONNECTIONS each, every request sent through the
         # least busy: httpcore's pool looks at each connection it holds (expiry, a readable
@@ -184,6 +198,8 @@ class ChaserClient:
         # sizes differing by at most one, adding up to `widest`, the larger first: the least
         # busy pool (the first of equals) then never holds more requests than its size
         sizes = [widest // pools + (1 if i < widest % pools else 0) for i in range(pools)]
+        # one TLS context for every pool (each would build its own, about 20 ms apiece)
+        tls = httpx.create_ssl_context() if transport is None else True
         self._pools = [
             httpx.AsyncClient(
                 base_url=self.base_url,
@@ -193,6 +209,7 @@ class ChaserClient:
                 ),
                 limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
                 headers={"accept": "application/json"},
+                verify=tls,
                 transport=transport,
             )
             for size in sizes
@@ -222,6 +239,36 @@ class ChaserClient:
         async with contextlib.AsyncExitStack() as stack:  # every pool, whatever one raises
             for pool in self._pools:
                 stack.push_async_callback(pool.aclose)
+
+    def process_config(self) -> dict[str, Any] | None:
+        """The arguments of a client that sends as this one does (its budget aside), for a
+        process of its own (`chaser.send_process`); None when this client was given a transport,
+        which another process cannot share. Holds the credentials: hand it over a pipe only,
+        never on a command line or in a log."""
+        if not self._own_transport:
+            return None
+        return {
+            "base_url": self.base_url,
+            "api_key": self._api_key.get(),
+            "api_secret": self._api_secret.get(),
+            **self._settings,
+        }
+
+    def add_stats(self, other: ClientStats) -> None:
+        """Count what a client sending on this one's behalf (another process) did."""
+        stats = self.stats
+        for name in (
+            "requests",
+            "write_requests",
+            "retries",
+            "rate_limited",
+            "server_errors",
+            "transport_errors",
+            "timeouts",
+            "budget_wait_seconds",
+        ):
+            setattr(stats, name, getattr(stats, name) + getattr(other, name))
+        stats.by_status.update(other.by_status)
 
     @property
     def in_flight_limit(self) -> int:

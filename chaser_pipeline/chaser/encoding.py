@@ -96,10 +96,26 @@ class EncodedEntries(Sequence[RawJSON]):
     per entry; `entry(i)` builds entry i (its text and key) only when the client must tell
     entries apart, i.e. when Chaser refuses some of them."""
 
-    def __init__(self, array: str, size: int, entry: Callable[[int], RawJSON]) -> None:
+    def __init__(
+        self,
+        array: str,
+        size: int,
+        entry: Callable[[int], RawJSON],
+        lengths: Callable[[], tuple[list[int], list[str | None]]] | None = None,
+    ) -> None:
         self.array = RawJSON(array)
         self._size = size
         self._entry = entry
+        self._lengths = lengths
+
+    def lengths(self) -> tuple[list[int], list[str | None]]:
+        """Every entry's length in `array` (characters; the entries are joined by ",") and its
+        key: what another process needs to tell the entries apart. Made at once where the
+        entries come from a column."""
+        if self._lengths is not None:
+            return self._lengths()
+        entries = [self._entry(i) for i in range(self._size)]
+        return [len(e) for e in entries], [e.key for e in entries]
 
     def __len__(self) -> int:
         return self._size

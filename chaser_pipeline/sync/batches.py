@@ -132,13 +132,23 @@ def _chunk(
     batches = []
     for start, end, array in zip(starts, ends, arrays.to_pylist(), strict=True):
         batch = rows.slice(start, end - start)
-        entries = EncodedEntries(f"[{array}]", batch.num_rows, functools.partial(_entry, batch))
+        entries = EncodedEntries(
+            f"[{array}]",
+            batch.num_rows,
+            functools.partial(_entry, batch),
+            functools.partial(_lengths, batch),
+        )
         batches.append(Batch(batch, entries, batch["sync_route"][0].as_py()))
     return batches
 
 
 def _entry(rows: pa.Table, index: int) -> RawJSON:
     return RawJSON(rows["sync_payload"][index].as_py(), rows["sync_key"][index].as_py())
+
+
+def _lengths(rows: pa.Table) -> tuple[list[int], list[str | None]]:
+    lengths = pc.utf8_length(rows["sync_payload"]).to_pylist()  # characters, as str slices
+    return lengths, rows["sync_key"].to_pylist()
 
 
 def settled_part(batch: Batch, outcome: BulkOutcome) -> tuple[Batch, BulkOutcome]:

@@ -10,7 +10,9 @@ by key).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import date, datetime
@@ -20,6 +22,7 @@ import duckdb
 from chaser_pipeline.chaser.client import ChaserClient, display_url
 from chaser_pipeline.chaser.encoding import dumps, encode_payload
 from chaser_pipeline.chaser.errors import ChaserError
+from chaser_pipeline.chaser.send_process import SendProcess, sends_from_process
 from chaser_pipeline.db import WHOLE_HISTORY, utc_now
 from chaser_pipeline.sync.journal import log_held_back, record_gone
 from chaser_pipeline.sync.objects import ChaserObject
@@ -36,6 +39,8 @@ from chaser_pipeline.sync.plan import (
 from chaser_pipeline.sync.report import SyncReport
 from chaser_pipeline.sync.sender import Sender
 from chaser_pipeline.sync.state import STATE_TABLE, WITHDRAWN_HASH_PREFIX, SyncState, Target
+
+log = logging.getLogger(__name__)
 
 
 class MassChangeError(RuntimeError):
@@ -124,26 +129,42 @@ def sync_object(
                     report.planned["update"] += added
                     report.withdrawals += added
 
-                def sender() -> Sender:
-                    return Sender(
-                        state,
-                        target,
-                        client,
-                        chaser_object,
-                        report,
-                        run_id=run_id,
-                        clock=clock,
-                        on_progress=on_progress,
-                    )
-
                 try:
-                    if report.planned["archive"]:
-                        # archives under the parents rows left, answered and recorded before
-                        # any row is sent under its new parent (see plan._plan_left_routes)
-                        await sender().send(columns, ("archive",))
-                        state.refresh(target)  # the working copy of a PostgreSQL state too
-                        report.deferred = defer_unarchived_moves(con, chaser_object, target)
-                    await sender().send(columns)
+                    async with contextlib.AsyncExitStack() as stack:
+                        endpoint = None
+                        minimum = options.send_process_min_requests
+                        if minimum and sends_from_process(client, report.planned_requests, minimum):
+                            # the waiver's first load: HTTP in a process of its own, so the
+                            # journal and the plan's reads take none of its CPU
+                            sending = await stack.enter_async_context(SendProcess(client))
+                            endpoint = sending.endpoint(chaser_object.name)
+                            log.info(
+                                "Initial load: %s sent from a process of its own (pid %d)",
+                                chaser_object.name,
+                                sending.pid,
+                            )
+
+                        def sender() -> Sender:
+                            return Sender(
+                                state,
+                                target,
+                                client,
+                                chaser_object,
+                                report,
+                                run_id=run_id,
+                                clock=clock,
+                                on_progress=on_progress,
+                                endpoint=endpoint,
+                            )
+
+                        if report.planned["archive"]:
+                            # archives under the parents rows left, answered and recorded
+                            # before any row is sent under its new parent (see
+                            # plan._plan_left_routes)
+                            await sender().send(columns, ("archive",))
+                            state.refresh(target)  # the working copy of a PostgreSQL state too
+                            report.deferred = defer_unarchived_moves(con, chaser_object, target)
+                        await sender().send(columns)
                 finally:
                     report.requests = client.stats.write_requests
                     report.all_requests = client.stats.requests

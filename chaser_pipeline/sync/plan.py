@@ -36,6 +36,9 @@ class SyncOptions:
     skip_invisible_unsent: bool = True
     skip_paid_older_than_days: int | None = 183
     sample_size: int = 3
+    # An initial load (the waiver: no pacing) of at least this many write requests of one
+    # object is sent from a process of its own (chaser.send_process); 0: never.
+    send_process_min_requests: int = 20
 
 
 def _window_text(window: tuple[date, date]) -> tuple[str, str]:

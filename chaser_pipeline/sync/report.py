@@ -81,6 +81,8 @@ class SyncReport:
     rate_limited: int = 0
     budget_wait_seconds: float = 0.0
     duration_seconds: float = 0.0
+    # of which sending: from the first request to the last answer recorded (no plan, no fold)
+    send_seconds: float = 0.0
     samples: list[dict[str, Any]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (key, message), first few
     dry_run: bool = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from datetime import datetime
 from chaser_pipeline.chaser.bulk import BulkOutcome
 from chaser_pipeline.chaser.client import ChaserClient
 from chaser_pipeline.chaser.errors import ChaserError
+from chaser_pipeline.chaser.send_process import RemoteEndpoint
 from chaser_pipeline.sync.batches import Batch, planned_batches, settled_part
 from chaser_pipeline.sync.journal import record_batches
 from chaser_pipeline.sync.objects import ChaserObject
@@ -28,6 +30,10 @@ from chaser_pipeline.sync.state import StateWriter, SyncState, Target
 # Batches sent but not yet recorded in the state (in flight, or settled and waiting for the
 # commit under way): what a killed run may have to send again.
 MAX_UNRECORDED_BATCHES = 96
+# The same when a process of its own sends (chaser.send_process: an initial load, in the waiver):
+# answers then come faster than commits gathered from 96 would record them, and the batches a
+# killed run sends again spend none of a budget the waiver lifts.
+MAX_UNRECORDED_BATCHES_SENT_ELSEWHERE = 256
 # A commit costs DuckDB about the same for one batch or twenty, so once a batch settles the
 # writer lets others settle for this long and commits them together. In a first load with 16
 # requests in flight, 100 ms gathers ~30 batches a commit: the writer's commits (CPU on the
@@ -51,17 +57,20 @@ class Sender:
         run_id: str,
         clock: Callable[[], datetime],
         on_progress: Callable[[SyncReport], None] | None = None,
+        endpoint: RemoteEndpoint | None = None,
     ) -> None:
         self.state = state
         self.target = target
-        self.endpoint = client.endpoint(chaser_object.name)
+        # the client's own endpoint, or the same object's in a process sending for the client
+        self.endpoint = endpoint or client.endpoint(chaser_object.name)
         self.chaser_object = chaser_object
         self.report = report
         self.run_id = run_id
         self.clock = clock
         self.on_progress = on_progress
         # A slot per batch sent but not yet recorded.
-        self.unrecorded = asyncio.Semaphore(max(MAX_UNRECORDED_BATCHES, client.in_flight_limit * 2))
+        most = MAX_UNRECORDED_BATCHES if endpoint is None else MAX_UNRECORDED_BATCHES_SENT_ELSEWHERE
+        self.unrecorded = asyncio.Semaphore(max(most, client.in_flight_limit * 2))
         self.settled: asyncio.Queue[tuple[Batch, BulkOutcome] | None] = asyncio.Queue()
         self.failures: list[BaseException] = []
 
@@ -71,6 +80,7 @@ class Sender:
         """Send every planned row of `actions`; raise the first hard failure once what was sent
         is recorded."""
         loop = asyncio.get_running_loop()
+        started = time.monotonic()
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chaser-sync-state")
         # one state writer per thread: answers on the writer thread, attempted keys on the reader
         answers, attempts = self.state.writer(), self.state.writer()
@@ -102,11 +112,15 @@ class Sender:
             # confirmed, so nothing it holds is forgotten.
             if sending:
                 await asyncio.wait(sending)
+                for task in sending:  # seen here; the first hard failure is raised below
+                    if not task.cancelled():
+                        task.exception()
             self.settled.put_nowait(None)
             await recorder
             writer.shutdown(wait=True)
             answers.close()
             attempts.close()
+            self.report.send_seconds += time.monotonic() - started
             self.state.fold()
         if self.failures:
             raise self.failures[0]

@@ -1,0 +1,413 @@
+"""Bulk upserts sent from a process of their own during an initial load.
+
+In an organisation's first-24-hours waiver the budget paces nothing, and a first load is bound by
+CPU: the event loop keeping 16 requests in flight shares two cores, and the GIL, with the threads
+that read the plan from DuckDB and commit Chaser's answers. `SendProcess` moves the HTTP work
+into a child process: a `ChaserClient` built from the parent's (`ChaserClient.process_config`),
+with its retries, its in-flight bounds and a budget that starts where the parent's stands. The
+parent hands it encoded batches over a pipe and gets each batch's outcome back: a `BulkOutcome`,
+or the `ChaserError` with what was settled before it, as the parent's own client would return or
+raise them. The parent keeps the plan, the journal and the fold.
+
+Nothing is lost when either side dies. The keys of a batch are committed as attempted before the
+batch is handed over (`sync.batches`); a batch Chaser answered that the parent did not record is
+sent again by the next run, as after any killed run (bulk upsert is idempotent by key). The child
+ends when its pipe closes. At the end the child's counts, request times and a waiver Chaser ended
+(a 429) are added to the parent's client and budget, so the budget carried to the next run and
+the run's metadata hold them; log records of the child are logged again in the parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import logging
+import socket
+import subprocess
+import sys
+import threading
+from collections import Counter
+from multiprocessing.connection import Connection
+from typing import Any
+
+from chaser_pipeline.chaser import errors
+from chaser_pipeline.chaser.budget import BudgetStats, RequestBudget
+from chaser_pipeline.chaser.bulk import BulkOutcome, EntryFailure
+from chaser_pipeline.chaser.client import ChaserClient, ClientStats
+from chaser_pipeline.chaser.encoding import EncodedEntries, RawJSON
+
+log = logging.getLogger(__name__)
+
+# Seconds the parent waits for the child to finish and report once the last batch is answered.
+CLOSE_SECONDS = 30.0
+# Seconds a child asked to stop (terminate) is given before it is killed.
+TERMINATE_SECONDS = 5.0
+
+
+def sends_from_process(client: ChaserClient, requests: int, minimum: int) -> bool:
+    """Whether `requests` write requests are worth a process of their own: only while the budget
+    paces nothing (an initial load in the waiver), for at least `minimum` requests, and when the
+    client makes its own connections (a given transport cannot cross processes)."""
+    return (
+        requests >= max(1, minimum)
+        and client.budget.initial_load
+        and client.process_config() is not None
+    )
+
+
+class SendProcess:
+    """A child process sending bulk upserts for `client`; `async with SendProcess(client) as
+    sending:` then `sending.endpoint("invoices").bulk_upsert(entries)`."""
+
+    def __init__(self, client: ChaserClient) -> None:
+        config = client.process_config()
+        if config is None:
+            raise ValueError("a client given a transport cannot send from another process")
+        self._client = client
+        self._config = config
+        self._ids = itertools.count()
+        self._waiting: dict[int, tuple[asyncio.Future, list[str | None]]] = {}
+        self._process: subprocess.Popen | None = None
+        self._conn: Connection | None = None
+        self._ended: str | None = None  # why the child can take no more batches
+        self._closing = False  # the parent closed the pipe itself
+
+    async def __aenter__(self) -> SendProcess:
+        loop = asyncio.get_running_loop()
+        self._closed: asyncio.Future = loop.create_future()
+        self._loop = loop
+        budget = self._client.budget
+        self._handed = budget.recent()
+        # A new interpreter (`python -m` this module), not a fork (which would copy DuckDB's
+        # threads) nor multiprocessing's spawn (which imports the caller's main module again):
+        # one end of a socket pair is its pipe; the credentials go over it, never in argv.
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
+        self._conn = Connection(ours.detach())
+        self._conn.send(
+            (
+                self._config,
+                {
+                    "requests_per_minute": budget.requests_per_minute,
+                    "window_seconds": budget.window_seconds,
+                    "recent": self._handed,
+                },
+                logging.getLogger("chaser_pipeline").getEffectiveLevel(),
+            )
+        )
+        self._receiver = threading.Thread(
+            target=self._receive, name="chaser-send-receive", daemon=True
+        )
+        self._receiver.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        process = self._process
+        assert process is not None and self._conn is not None
+        try:
+            if exc_type is None or issubclass(exc_type, Exception):
+                # every batch handed over was answered (the sender waits for them): let the
+                # child report, so its requests count and its waiver news reach the parent
+                with contextlib.suppress(OSError):
+                    self._conn.send(("close",))
+                try:
+                    async with asyncio.timeout(CLOSE_SECONDS):
+                        report = await asyncio.shield(self._closed)
+                except (TimeoutError, errors.ChaserError) as exc:
+                    log.warning("The process sending to Chaser did not report its counts: %s", exc)
+                else:
+                    self._absorb(report)
+        finally:
+            if process.poll() is None and not self._closed.done():
+                # not asked to close (cancelled, interrupted): its pipe closing stops it
+                self._closing = True
+                self._conn.close()
+            await asyncio.to_thread(_stop, process)
+            self._closing = True
+            self._conn.close()
+            if self._closed.done() and not self._closed.cancelled():
+                self._closed.exception()  # seen (logged above, or moot after a cancel)
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def endpoint(self, object_name: str) -> RemoteEndpoint:
+        self._client.endpoint(object_name)  # an unknown object fails here, in the parent
+        return RemoteEndpoint(self, object_name)
+
+    async def bulk_upsert(
+        self, object_name: str, route: Any, entries: EncodedEntries
+    ) -> BulkOutcome:
+        lengths, keys = entries.lengths()
+        if self._ended is not None:
+            raise errors.TransportError(self._ended)
+        number = next(self._ids)
+        future = self._loop.create_future()
+        self._waiting[number] = (future, keys)
+        try:
+            assert self._conn is not None
+            self._conn.send(("bulk", number, object_name, route, str(entries.array), lengths, keys))
+            return await future
+        except OSError:
+            raise errors.TransportError(self._why_ended()) from None
+        finally:
+            self._waiting.pop(number, None)
+
+    def _receive(self) -> None:
+        """The receiving thread: hands every message to the event loop."""
+        assert self._conn is not None
+        try:
+            while True:
+                message = self._conn.recv()
+                self._loop.call_soon_threadsafe(self._deliver, message)
+                if message[0] == "closed":
+                    return
+        except (EOFError, OSError):
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(self._gone)
+
+    def _deliver(self, message: tuple) -> None:
+        kind = message[0]
+        if kind == "log":
+            _, level, name, text = message
+            logging.getLogger(name).log(level, "%s", text)
+        elif kind == "closed":
+            if not self._closed.done():
+                self._closed.set_result(message[1])
+        else:
+            _, number, answer = message
+            future, keys = self._waiting.get(number, (None, []))
+            if future is None or future.done():
+                return
+            if kind == "done":
+                future.set_result(_outcome(answer, keys))
+            elif kind == "error":
+                future.set_exception(_error(answer, keys))
+            else:
+                future.set_exception(
+                    RuntimeError(f"the process sending to Chaser failed on a batch: {answer}")
+                )
+
+    def _gone(self) -> None:
+        """The pipe closed: the child ended. Every batch still waiting fails."""
+        if self._closing:
+            return
+        why = self._why_ended()
+        for future, _ in list(self._waiting.values()):
+            if not future.done():
+                future.set_exception(errors.TransportError(why))
+        if not self._closed.done():
+            self._closed.set_exception(errors.TransportError(why))
+
+    def _why_ended(self) -> str:
+        if self._ended is None:
+            code = self._process.poll() if self._process is not None else None
+            self._ended = (
+                "the process sending to Chaser ended before answering every batch"
+                + (f" (exit code {code})" if code is not None else "")
+                + "; what it sent but did not report is sent again by the next run"
+            )
+        return self._ended
+
+    def _absorb(self, report: dict[str, Any]) -> None:
+        client = dict(report["client"])
+        client["by_status"] = Counter(client["by_status"])
+        self._client.add_stats(ClientStats(**client))
+        handed = set(self._handed)
+        self._client.budget.absorb(
+            [t for t in report["recent"] if t not in handed],
+            BudgetStats(**report["budget"]),
+            fell_back_at=report["fell_back_at"],
+            paused_until=report["paused_until"],
+        )
+
+
+class RemoteEndpoint:
+    """One object's bulk upserts, sent by a `SendProcess`: called as the client's endpoint is,
+    `bulk_upsert(entries)`, or `bulk_upsert(customer_external_id, entries)` for contact persons."""
+
+    def __init__(self, sending: SendProcess, object_name: str) -> None:
+        self._sending = sending
+        self.object_name = object_name
+
+    async def bulk_upsert(self, *args: Any) -> BulkOutcome:
+        *route, entries = args
+        if not isinstance(entries, EncodedEntries):
+            raise TypeError("a process of its own sends encoded entries (EncodedEntries) only")
+        return await self._sending.bulk_upsert(
+            self.object_name, route[0] if route else None, entries
+        )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(CLOSE_SECONDS)
+        return
+    process.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(TERMINATE_SECONDS)
+        return
+    process.kill()
+    process.wait()
+
+
+def _outcome(answer: tuple, keys: list[str | None]) -> BulkOutcome:
+    accepted, chaser_ids, failed, requests = answer
+    return BulkOutcome(
+        failed=[EntryFailure(*f) for f in failed],
+        accepted=accepted,
+        chaser_ids=chaser_ids,
+        requests=requests,
+        key_of=lambda index: keys[index],
+    )
+
+
+def _error(answer: tuple, keys: list[str | None]) -> errors.ChaserError:
+    name, message, method, path, status, body, settled = answer
+    kind = getattr(errors, name, None)
+    if not (isinstance(kind, type) and issubclass(kind, errors.ChaserError)):
+        kind = errors.ChaserError
+    error = kind(message, method=method, path=path, status=status, body=body)
+    if settled is not None:
+        error.settled = _outcome(settled, keys)
+    return error
+
+
+# The child.
+
+
+def serve(conn: Connection) -> None:
+    """The child process: take the client's settings, then send each batch the parent hands
+    over until it says close (or its pipe closes), then report what was spent."""
+    try:
+        config, budget, log_level = conn.recv()
+    except (EOFError, OSError):
+        return
+    lock = threading.Lock()
+
+    def send(message: tuple) -> None:
+        with lock, contextlib.suppress(OSError):
+            conn.send(message)
+
+    handler = _Forward(send)
+    root = logging.getLogger("chaser_pipeline")
+    root.addHandler(handler)
+    root.setLevel(log_level)
+    root.propagate = False
+    try:
+        asyncio.run(_serve(conn, send, config, budget))
+    finally:
+        conn.close()
+
+
+async def _serve(
+    conn: Connection, send: Any, config: dict[str, Any], handed: dict[str, Any]
+) -> None:
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[tuple | None] = asyncio.Queue()
+
+    def receive() -> None:
+        # read by the event loop when the pipe is readable: no thread taking turns at the GIL
+        try:
+            while conn.poll():
+                message = conn.recv()
+                inbox.put_nowait(message)
+                if message[0] == "close":
+                    loop.remove_reader(conn.fileno())
+                    return
+        except (EOFError, OSError):
+            loop.remove_reader(conn.fileno())
+            inbox.put_nowait(None)
+
+    loop.add_reader(conn.fileno(), receive)
+    budget = RequestBudget(
+        handed["requests_per_minute"],
+        recent=handed["recent"],
+        initial_load=True,
+        window_seconds=handed["window_seconds"],
+    )
+    sending: set[asyncio.Task] = set()
+    async with ChaserClient(**config, budget=budget) as client:
+        while (message := await inbox.get()) is not None and message[0] == "bulk":
+            task = asyncio.create_task(_bulk(client, send, message))
+            sending.add(task)
+            task.add_done_callback(sending.discard)
+        if message is None:  # the parent is gone: nobody will record an answer
+            for task in sending:
+                task.cancel()
+            return
+        if sending:
+            await asyncio.wait(sending)
+    stats = client.stats
+    send(
+        (
+            "closed",
+            {
+                "client": {
+                    **{f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)},
+                    "by_status": dict(stats.by_status),
+                },
+                "budget": dataclasses.asdict(budget.stats),
+                "recent": budget.recent(),
+                **budget.handover(),
+            },
+        )
+    )
+
+
+async def _bulk(client: ChaserClient, send: Any, message: tuple) -> None:
+    _, number, object_name, route, array, lengths, keys = message
+    starts = list(itertools.accumulate((n + 1 for n in lengths), initial=1))  # "[" then ","s
+
+    def entry(index: int) -> RawJSON:
+        return RawJSON(array[starts[index] : starts[index] + lengths[index]], keys[index])
+
+    entries = EncodedEntries(array, len(lengths), entry)
+    endpoint = client.endpoint(object_name)
+    try:
+        if route is None:
+            outcome = await endpoint.bulk_upsert(entries)
+        else:
+            outcome = await endpoint.bulk_upsert(route, entries)
+    except errors.ChaserError as exc:
+        settled = _outcome_state(exc.settled) if exc.settled is not None else None
+        state = (type(exc).__name__, str(exc), exc.method, exc.path, exc.status, exc.body, settled)
+        send(("error", number, state))
+    except Exception as exc:  # a defect here: the parent stops the sync with it
+        send(("failed", number, f"{type(exc).__name__}: {exc}"))
+    else:
+        send(("done", number, _outcome_state(outcome)))
+
+
+def _outcome_state(outcome: BulkOutcome) -> tuple:
+    failed = [(f.index, f.key, f.status, f.message) for f in outcome.failed]
+    return outcome.accepted, outcome.chaser_ids, failed, outcome.requests
+
+
+class _Forward(logging.Handler):
+    """Hands the child's log records to the parent, which logs them again."""
+
+    def __init__(self, send: Any) -> None:
+        super().__init__()
+        self._send = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._send(("log", record.levelno, record.name, record.getMessage()))
+        except Exception:
+            self.handleError(record)
+
+
+__all__ = ["RemoteEndpoint", "SendProcess", "sends_from_process"]
+
+if __name__ == "__main__":
+    serve(Connection(int(sys.argv[1])))
