@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -73,6 +74,7 @@ class SendProcess:
         self._conn: Connection | None = None
         self._ended: str | None = None  # why the child can take no more batches
         self._closing = False  # the parent closed the pipe itself
+        self.waiver_over = False  # the child met a 429 that ended the initial load
 
     async def __aenter__(self) -> SendProcess:
         loop = asyncio.get_running_loop()
@@ -111,26 +113,32 @@ class SendProcess:
     async def __aexit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
         process = self._process
         assert process is not None and self._conn is not None
+        # After a normal end or an error every batch handed over was answered (the sender
+        # waits for them): the child reports once it is done. Cancelled or interrupted, batches
+        # may still be in flight: the child abandons them (their answers could not be recorded
+        # now) and reports at once. Either way its requests and a waiver Chaser ended reach the
+        # parent's client and budget, which the next run's budget starts from.
+        normal = exc_type is None or issubclass(exc_type, Exception)
         try:
-            if exc_type is None or issubclass(exc_type, Exception):
-                # every batch handed over was answered (the sender waits for them): let the
-                # child report, so its requests count and its waiver news reach the parent
-                with contextlib.suppress(OSError):
-                    self._conn.send(("close",))
-                try:
-                    async with asyncio.timeout(CLOSE_SECONDS):
-                        report = await asyncio.shield(self._closed)
-                except (TimeoutError, errors.ChaserError) as exc:
-                    log.warning("The process sending to Chaser did not report its counts: %s", exc)
-                else:
-                    self._absorb(report)
+            with contextlib.suppress(OSError):
+                self._conn.send(("close",) if normal else ("abort",))
+            try:
+                async with asyncio.timeout(CLOSE_SECONDS if normal else TERMINATE_SECONDS):
+                    report = await asyncio.shield(self._closed)
+            except (TimeoutError, errors.ChaserError) as exc:
+                log.warning("The process sending to Chaser did not report its counts: %s", exc)
+            else:
+                self._absorb(report)
         finally:
-            if process.poll() is None and not self._closed.done():
-                # not asked to close (cancelled, interrupted): its pipe closing stops it
-                self._closing = True
-                self._conn.close()
-            await asyncio.to_thread(_stop, process)
             self._closing = True
+            # shut the socket down, not just closed: the receiving thread's blocked read then
+            # returns, and the child reads EOF and ends (a close alone wakes neither)
+            with (
+                contextlib.suppress(OSError),
+                socket.socket(fileno=os.dup(self._conn.fileno())) as pipe,
+            ):
+                pipe.shutdown(socket.SHUT_RDWR)
+            await asyncio.to_thread(_stop, process)
             self._conn.close()
             if self._closed.done() and not self._closed.cancelled():
                 self._closed.exception()  # seen (logged above, or moot after a cancel)
@@ -140,13 +148,20 @@ class SendProcess:
         assert self._process is not None
         return self._process.pid
 
+    @property
+    def returncode(self) -> int | None:
+        """The child's exit code once it ended (negative: the signal that ended it)."""
+        assert self._process is not None
+        return self._process.poll()
+
     def endpoint(self, object_name: str) -> RemoteEndpoint:
         self._client.endpoint(object_name)  # an unknown object fails here, in the parent
         return RemoteEndpoint(self, object_name)
 
     async def bulk_upsert(
-        self, object_name: str, route: Any, entries: EncodedEntries
+        self, object_name: str, route: tuple[Any, ...], entries: EncodedEntries
     ) -> BulkOutcome:
+        """`route`: () for an object of its own, (customer_external_id,) for contact persons."""
         lengths, keys = entries.lengths()
         if self._ended is not None:
             raise errors.TransportError(self._ended)
@@ -171,6 +186,8 @@ class SendProcess:
                 self._loop.call_soon_threadsafe(self._deliver, message)
                 if message[0] == "closed":
                     return
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            return
         except (EOFError, OSError):
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 self._loop.call_soon_threadsafe(self._gone)
@@ -183,6 +200,13 @@ class SendProcess:
         elif kind == "closed":
             if not self._closed.done():
                 self._closed.set_result(message[1])
+        elif kind == "waiver over":
+            # at once, not at the end: a run stopped before its end still notes it
+            _, fell_back_at, paused_until = message
+            self._client.budget.absorb(
+                [], BudgetStats(), fell_back_at=fell_back_at, paused_until=paused_until
+            )
+            self.waiver_over = True
         else:
             _, number, answer = message
             future, keys = self._waiting.get(number, (None, []))
@@ -243,9 +267,7 @@ class RemoteEndpoint:
         *route, entries = args
         if not isinstance(entries, EncodedEntries):
             raise TypeError("a process of its own sends encoded entries (EncodedEntries) only")
-        return await self._sending.bulk_upsert(
-            self.object_name, route[0] if route else None, entries
-        )
+        return await self._sending.bulk_upsert(self.object_name, tuple(route), entries)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -321,7 +343,7 @@ async def _serve(
             while conn.poll():
                 message = conn.recv()
                 inbox.put_nowait(message)
-                if message[0] == "close":
+                if message[0] in ("close", "abort"):
                     loop.remove_reader(conn.fileno())
                     return
         except (EOFError, OSError):
@@ -329,7 +351,8 @@ async def _serve(
             inbox.put_nowait(None)
 
     loop.add_reader(conn.fileno(), receive)
-    budget = RequestBudget(
+    budget = _Noticing(
+        send,
         handed["requests_per_minute"],
         recent=handed["recent"],
         initial_load=True,
@@ -341,10 +364,12 @@ async def _serve(
             task = asyncio.create_task(_bulk(client, send, message))
             sending.add(task)
             task.add_done_callback(sending.discard)
-        if message is None:  # the parent is gone: nobody will record an answer
+        if message is None or message[0] == "abort":
+            # the parent is gone, or stops before these answers could be recorded
             for task in sending:
                 task.cancel()
-            return
+            if message is None:
+                return
         if sending:
             await asyncio.wait(sending)
     stats = client.stats
@@ -374,10 +399,7 @@ async def _bulk(client: ChaserClient, send: Any, message: tuple) -> None:
     entries = EncodedEntries(array, len(lengths), entry)
     endpoint = client.endpoint(object_name)
     try:
-        if route is None:
-            outcome = await endpoint.bulk_upsert(entries)
-        else:
-            outcome = await endpoint.bulk_upsert(route, entries)
+        outcome = await endpoint.bulk_upsert(*route, entries)
     except errors.ChaserError as exc:
         settled = _outcome_state(exc.settled) if exc.settled is not None else None
         state = (type(exc).__name__, str(exc), exc.method, exc.path, exc.status, exc.body, settled)
@@ -386,6 +408,22 @@ async def _bulk(client: ChaserClient, send: Any, message: tuple) -> None:
         send(("failed", number, f"{type(exc).__name__}: {exc}"))
     else:
         send(("done", number, _outcome_state(outcome)))
+
+
+class _Noticing(RequestBudget):
+    """The child's budget: tells the parent the moment Chaser ends the waiver (a 429), so a run
+    stopped before the child's final report still notes it."""
+
+    def __init__(self, send: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._send = send
+
+    def rate_limited(self, retry_after: float | None) -> float:
+        was_initial_load = self.initial_load
+        pause = super().rate_limited(retry_after)
+        if was_initial_load and not self.initial_load:
+            self._send(("waiver over", self.fell_back_at, self.handover()["paused_until"]))
+        return pause
 
 
 def _outcome_state(outcome: BulkOutcome) -> tuple:

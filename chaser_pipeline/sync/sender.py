@@ -69,8 +69,12 @@ class Sender:
         self.clock = clock
         self.on_progress = on_progress
         # A slot per batch sent but not yet recorded.
-        most = MAX_UNRECORDED_BATCHES if endpoint is None else MAX_UNRECORDED_BATCHES_SENT_ELSEWHERE
-        self.unrecorded = asyncio.Semaphore(max(most, client.in_flight_limit * 2))
+        usual = max(MAX_UNRECORDED_BATCHES, client.in_flight_limit * 2)
+        most = usual if endpoint is None else max(usual, MAX_UNRECORDED_BATCHES_SENT_ELSEWHERE)
+        self.unrecorded = asyncio.Semaphore(most)
+        # slots above the usual, taken back once Chaser ends the waiver (requests cost budget)
+        self.budget = client.budget
+        self.extra_slots = most - usual
         self.settled: asyncio.Queue[tuple[Batch, BulkOutcome] | None] = asyncio.Queue()
         self.failures: list[BaseException] = []
 
@@ -128,6 +132,9 @@ class Sender:
     async def _start(self, batch: Batch, sending: set[asyncio.Task]) -> None:
         """Start sending one batch once a slot is free; stop at the first hard failure."""
         await self.unrecorded.acquire()
+        while self.extra_slots and not self.budget.initial_load:
+            await self.unrecorded.acquire()  # held to the end: the usual allowance again
+            self.extra_slots -= 1
         if self.failures:
             raise self.failures[0]
         for task in [t for t in sending if t.done()]:

@@ -1,17 +1,22 @@
 """An initial load sent from a process of its own (issue 13b): Chaser ends up holding what a load
 sent by the sync's own event loop leaves, every row once; a refused entry is isolated and recorded
 with Chaser's message; the child's requests, its 429s and the end of the waiver reach the run's
-budget and report; a sending process that dies stops the sync with a clear error, and the next
-run sends only what was not recorded."""
+budget and report (the end of the waiver at once); a sending process that dies stops the sync
+with a clear error, and the next run sends only what was not recorded; a cancelled send stops the
+process at once, its requests counted."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 import psutil
 import pytest
 
 from chaser_pipeline.chaser import RequestBudget, TransportError
+from chaser_pipeline.chaser.encoding import EncodedEntries, RawJSON
+from chaser_pipeline.chaser.send_process import SendProcess
 from chaser_pipeline.emulator import FaultConfig, RateLimitConfig
 from chaser_pipeline.sync.plan import SyncOptions
 from tests.support.marts import emulated_chaser, mart_db
@@ -89,19 +94,29 @@ def test_a_first_load_from_a_process_leaves_chaser_and_the_state_as_one_sent_in_
 
 
 def test_the_end_of_the_waiver_met_in_the_process_reaches_the_runs_budget(tmp_path, caplog):
-    """A 429 in the child ends the initial load: the run's budget paces from then on and says
+    """A 429 in the child ends the initial load: the run's budget learns it at once (not only
+    from the child's final report, which a stopped run never gets), paces from then on and says
     so, and no row is lost to it."""
     limit = RateLimitConfig(requests_per_minute=2, window_seconds=0.5)
     budget = RequestBudget(2, window_seconds=0.5, initial_load=True)
+    customers = [(f"C-{i:03d}", f"Customer {i} Ltd") for i in range(1_000)]
+    seen = []  # whether the run's budget had fallen back, at each recording of answers
     with emulated_chaser(tmp_path, rate_limit=limit) as chaser:
-        con = mart_db(tmp_path / "p.duckdb", CUSTOMERS, [])
+        con = mart_db(tmp_path / "p.duckdb", customers, [])
         clients = chaser.clients(budget=budget, initial_load_in_flight=4)
         with caplog.at_level(logging.INFO, logger="chaser_pipeline"):
-            report = chaser.sync(con, "customers", clients, options=FROM_A_PROCESS)
+            report = chaser.sync(
+                con,
+                "customers",
+                clients,
+                options=FROM_A_PROCESS,
+                on_progress=lambda _: seen.append(budget.fell_back),
+            )
         with chaser.store() as store:
             refused = store.request_count(status=429)
             held = store.records("customers")
-    assert report.confirmed["create"] == 250 and report.failed == 0 and len(held) == 250
+    assert report.confirmed["create"] == 1_000 and report.failed == 0 and len(held) == 1_000
+    assert True in seen[:-1], seen  # known while the child was still sending
     assert report.rate_limited == refused >= 1
     assert budget.fell_back and not budget.initial_load
     assert budget.stats.rate_limited == refused
@@ -123,7 +138,7 @@ def test_a_sending_process_that_dies_stops_the_sync_and_the_next_run_sends_the_r
                 child.kill()
                 killed.append(child.pid)
 
-    customers = [(f"C-{i:03d}", f"Customer {i} Ltd") for i in range(2_000)]
+    customers = [(f"C-{i:03d}", f"Customer {i} Ltd") for i in range(800)]
     # each answer 50 ms late, one request at a time: the first answers are recorded (and the
     # process killed) long before the last batch is sent
     with emulated_chaser(tmp_path, faults=FaultConfig(latency_ms=50)) as chaser:
@@ -142,11 +157,63 @@ def test_a_sending_process_that_dies_stops_the_sync_and_the_next_run_sends_the_r
         ((recorded,),) = con.execute(
             "select count(*) from chaser_sync.state where payload_hash is not null"
         ).fetchall()
-        assert 0 < recorded < 2_000
+        assert 0 < recorded < 800
         report = chaser.sync(con, "customers", clients, options=IN_PROCESS, run_id="next")
         with chaser.store() as store:
             held = store.records("customers")
     # the next run sends what was not recorded (a batch answered but unrecorded goes again,
     # harmlessly: bulk upsert matches by key), and Chaser holds each customer once
-    assert report.confirmed["create"] + report.confirmed["update"] == 2_000 - recorded
+    assert report.confirmed["create"] + report.confirmed["update"] == 800 - recorded
     assert sorted(r["external_id"] for r in held) == sorted(k for k, _ in customers)
+
+
+def test_a_cancelled_send_stops_the_process_at_once_and_keeps_its_count(tmp_path):
+    """Cancelled (Dagster's interrupt, Ctrl-C) with a request in flight: the child abandons it
+    and reports at once, then ends by itself (exit code 0, not the terminate after the close
+    timeout), and the run's client and budget count the request it made."""
+    budget = RequestBudget(200, initial_load=True)
+    rows = [(f"C-{i:03d}", f"Customer {i} Ltd") for i in range(3)]
+    with emulated_chaser(tmp_path, faults=FaultConfig(latency_ms=60_000)) as chaser:
+        con = mart_db(tmp_path / "p.duckdb", rows, [])
+        payloads = [
+            json
+            for (json,) in con.execute(
+                "select to_json(c)::varchar from chaser_customers as c order by external_id"
+            ).fetchall()
+        ]
+        entries = EncodedEntries(
+            "[" + ",".join(payloads) + "]",
+            len(payloads),
+            lambda i: RawJSON(payloads[i], rows[i][0]),
+        )
+
+        async def scenario():
+            async with chaser.clients(budget=budget)() as client:
+                sending = SendProcess(client)
+
+                async def send() -> None:
+                    async with sending:
+                        await sending.endpoint("customers").bulk_upsert(entries)
+
+                task = asyncio.create_task(send())
+                deadline = time.monotonic() + 30
+                # poll until the child's request is at Chaser (its connection is open)
+                while not _connected(sending):
+                    assert time.monotonic() < deadline, "the child never connected"
+                    await asyncio.sleep(0.01)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                return sending, client.stats
+
+        sending, stats = asyncio.run(scenario())
+    assert sending.returncode == 0
+    assert stats.requests == stats.write_requests == 1
+    assert budget.stats.requests == 1 and len(budget.recent()) == 1
+
+
+def _connected(sending: SendProcess) -> bool:
+    try:
+        return bool(psutil.Process(sending.pid).net_connections(kind="tcp"))
+    except (AssertionError, psutil.Error):
+        return False
