@@ -138,6 +138,7 @@ def sync_object(
                             # journal and the plan's reads take none of its CPU
                             sending = await stack.enter_async_context(SendProcess(client))
                             endpoint = sending.endpoint(chaser_object.name)
+                            report.sent_from_process = True
                             log.info(
                                 "Initial load: %s sent from a process of its own (pid %d)",
                                 chaser_object.name,

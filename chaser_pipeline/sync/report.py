@@ -83,6 +83,7 @@ class SyncReport:
     duration_seconds: float = 0.0
     # of which sending: from the first request to the last answer recorded (no plan, no fold)
     send_seconds: float = 0.0
+    sent_from_process: bool = False  # an initial load's send (chaser.send_process)
     samples: list[dict[str, Any]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (key, message), first few
     dry_run: bool = False

@@ -191,6 +191,12 @@ def _log_outcome(
         summary.rejected_by_chaser,
         summary.write_requests,
     )
+    if report.sent_from_process:
+        context.log.info(
+            "Initial load: %s were sent from a process of their own, %.1f s of sending",
+            chaser_object.name,
+            report.send_seconds,
+        )
     for key, message in report.failures:
         context.log.warning("Chaser rejected %s %s: %s", chaser_object.ledger_entity, key, message)
     if report.deferred:
