@@ -39,6 +39,7 @@ from chaser_pipeline.chaser.errors import (
     ChaserNotAnsweringError,
     ChaserUnreachableError,
     DeadlineExceededError,
+    ForbiddenError,
     RateLimitedError,
     ServerError,
     TransportError,
@@ -188,6 +189,9 @@ class ChaserClient:
             "backoff_max": backoff_max,
         }
         self._own_transport = transport is None
+        # Chaser refused the credentials (403): no request of this client is sent any more, not
+        # even those already waiting for a slot (retrying cannot help, and each would be refused)
+        self._refused: ForbiddenError | None = None
         widest = max(max_in_flight, initial_load_in_flight if self.budget.initial_load else 0)
         # Connection pools of at most POOL_CONNECTIONS each, every request sent through the
         # least busy: httpcore's pool looks at each connection it holds (expiry, a readable
@@ -332,7 +336,10 @@ class ChaserClient:
             elif should_retry(status):
                 await self._after_server_error(attempts, response, parsed)
             else:
-                raise error_for_status(method, path, status, parsed)
+                error = error_for_status(method, path, status, parsed)
+                if isinstance(error, ForbiddenError) and self._refused is None:
+                    self._refused = error
+                raise error
 
     @contextlib.asynccontextmanager
     async def _in_flight(self) -> AsyncIterator[None]:
@@ -348,6 +355,14 @@ class ChaserClient:
     ) -> httpx.Response:
         method, path = attempts.method, attempts.path
         async with self._in_flight():
+            if self._refused is not None:
+                raise ForbiddenError(
+                    f"{attempts.where} not sent: {self._refused}",
+                    method=method,
+                    path=path,
+                    status=self._refused.status,
+                    body=self._refused.body,
+                )
             self._check_deadline(attempts)
             try:
                 waited = await self.budget.acquire(deadline=self.deadline)

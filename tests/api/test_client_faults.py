@@ -4,6 +4,7 @@ before it reach the caller, and nothing is created twice."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -150,6 +151,27 @@ def test_an_outage_mid_run_names_chaser_api_url_and_a_rerun_completes(tmp_path):
         with EmulatorStore(emulator.state_path) as store:
             keys = [r["external_id"] for r in store.records("customers")]
     assert sorted(keys) == sorted(c["external_id"] for b in batches(4) for c in b)
+
+
+def test_requests_waiting_for_a_slot_are_not_sent_after_a_403(tmp_path):
+    """Retrying cannot help a refused key: once Chaser answered 403, the client sends nothing
+    more, not even the requests already waiting for an in-flight slot."""
+    with running_emulator(tmp_path, FaultConfig(forbidden_after=1)) as emulator:
+
+        async def scenario():
+            async with client_for(emulator, max_in_flight=1) as client:
+                return await asyncio.gather(
+                    *(client.organisation.get() for _ in range(5)), return_exceptions=True
+                )
+
+        answers = run(scenario())
+        with EmulatorStore(emulator.state_path) as store:
+            statuses = [row.status for row in store.request_log()]
+    assert statuses == [200, 403]
+    refused = [a for a in answers if isinstance(a, ForbiddenError)]
+    assert len(refused) == 4
+    assert all("check CHASER_API_KEY and CHASER_API_SECRET" in str(e) for e in refused)
+    assert sum("not sent" in str(e) for e in refused) == 3
 
 
 def test_credentials_revoked_mid_run_stop_at_once(tmp_path):

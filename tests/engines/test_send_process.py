@@ -3,7 +3,7 @@ sent by the sync's own event loop leaves, every row once; a refused entry is iso
 with Chaser's message; the child's requests, its 429s and the end of the waiver reach the run's
 budget and report (the end of the waiver at once); a sending process that dies stops the sync
 with a clear error, and the next run sends only what was not recorded; a cancelled send stops the
-process at once, its requests counted."""
+process at once, its requests counted; a 403 stops the sync as Chaser's own client would."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import time
 import psutil
 import pytest
 
-from chaser_pipeline.chaser import RequestBudget, TransportError
+from chaser_pipeline.chaser import ForbiddenError, RequestBudget, TransportError
 from chaser_pipeline.chaser.encoding import EncodedEntries, RawJSON
 from chaser_pipeline.chaser.send_process import SendProcess
 from chaser_pipeline.emulator import FaultConfig, RateLimitConfig
 from chaser_pipeline.sync.plan import SyncOptions
-from tests.support.marts import emulated_chaser, mart_db
+from tests.support.marts import API_KEY, API_SECRET, emulated_chaser, mart_db
 
 CUSTOMERS = [(f"C-{i:03d}", f"Customer {i} Ltd") for i in range(250)]
 BAD = "C-007"
@@ -217,3 +217,29 @@ def _connected(sending: SendProcess) -> bool:
         return bool(psutil.Process(sending.pid).net_connections(kind="tcp"))
     except (AssertionError, psutil.Error):
         return False
+
+
+@pytest.mark.parametrize("options", [FROM_A_PROCESS, IN_PROCESS], ids=["process", "in-process"])
+def test_credentials_revoked_mid_send_stop_the_sync_at_once(tmp_path, options):
+    """A 403 (in the child, or in the step's own event loop) stops the sync at once: no batch
+    already handed over or waiting for a slot is sent after it, the message names the key
+    variables (never their values), and what Chaser confirmed before it is recorded."""
+    budget = RequestBudget(200, initial_load=True)
+    customers = [(f"C-{i:03d}", f"Customer {i} Ltd") for i in range(500)]
+    # the organisation check, then two bulk requests, then every request refused
+    with emulated_chaser(tmp_path, faults=FaultConfig(forbidden_after=3)) as chaser:
+        con = mart_db(tmp_path / "p.duckdb", customers, [])
+        clients = chaser.clients(budget=budget, max_in_flight=1, initial_load_in_flight=1)
+        with pytest.raises(ForbiddenError) as raised:
+            chaser.sync(con, "customers", clients, options=options)
+        with chaser.store() as store:
+            statuses = [row.status for row in store.request_log()]
+            held = len(store.records("customers"))
+        ((recorded,),) = con.execute(
+            "select count(*) from chaser_sync.state where payload_hash is not null"
+        ).fetchall()
+    message = str(raised.value)
+    assert "check CHASER_API_KEY and CHASER_API_SECRET" in message
+    assert API_KEY not in message and API_SECRET not in message
+    assert statuses == [200, 200, 200, 403]  # no retry of a 403, nothing sent after it
+    assert recorded == held == 200
