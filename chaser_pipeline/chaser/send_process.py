@@ -31,6 +31,7 @@ import sys
 import threading
 from collections import Counter
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from chaser_pipeline.chaser import errors
@@ -41,6 +42,8 @@ from chaser_pipeline.chaser.encoding import EncodedEntries, RawJSON
 
 log = logging.getLogger(__name__)
 
+# Seconds the parent waits for the child's client to be ready (a new interpreter's imports).
+READY_SECONDS = 60.0
 # Seconds the parent waits for the child to finish and report once the last batch is answered.
 CLOSE_SECONDS = 30.0
 # Seconds a child asked to stop (terminate) is given before it is killed.
@@ -56,6 +59,19 @@ def sends_from_process(client: ChaserClient, requests: int, minimum: int) -> boo
         and client.budget.initial_load
         and client.process_config() is not None
     )
+
+
+class SendProcessUnavailable(RuntimeError):
+    """The child could not be started or was not ready: send from this process instead."""
+
+
+def _child_environment() -> dict[str, str]:
+    """The parent's environment, with the folder this package was imported from first on the
+    child's path: the child runs the same code, even where the parent found it through a path
+    of its own (a Dagster code location's working directory) rather than an installation."""
+    root = str(Path(__file__).resolve().parents[2])
+    paths = [root, *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 class SendProcess:
@@ -77,42 +93,60 @@ class SendProcess:
         self.waiver_over = False  # the child met a 429 that ended the initial load
 
     async def __aenter__(self) -> SendProcess:
+        """Start the child and wait until its client is ready; SendProcessUnavailable when it
+        cannot start (the caller then sends from its own event loop)."""
         loop = asyncio.get_running_loop()
-        self._closed: asyncio.Future = loop.create_future()
         self._loop = loop
+        self._closed: asyncio.Future = loop.create_future()
+        self._ready: asyncio.Future = loop.create_future()
         budget = self._client.budget
         self._handed = budget.recent()
         # A new interpreter (`python -m` this module), not a fork (which would copy DuckDB's
         # threads) nor multiprocessing's spawn (which imports the caller's main module again):
         # one end of a socket pair is its pipe; the credentials go over it, never in argv.
         ours, theirs = socket.socketpair()
-        with theirs:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(theirs.fileno())],
-                pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL,
-            )
+        try:
+            with theirs:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", __name__, str(theirs.fileno())],
+                    pass_fds=[theirs.fileno()],
+                    stdin=subprocess.DEVNULL,
+                    env=_child_environment(),
+                )
+        except OSError as exc:
+            ours.close()
+            raise SendProcessUnavailable(f"{sys.executable} could not be started: {exc}") from None
         self._conn = Connection(ours.detach())
-        self._conn.send(
-            (
-                self._config,
-                {
-                    "requests_per_minute": budget.requests_per_minute,
-                    "window_seconds": budget.window_seconds,
-                    "recent": self._handed,
-                },
-                logging.getLogger("chaser_pipeline").getEffectiveLevel(),
-            )
-        )
         self._receiver = threading.Thread(
             target=self._receive, name="chaser-send-receive", daemon=True
         )
         self._receiver.start()
+        try:
+            with contextlib.suppress(OSError):  # a child already gone says so through _gone
+                self._conn.send(
+                    (
+                        self._config,
+                        {
+                            "requests_per_minute": budget.requests_per_minute,
+                            "window_seconds": budget.window_seconds,
+                            "recent": self._handed,
+                        },
+                        logging.getLogger("chaser_pipeline").getEffectiveLevel(),
+                    )
+                )
+            async with asyncio.timeout(READY_SECONDS):
+                await asyncio.shield(self._ready)
+        except (TimeoutError, errors.ChaserError) as exc:
+            await self._shut()
+            reason = str(exc) or f"it was not ready within {READY_SECONDS:g} s"
+            raise SendProcessUnavailable(reason) from None
+        except BaseException:
+            await self._shut()
+            raise
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
-        process = self._process
-        assert process is not None and self._conn is not None
+        assert self._process is not None and self._conn is not None
         # After a normal end or an error every batch handed over was answered (the sender
         # waits for them): the child reports once it is done. Cancelled or interrupted, batches
         # may still be in flight: the child abandons them (their answers could not be recorded
@@ -130,18 +164,24 @@ class SendProcess:
             else:
                 self._absorb(report)
         finally:
-            self._closing = True
-            # shut the socket down, not just closed: the receiving thread's blocked read then
-            # returns, and the child reads EOF and ends (a close alone wakes neither)
-            with (
-                contextlib.suppress(OSError),
-                socket.socket(fileno=os.dup(self._conn.fileno())) as pipe,
-            ):
-                pipe.shutdown(socket.SHUT_RDWR)
-            await asyncio.to_thread(_stop, process)
-            self._conn.close()
-            if self._closed.done() and not self._closed.cancelled():
-                self._closed.exception()  # seen (logged above, or moot after a cancel)
+            await self._shut()
+
+    async def _shut(self) -> None:
+        """Stop the child and close the pipe, whatever state they are in."""
+        assert self._process is not None and self._conn is not None
+        self._closing = True
+        # shut the socket down, not just closed: the receiving thread's blocked read then
+        # returns, and the child reads EOF and ends (a close alone wakes neither)
+        with (
+            contextlib.suppress(OSError),
+            socket.socket(fileno=os.dup(self._conn.fileno())) as pipe,
+        ):
+            pipe.shutdown(socket.SHUT_RDWR)
+        await asyncio.to_thread(_stop, self._process)
+        self._conn.close()
+        for future in (self._ready, self._closed):
+            if future.done() and not future.cancelled():
+                future.exception()  # seen (logged or raised above, or moot after a cancel)
 
     @property
     def pid(self) -> int:
@@ -197,6 +237,9 @@ class SendProcess:
         if kind == "log":
             _, level, name, text = message
             logging.getLogger(name).log(level, "%s", text)
+        elif kind == "ready":
+            if not self._ready.done():
+                self._ready.set_result(None)
         elif kind == "closed":
             if not self._closed.done():
                 self._closed.set_result(message[1])
@@ -225,6 +268,12 @@ class SendProcess:
         """The pipe closed: the child ended. Every batch still waiting fails."""
         if self._closing:
             return
+        if not self._ready.done():
+            code = self._process.poll() if self._process is not None else None
+            ended = f" (exit code {code})" if code is not None else ""
+            self._ready.set_exception(
+                errors.TransportError(f"it ended before it was ready{ended}; its error is above")
+            )
         why = self._why_ended()
         for future, _ in list(self._waiting.values()):
             if not future.done():
@@ -360,6 +409,7 @@ async def _serve(
     )
     sending: set[asyncio.Task] = set()
     async with ChaserClient(**config, budget=budget) as client:
+        send(("ready",))
         while (message := await inbox.get()) is not None and message[0] == "bulk":
             task = asyncio.create_task(_bulk(client, send, message))
             sending.add(task)
@@ -445,7 +495,7 @@ class _Forward(logging.Handler):
             self.handleError(record)
 
 
-__all__ = ["RemoteEndpoint", "SendProcess", "sends_from_process"]
+__all__ = ["RemoteEndpoint", "SendProcess", "SendProcessUnavailable", "sends_from_process"]
 
 if __name__ == "__main__":
     serve(Connection(int(sys.argv[1])))

@@ -22,7 +22,11 @@ import duckdb
 from chaser_pipeline.chaser.client import ChaserClient, display_url
 from chaser_pipeline.chaser.encoding import dumps, encode_payload
 from chaser_pipeline.chaser.errors import ChaserError
-from chaser_pipeline.chaser.send_process import SendProcess, sends_from_process
+from chaser_pipeline.chaser.send_process import (
+    SendProcess,
+    SendProcessUnavailable,
+    sends_from_process,
+)
 from chaser_pipeline.db import WHOLE_HISTORY, utc_now
 from chaser_pipeline.sync.journal import log_held_back, record_gone
 from chaser_pipeline.sync.objects import ChaserObject
@@ -136,14 +140,24 @@ def sync_object(
                         if minimum and sends_from_process(client, report.planned_requests, minimum):
                             # the waiver's first load: HTTP in a process of its own, so the
                             # journal and the plan's reads take none of its CPU
-                            sending = await stack.enter_async_context(SendProcess(client))
-                            endpoint = sending.endpoint(chaser_object.name)
-                            report.sent_from_process = True
-                            log.info(
-                                "Initial load: %s sent from a process of its own (pid %d)",
-                                chaser_object.name,
-                                sending.pid,
-                            )
+                            try:
+                                sending = await stack.enter_async_context(SendProcess(client))
+                            except SendProcessUnavailable as exc:
+                                report.send_process_unavailable = str(exc)
+                                log.warning(
+                                    "Initial load: %s sent from this process (a process of "
+                                    "its own could not start: %s)",
+                                    chaser_object.name,
+                                    exc,
+                                )
+                            else:
+                                endpoint = sending.endpoint(chaser_object.name)
+                                report.sent_from_process = True
+                                log.info(
+                                    "Initial load: %s sent from a process of its own (pid %d)",
+                                    chaser_object.name,
+                                    sending.pid,
+                                )
 
                         def sender() -> Sender:
                             return Sender(

@@ -84,6 +84,7 @@ class SyncReport:
     # of which sending: from the first request to the last answer recorded (no plan, no fold)
     send_seconds: float = 0.0
     sent_from_process: bool = False  # an initial load's send (chaser.send_process)
+    send_process_unavailable: str = ""  # why it was sent from the step's process instead
     samples: list[dict[str, Any]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (key, message), first few
     dry_run: bool = False

@@ -3,12 +3,15 @@ sent by the sync's own event loop leaves, every row once; a refused entry is iso
 with Chaser's message; the child's requests, its 429s and the end of the waiver reach the run's
 budget and report (the end of the waiver at once); a sending process that dies stops the sync
 with a clear error, and the next run sends only what was not recorded; a cancelled send stops the
-process at once, its requests counted; a 403 stops the sync as Chaser's own client would."""
+process at once, its requests counted; a 403 stops the sync as Chaser's own client would; a
+process that cannot start leaves the load to the step's own event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import sys
 import time
 
 import psutil
@@ -243,3 +246,30 @@ def test_credentials_revoked_mid_send_stop_the_sync_at_once(tmp_path, options):
     assert API_KEY not in message and API_SECRET not in message
     assert statuses == [200, 200, 200, 403]  # no retry of a 403, nothing sent after it
     assert recorded == held == 200
+
+
+@pytest.mark.parametrize(
+    ("interpreter", "why"),
+    [
+        pytest.param("no-such-python", "could not be started", id="not there"),
+        pytest.param(shutil.which("false"), "ended before it was ready (exit code 1)", id="exits"),
+    ],
+)
+def test_a_process_that_cannot_start_leaves_the_load_to_the_steps_own_loop(
+    tmp_path, monkeypatch, caplog, interpreter, why
+):
+    """The process is an optimisation: when it cannot start (or ends before its client is
+    ready), the step sends as it would without it, says why, and nothing is lost."""
+    monkeypatch.setattr(sys, "executable", str(tmp_path / interpreter))
+    budget = RequestBudget(200, initial_load=True)
+    with emulated_chaser(tmp_path) as chaser:
+        con = mart_db(tmp_path / "p.duckdb", CUSTOMERS, [])
+        clients = chaser.clients(budget=budget)
+        with caplog.at_level(logging.WARNING, logger="chaser_pipeline"):
+            report = chaser.sync(con, "customers", clients, options=FROM_A_PROCESS)
+        with chaser.store() as store:
+            held = len(store.records("customers"))
+    assert not report.sent_from_process
+    assert why in report.send_process_unavailable
+    assert any("could not start" in r.getMessage() for r in caplog.records)
+    assert report.confirmed["create"] == held == 250

@@ -191,6 +191,13 @@ def _log_outcome(
         summary.rejected_by_chaser,
         summary.write_requests,
     )
+    if report.send_process_unavailable:
+        context.log.warning(
+            "Initial load: %s were sent from this step's process, as a process of their own "
+            "could not start: %s",
+            chaser_object.name,
+            report.send_process_unavailable,
+        )
     if report.sent_from_process:
         context.log.info(
             "Initial load: %s were sent from a process of their own, %.1f s of sending",
