@@ -150,6 +150,13 @@ class RequestBudget:
             self._answered.append(now)
             self._prune(now)
 
+    def unused(self) -> None:
+        """A slot was acquired but its request was never sent: give it back undated (the
+        window holds only requests Chaser may have counted)."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+            self.stats.requests = max(0, self.stats.requests - 1)
+
     def rate_limited(self, retry_after: float | None) -> float:
         """Chaser answered 429: hold every request of the budget back; return the pause (s).
 

@@ -355,14 +355,7 @@ class ChaserClient:
     ) -> httpx.Response:
         method, path = attempts.method, attempts.path
         async with self._in_flight():
-            if self._refused is not None:
-                raise ForbiddenError(
-                    f"{attempts.where} not sent: {self._refused}",
-                    method=method,
-                    path=path,
-                    status=self._refused.status,
-                    body=self._refused.body,
-                )
+            self._check_refused(attempts)
             self._check_deadline(attempts)
             try:
                 waited = await self.budget.acquire(deadline=self.deadline)
@@ -370,6 +363,9 @@ class ChaserClient:
                 raise DeadlineExceededError(
                     f"{attempts.where} not sent: {exc}", method=method, path=path
                 ) from None
+            if self._refused is not None:  # refused while this request waited for the budget
+                self.budget.unused()
+                self._check_refused(attempts)
             self.stats.budget_wait_seconds += waited
             self.stats.requests += 1
             if method in _WRITE_METHODS:
@@ -394,6 +390,18 @@ class ChaserClient:
                 (time.monotonic() - started) * 1000,
             )
             return response
+
+    def _check_refused(self, attempts: _Attempts) -> None:
+        """Send nothing once Chaser refused the credentials (see `_refused`)."""
+        refused = self._refused
+        if refused is not None:
+            raise ForbiddenError(
+                f"{attempts.where} not sent: {refused}",
+                method=attempts.method,
+                path=attempts.path,
+                status=refused.status,
+                body=refused.body,
+            )
 
     def _attempt_timeout(self) -> float:
         if self.deadline is None:

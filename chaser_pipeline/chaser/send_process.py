@@ -25,10 +25,12 @@ import dataclasses
 import itertools
 import logging
 import os
+import site
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -66,10 +68,16 @@ class SendProcessUnavailable(RuntimeError):
 
 
 def _child_environment() -> dict[str, str]:
-    """The parent's environment, with the folder this package was imported from first on the
-    child's path: the child runs the same code, even where the parent found it through a path
-    of its own (a Dagster code location's working directory) rather than an installation."""
+    """The parent's environment; where the parent found this package outside the site
+    directories (a Dagster code location's working directory, a source checkout), that folder
+    first on the child's path, so the child runs the same code. (The child starts with -P: its
+    working directory is not on its path, so a stale copy there cannot win.)"""
     root = str(Path(__file__).resolve().parents[2])
+    installed = {
+        str(Path(p).resolve()) for p in [*site.getsitepackages(), site.getusersitepackages()]
+    }
+    if root in installed:
+        return dict(os.environ)
     paths = [root, *filter(None, [os.environ.get("PYTHONPATH")])]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
@@ -108,7 +116,7 @@ class SendProcess:
         try:
             with theirs:
                 self._process = subprocess.Popen(
-                    [sys.executable, "-m", __name__, str(theirs.fileno())],
+                    [sys.executable, "-P", "-m", __name__, str(theirs.fileno())],
                     pass_fds=[theirs.fileno()],
                     stdin=subprocess.DEVNULL,
                     env=_child_environment(),
@@ -134,16 +142,26 @@ class SendProcess:
                         logging.getLogger("chaser_pipeline").getEffectiveLevel(),
                     )
                 )
-            async with asyncio.timeout(READY_SECONDS):
+            async with asyncio.timeout(self._ready_seconds()):
                 await asyncio.shield(self._ready)
         except (TimeoutError, errors.ChaserError) as exc:
-            await self._shut()
-            reason = str(exc) or f"it was not ready within {READY_SECONDS:g} s"
+            await self._shut(at_once=True)  # it holds no batch yet
+            if isinstance(exc, TimeoutError):
+                reason = f"it was not ready within {self._ready_seconds():g} s"
+            else:  # reaped by now: its exit code is known
+                code = self._process.returncode
+                reason = f"it ended before it was ready (exit code {code}); its error is above"
             raise SendProcessUnavailable(reason) from None
         except BaseException:
-            await self._shut()
+            await self._shut(at_once=True)
             raise
         return self
+
+    def _ready_seconds(self) -> float:
+        deadline = self._client.deadline
+        if deadline is None:
+            return READY_SECONDS
+        return max(0.0, min(READY_SECONDS, deadline - time.time()))
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
         assert self._process is not None and self._conn is not None
@@ -166,8 +184,9 @@ class SendProcess:
         finally:
             await self._shut()
 
-    async def _shut(self) -> None:
-        """Stop the child and close the pipe, whatever state they are in."""
+    async def _shut(self, *, at_once: bool = False) -> None:
+        """Stop the child and close the pipe, whatever state they are in; `at_once`: terminate
+        it rather than wait for it to end."""
         assert self._process is not None and self._conn is not None
         self._closing = True
         # shut the socket down, not just closed: the receiving thread's blocked read then
@@ -177,7 +196,7 @@ class SendProcess:
             socket.socket(fileno=os.dup(self._conn.fileno())) as pipe,
         ):
             pipe.shutdown(socket.SHUT_RDWR)
-        await asyncio.to_thread(_stop, self._process)
+        await asyncio.to_thread(_stop, self._process, 0.0 if at_once else CLOSE_SECONDS)
         self._conn.close()
         for future in (self._ready, self._closed):
             if future.done() and not future.cancelled():
@@ -269,11 +288,7 @@ class SendProcess:
         if self._closing:
             return
         if not self._ready.done():
-            code = self._process.poll() if self._process is not None else None
-            ended = f" (exit code {code})" if code is not None else ""
-            self._ready.set_exception(
-                errors.TransportError(f"it ended before it was ready{ended}; its error is above")
-            )
+            self._ready.set_exception(errors.TransportError("it ended before it was ready"))
         why = self._why_ended()
         for future, _ in list(self._waiting.values()):
             if not future.done():
@@ -319,9 +334,9 @@ class RemoteEndpoint:
         return await self._sending.bulk_upsert(self.object_name, tuple(route), entries)
 
 
-def _stop(process: subprocess.Popen) -> None:
+def _stop(process: subprocess.Popen, wait_seconds: float) -> None:
     with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(CLOSE_SECONDS)
+        process.wait(wait_seconds)
         return
     process.terminate()
     with contextlib.suppress(subprocess.TimeoutExpired):

@@ -153,13 +153,22 @@ def test_an_outage_mid_run_names_chaser_api_url_and_a_rerun_completes(tmp_path):
     assert sorted(keys) == sorted(c["external_id"] for b in batches(4) for c in b)
 
 
-def test_requests_waiting_for_a_slot_are_not_sent_after_a_403(tmp_path):
+@pytest.mark.parametrize(
+    ("in_flight", "budget"),
+    [
+        pytest.param(1, None, id="waiting for an in-flight slot"),
+        # four in flight, one request every 0.2 s: three wait in the budget, slot in hand
+        pytest.param(4, RequestBudget(1, window_seconds=0.2), id="waiting for the budget"),
+    ],
+)
+def test_requests_waiting_for_a_slot_are_not_sent_after_a_403(tmp_path, in_flight, budget):
     """Retrying cannot help a refused key: once Chaser answered 403, the client sends nothing
-    more, not even the requests already waiting for an in-flight slot."""
+    more, not even the requests already waiting for an in-flight slot or for the budget; a
+    request not sent leaves the budget's window as it was."""
     with running_emulator(tmp_path, FaultConfig(forbidden_after=1)) as emulator:
 
         async def scenario():
-            async with client_for(emulator, max_in_flight=1) as client:
+            async with client_for(emulator, max_in_flight=in_flight, budget=budget) as client:
                 return await asyncio.gather(
                     *(client.organisation.get() for _ in range(5)), return_exceptions=True
                 )
@@ -172,6 +181,8 @@ def test_requests_waiting_for_a_slot_are_not_sent_after_a_403(tmp_path):
     assert len(refused) == 4
     assert all("check CHASER_API_KEY and CHASER_API_SECRET" in str(e) for e in refused)
     assert sum("not sent" in str(e) for e in refused) == 3
+    if budget is not None:
+        assert budget.stats.requests == 2
 
 
 def test_credentials_revoked_mid_run_stop_at_once(tmp_path):
