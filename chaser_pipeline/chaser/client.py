@@ -62,6 +62,9 @@ _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 DEFAULT_REQUEST_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# After waiting for the budget, a request is sent only if this long is left before the run's
+# deadline (a shorter attempt would only time out).
+MIN_ATTEMPT_SECONDS = 1.0
 # Connections in one httpx pool; a client sending more at once opens several pools.
 POOL_CONNECTIONS = 4
 
@@ -366,6 +369,17 @@ class ChaserClient:
             if self._refused is not None:  # refused while this request waited for the budget
                 self.budget.unused()
                 self._check_refused(attempts)
+            if waited > 0.05 and self._past_deadline_after(MIN_ATTEMPT_SECONDS):
+                # the budget's room came too close to the deadline for an answer to come back:
+                # a request sent now would time out, and the next run send it again
+                self.budget.unused()
+                raise DeadlineExceededError(
+                    f"{attempts.where} not sent: the run's deadline comes in under "
+                    f"{MIN_ATTEMPT_SECONDS:g} s, after waiting {waited:.1f} s for the request "
+                    f"budget ({self.budget.rate_text})",
+                    method=method,
+                    path=path,
+                )
             self.stats.budget_wait_seconds += waited
             self.stats.requests += 1
             if method in _WRITE_METHODS:

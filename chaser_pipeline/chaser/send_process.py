@@ -142,18 +142,22 @@ class SendProcess:
                         logging.getLogger("chaser_pipeline").getEffectiveLevel(),
                     )
                 )
-            async with asyncio.timeout(self._ready_seconds()):
+            ready_seconds = self._ready_seconds()
+            async with asyncio.timeout(ready_seconds):
                 await asyncio.shield(self._ready)
-        except (TimeoutError, errors.ChaserError) as exc:
-            await self._shut(at_once=True)  # it holds no batch yet
-            if isinstance(exc, TimeoutError):
-                reason = f"it was not ready within {self._ready_seconds():g} s"
-            else:  # reaped by now: its exit code is known
-                code = self._process.returncode
-                reason = f"it ended before it was ready (exit code {code}); its error is above"
-            raise SendProcessUnavailable(reason) from None
+        except TimeoutError:
+            await self._shut(wait_seconds=0.0)  # it holds no batch yet: terminated at once
+            raise SendProcessUnavailable(f"it was not ready within {ready_seconds:g} s") from None
+        except errors.ChaserError:
+            # its pipe closed: let it finish printing its error and exit by itself, then name
+            # its exit code
+            await self._shut(wait_seconds=TERMINATE_SECONDS)
+            code = self._process.returncode
+            raise SendProcessUnavailable(
+                f"it ended before it was ready (exit code {code}); its error is above"
+            ) from None
         except BaseException:
-            await self._shut(at_once=True)
+            await self._shut(wait_seconds=0.0)
             raise
         return self
 
@@ -184,9 +188,9 @@ class SendProcess:
         finally:
             await self._shut()
 
-    async def _shut(self, *, at_once: bool = False) -> None:
-        """Stop the child and close the pipe, whatever state they are in; `at_once`: terminate
-        it rather than wait for it to end."""
+    async def _shut(self, *, wait_seconds: float = CLOSE_SECONDS) -> None:
+        """Stop the child and close the pipe, whatever state they are in: wait up to
+        `wait_seconds` for it to end by itself, then terminate it."""
         assert self._process is not None and self._conn is not None
         self._closing = True
         # shut the socket down, not just closed: the receiving thread's blocked read then
@@ -196,7 +200,7 @@ class SendProcess:
             socket.socket(fileno=os.dup(self._conn.fileno())) as pipe,
         ):
             pipe.shutdown(socket.SHUT_RDWR)
-        await asyncio.to_thread(_stop, self._process, 0.0 if at_once else CLOSE_SECONDS)
+        await asyncio.to_thread(_stop, self._process, wait_seconds)
         self._conn.close()
         for future in (self._ready, self._closed):
             if future.done() and not future.cancelled():
@@ -259,6 +263,8 @@ class SendProcess:
         elif kind == "ready":
             if not self._ready.done():
                 self._ready.set_result(None)
+        elif kind == "spent":
+            self._absorb_spent(message[1])
         elif kind == "closed":
             if not self._closed.done():
                 self._closed.set_result(message[1])
@@ -306,14 +312,20 @@ class SendProcess:
             )
         return self._ended
 
-    def _absorb(self, report: dict[str, Any]) -> None:
-        client = dict(report["client"])
+    def _absorb_spent(self, spent: dict[str, Any]) -> None:
+        """Add what the child spent since it last said (with each batch's answer): a child
+        killed before its final report loses no more than its requests still in flight."""
+        client = dict(spent["client"])
         client["by_status"] = Counter(client["by_status"])
         self._client.add_stats(ClientStats(**client))
-        handed = set(self._handed)
         self._client.budget.absorb(
-            [t for t in report["recent"] if t not in handed],
-            BudgetStats(**report["budget"]),
+            spent["recent"], BudgetStats(**spent["budget"]), fell_back_at=None, paused_until=0.0
+        )
+
+    def _absorb(self, report: dict[str, Any]) -> None:
+        self._client.budget.absorb(
+            [],
+            BudgetStats(),
             fell_back_at=report["fell_back_at"],
             paused_until=report["paused_until"],
         )
@@ -424,9 +436,10 @@ async def _serve(
     )
     sending: set[asyncio.Task] = set()
     async with ChaserClient(**config, budget=budget) as client:
+        tally = _Tally(client, budget)
         send(("ready",))
         while (message := await inbox.get()) is not None and message[0] == "bulk":
-            task = asyncio.create_task(_bulk(client, send, message))
+            task = asyncio.create_task(_bulk(client, send, message, tally))
             sending.add(task)
             task.add_done_callback(sending.discard)
         if message is None or message[0] == "abort":
@@ -437,24 +450,11 @@ async def _serve(
                 return
         if sending:
             await asyncio.wait(sending)
-    stats = client.stats
-    send(
-        (
-            "closed",
-            {
-                "client": {
-                    **{f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)},
-                    "by_status": dict(stats.by_status),
-                },
-                "budget": dataclasses.asdict(budget.stats),
-                "recent": budget.recent(),
-                **budget.handover(),
-            },
-        )
-    )
+    send(("spent", tally.take()))
+    send(("closed", budget.handover()))
 
 
-async def _bulk(client: ChaserClient, send: Any, message: tuple) -> None:
+async def _bulk(client: ChaserClient, send: Any, message: tuple, tally: _Tally) -> None:
     _, number, object_name, route, array, lengths, keys = message
     starts = list(itertools.accumulate((n + 1 for n in lengths), initial=1))  # "[" then ","s
 
@@ -468,11 +468,13 @@ async def _bulk(client: ChaserClient, send: Any, message: tuple) -> None:
     except errors.ChaserError as exc:
         settled = _outcome_state(exc.settled) if exc.settled is not None else None
         state = (type(exc).__name__, str(exc), exc.method, exc.path, exc.status, exc.body, settled)
-        send(("error", number, state))
+        answer: tuple = ("error", number, state)
     except Exception as exc:  # a defect here: the parent stops the sync with it
-        send(("failed", number, f"{type(exc).__name__}: {exc}"))
+        answer = ("failed", number, f"{type(exc).__name__}: {exc}")
     else:
-        send(("done", number, _outcome_state(outcome)))
+        answer = ("done", number, _outcome_state(outcome))
+    send(("spent", tally.take()))  # before the answer: counted by the time it is recorded
+    send(answer)
 
 
 class _Noticing(RequestBudget):
@@ -482,6 +484,16 @@ class _Noticing(RequestBudget):
     def __init__(self, send: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._send = send
+        self.answered_since: list[float] = []
+
+    def release(self) -> None:
+        super().release()
+        self.answered_since.append(self._answered[-1])  # the slot just dated
+
+    def take_times(self) -> list[float]:
+        """The times of the requests answered since the last call."""
+        times, self.answered_since = self.answered_since, []
+        return times
 
     def rate_limited(self, retry_after: float | None) -> float:
         was_initial_load = self.initial_load
@@ -489,6 +501,40 @@ class _Noticing(RequestBudget):
         if was_initial_load and not self.initial_load:
             self._send(("waiver over", self.fell_back_at, self.handover()["paused_until"]))
         return pause
+
+
+class _Tally:
+    """What the child spent since it last told the parent: the times of its answered
+    requests, and its client's and budget's counts."""
+
+    def __init__(self, client: ChaserClient, budget: _Noticing) -> None:
+        self._client = client
+        self._budget = budget
+        self._client_seen = _client_counts(client.stats)
+        self._budget_seen = dataclasses.asdict(budget.stats)
+
+    def take(self) -> dict[str, Any]:
+        client, budget = _client_counts(self._client.stats), dataclasses.asdict(self._budget.stats)
+        spent = {
+            "client": {
+                name: (
+                    dict(value - self._client_seen[name])
+                    if name == "by_status"
+                    else value - self._client_seen[name]
+                )
+                for name, value in client.items()
+            },
+            "budget": {name: value - self._budget_seen[name] for name, value in budget.items()},
+            "recent": self._budget.take_times(),
+        }
+        self._client_seen, self._budget_seen = client, budget
+        return spent
+
+
+def _client_counts(stats: ClientStats) -> dict[str, Any]:
+    counts = {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
+    counts["by_status"] = Counter(stats.by_status)
+    return counts
 
 
 def _outcome_state(outcome: BulkOutcome) -> tuple:

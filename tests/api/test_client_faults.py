@@ -105,6 +105,27 @@ def test_nothing_is_sent_after_the_deadline(tmp_path):
     assert stats.requests == 0
 
 
+def test_a_request_whose_budget_wait_ends_just_before_the_deadline_is_not_sent(tmp_path):
+    """Room in the budget 0.5 s before the deadline is too late for an answer to come back: the
+    request is not sent (it would time out and be sent again by the next run), and its slot
+    is given back."""
+    with running_emulator(tmp_path) as emulator:
+        budget = RequestBudget(1, window_seconds=1.0)
+
+        async def scenario():
+            async with client_for(emulator, budget=budget, deadline=time.time() + 1.5) as client:
+                await client.organisation.get()
+                with pytest.raises(DeadlineExceededError, match="not sent") as caught:
+                    await client.organisation.get()
+                return caught.value, client.stats
+
+        error, stats = run(scenario())
+        with EmulatorStore(emulator.state_path) as store:
+            assert store.request_count() == 1
+    assert "after waiting" in str(error)
+    assert stats.requests == budget.stats.requests == 1  # the slot given back is not counted
+
+
 def test_a_wait_for_the_budget_past_the_deadline_fails_at_once(tmp_path):
     with running_emulator(tmp_path) as emulator:
         budget = RequestBudget(2, window_seconds=60)

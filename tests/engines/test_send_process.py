@@ -157,6 +157,12 @@ def test_a_sending_process_that_dies_stops_the_sync_and_the_next_run_sends_the_r
                 on_progress=kill_the_sender,
             )
         assert killed
+        # what the child spent reached the run's budget batch by batch, not only in a final
+        # report it never sent: every write Chaser received but the one in flight at the kill
+        with chaser.store() as store:
+            writes = store.write_request_count("customers")
+        assert budget.stats.requests >= 1 and writes - 1 <= budget.stats.requests <= writes
+        assert len(budget.recent()) == budget.stats.requests
         ((recorded,),) = con.execute(
             "select count(*) from chaser_sync.state where payload_hash is not null"
         ).fetchall()
