@@ -16,6 +16,7 @@ run's budget, so a run that starts right after another does not burst into a ful
 from __future__ import annotations
 
 import asyncio
+import heapq
 import threading
 import time
 import weakref
@@ -189,9 +190,12 @@ class RequestBudget:
         """Take in what a budget in another process spent on this one's behalf (see
         `chaser.send_process`): the times of its requests, its counts, the end of the waiver it
         met (if it did) and a pause Chaser asked for."""
+        added = sorted(answered)
         with self._lock:
-            merged = sorted([*self._answered, *answered])
-            self._answered = deque(merged)
+            if added and self._answered and added[0] < self._answered[-1]:
+                self._answered = deque(heapq.merge(self._answered, added))
+            else:  # the usual case: newer than every slot here
+                self._answered.extend(added)
             self._prune(self._clock())
             self.stats.requests += stats.requests
             self.stats.rate_limited += stats.rate_limited

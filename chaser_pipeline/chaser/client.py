@@ -62,8 +62,8 @@ _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 DEFAULT_REQUEST_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
-# After waiting for the budget, a request is sent only if this long is left before the run's
-# deadline (a shorter attempt would only time out).
+# A request is sent only if this long (or its timeout, if shorter) is left before the run's
+# deadline: a shorter attempt would only time out.
 MIN_ATTEMPT_SECONDS = 1.0
 # Connections in one httpx pool; a client sending more at once opens several pools.
 POOL_CONNECTIONS = 4
@@ -369,18 +369,12 @@ class ChaserClient:
             if self._refused is not None:  # refused while this request waited for the budget
                 self.budget.unused()
                 self._check_refused(attempts)
-            if waited > 0.05 and self._past_deadline_after(MIN_ATTEMPT_SECONDS):
-                # the budget's room came too close to the deadline for an answer to come back:
-                # a request sent now would time out, and the next run send it again
-                self.budget.unused()
-                raise DeadlineExceededError(
-                    f"{attempts.where} not sent: the run's deadline comes in under "
-                    f"{MIN_ATTEMPT_SECONDS:g} s, after waiting {waited:.1f} s for the request "
-                    f"budget ({self.budget.rate_text})",
-                    method=method,
-                    path=path,
-                )
             self.stats.budget_wait_seconds += waited
+            try:
+                self._check_deadline(attempts, waited)
+            except DeadlineExceededError:
+                self.budget.unused()
+                raise
             self.stats.requests += 1
             if method in _WRITE_METHODS:
                 self.stats.write_requests += 1
@@ -422,13 +416,26 @@ class ChaserClient:
             return self.request_timeout
         return max(0.001, min(self.request_timeout, self.deadline - time.time()))
 
-    def _check_deadline(self, attempts: _Attempts) -> None:
-        if self.deadline is not None and time.time() >= self.deadline:
-            raise DeadlineExceededError(
-                f"{attempts.where} not sent: the run's deadline has passed",
-                method=attempts.method,
-                path=attempts.path,
+    def _check_deadline(self, attempts: _Attempts, waited: float = 0.0) -> None:
+        """Send nothing past the run's deadline, nor so close to it that the answer could not
+        come back in time (the request would time out, maybe applied, and the next run send it
+        again): at least MIN_ATTEMPT_SECONDS (or the request timeout, if shorter) must be left."""
+        if self.deadline is None:
+            return
+        left = self.deadline - time.time()
+        if left <= 0:
+            why = "the run's deadline has passed"
+        elif left < min(MIN_ATTEMPT_SECONDS, self.request_timeout):
+            why = f"the run's deadline comes in {left:.1f} s, too soon for an answer"
+        else:
+            return
+        if waited > 0.05:
+            why += (
+                f", after waiting {waited:.1f} s for the request budget ({self.budget.rate_text})"
             )
+        raise DeadlineExceededError(
+            f"{attempts.where} not sent: {why}", method=attempts.method, path=attempts.path
+        )
 
     def _past_deadline_after(self, delay: float) -> bool:
         return self.deadline is not None and time.time() + delay >= self.deadline

@@ -12,9 +12,11 @@ raise them. The parent keeps the plan, the journal and the fold.
 Nothing is lost when either side dies. The keys of a batch are committed as attempted before the
 batch is handed over (`sync.batches`); a batch Chaser answered that the parent did not record is
 sent again by the next run, as after any killed run (bulk upsert is idempotent by key). The child
-ends when its pipe closes. At the end the child's counts, request times and a waiver Chaser ended
-(a 429) are added to the parent's client and budget, so the budget carried to the next run and
-the run's metadata hold them; log records of the child are logged again in the parent.
+ends when its pipe closes. With each answer the child sends what it spent since the last (request
+times, the client's and the budget's counts), and the moment a 429 ends the waiver it says so:
+both are added to the parent's client and budget as they come, so the budget carried to the next
+run and the run's metadata hold them even when the child is killed (all but its requests in
+flight). Log records of the child are logged again in the parent.
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ class SendProcess:
         except errors.ChaserError:
             # its pipe closed: let it finish printing its error and exit by itself, then name
             # its exit code
-            await self._shut(wait_seconds=TERMINATE_SECONDS)
+            await self._shut(wait_seconds=min(TERMINATE_SECONDS, self._ready_seconds()))
             code = self._process.returncode
             raise SendProcessUnavailable(
                 f"it ended before it was ready (exit code {code}); its error is above"

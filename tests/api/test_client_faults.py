@@ -78,16 +78,30 @@ def test_the_run_deadline_cuts_a_silent_chaser_short(tmp_path):
     with running_emulator(tmp_path, FaultConfig(silent_after=0)) as emulator:
 
         async def scenario():
-            async with client_for(emulator, deadline=time.time() + 1.0) as client:
+            async with client_for(emulator, deadline=time.time() + 2.0) as client:
                 with pytest.raises(ChaserNotAnsweringError) as caught:
                     await client.organisation.get()
                 return caught.value
 
         started = time.monotonic()
         error = run(scenario())
-    assert time.monotonic() - started < 2  # not the 30 s request timeout
+    assert time.monotonic() - started < 3  # not the 30 s request timeout
     assert "Chaser stopped answering" in str(error)
     assert "the run's deadline has passed" in str(error)
+
+
+def test_nothing_is_sent_too_close_to_the_deadline(tmp_path):
+    """Under a second left: an answer could not come back in time, so nothing is sent."""
+    with running_emulator(tmp_path) as emulator:
+
+        async def scenario():
+            async with client_for(emulator, deadline=time.time() + 0.5) as client:
+                with pytest.raises(DeadlineExceededError, match="too soon for an answer"):
+                    await client.organisation.get()
+
+        run(scenario())
+        with EmulatorStore(emulator.state_path) as store:
+            assert store.request_count() == 0
 
 
 def test_nothing_is_sent_after_the_deadline(tmp_path):
@@ -106,14 +120,14 @@ def test_nothing_is_sent_after_the_deadline(tmp_path):
 
 
 def test_a_request_whose_budget_wait_ends_just_before_the_deadline_is_not_sent(tmp_path):
-    """Room in the budget 0.5 s before the deadline is too late for an answer to come back: the
-    request is not sent (it would time out and be sent again by the next run), and its slot
-    is given back."""
+    """Room in the budget under a second before the deadline is too late for an answer to come
+    back: the request is not sent (it would time out and be sent again by the next run), and
+    its slot is given back."""
     with running_emulator(tmp_path) as emulator:
         budget = RequestBudget(1, window_seconds=1.0)
 
         async def scenario():
-            async with client_for(emulator, budget=budget, deadline=time.time() + 1.5) as client:
+            async with client_for(emulator, budget=budget, deadline=time.time() + 1.9) as client:
                 await client.organisation.get()
                 with pytest.raises(DeadlineExceededError, match="not sent") as caught:
                     await client.organisation.get()
