@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -264,16 +265,7 @@ class ChaserClient:
     def add_stats(self, other: ClientStats) -> None:
         """Count what a client sending on this one's behalf (another process) did."""
         stats = self.stats
-        for name in (
-            "requests",
-            "write_requests",
-            "retries",
-            "rate_limited",
-            "server_errors",
-            "transport_errors",
-            "timeouts",
-            "budget_wait_seconds",
-        ):
+        for name in (f.name for f in dataclasses.fields(ClientStats) if f.name != "by_status"):
             setattr(stats, name, getattr(stats, name) + getattr(other, name))
         stats.by_status.update(other.by_status)
 

@@ -56,10 +56,11 @@ TERMINATE_SECONDS = 5.0
 
 def sends_from_process(client: ChaserClient, requests: int, minimum: int) -> bool:
     """Whether `requests` write requests are worth a process of their own: only while the budget
-    paces nothing (an initial load in the waiver), for at least `minimum` requests, and when the
-    client makes its own connections (a given transport cannot cross processes)."""
+    paces nothing (an initial load in the waiver), for at least `minimum` requests (0: never),
+    and when the client makes its own connections (a given transport cannot cross processes)."""
     return (
-        requests >= max(1, minimum)
+        minimum > 0
+        and requests >= minimum
         and client.budget.initial_load
         and client.process_config() is not None
     )
@@ -100,7 +101,6 @@ class SendProcess:
         self._conn: Connection | None = None
         self._ended: str | None = None  # why the child can take no more batches
         self._closing = False  # the parent closed the pipe itself
-        self.waiver_over = False  # the child met a 429 that ended the initial load
 
     async def __aenter__(self) -> SendProcess:
         """Start the child and wait until its client is ready; SendProcessUnavailable when it
@@ -110,7 +110,6 @@ class SendProcess:
         self._closed: asyncio.Future = loop.create_future()
         self._ready: asyncio.Future = loop.create_future()
         budget = self._client.budget
-        self._handed = budget.recent()
         # A new interpreter (`python -m` this module), not a fork (which would copy DuckDB's
         # threads) nor multiprocessing's spawn (which imports the caller's main module again):
         # one end of a socket pair is its pipe; the credentials go over it, never in argv.
@@ -139,7 +138,7 @@ class SendProcess:
                         {
                             "requests_per_minute": budget.requests_per_minute,
                             "window_seconds": budget.window_seconds,
-                            "recent": self._handed,
+                            "recent": budget.recent(),
                         },
                         logging.getLogger("chaser_pipeline").getEffectiveLevel(),
                     )
@@ -270,13 +269,8 @@ class SendProcess:
         elif kind == "closed":
             if not self._closed.done():
                 self._closed.set_result(message[1])
-        elif kind == "waiver over":
-            # at once, not at the end: a run stopped before its end still notes it
-            _, fell_back_at, paused_until = message
-            self._client.budget.absorb(
-                [], BudgetStats(), fell_back_at=fell_back_at, paused_until=paused_until
-            )
-            self.waiver_over = True
+        elif kind == "waiver over":  # at once: a run stopped before the end still notes it
+            self._absorb(message[1])
         else:
             _, number, answer = message
             future, keys = self._waiting.get(number, (None, []))
@@ -324,13 +318,10 @@ class SendProcess:
             spent["recent"], BudgetStats(**spent["budget"]), fell_back_at=None, paused_until=0.0
         )
 
-    def _absorb(self, report: dict[str, Any]) -> None:
-        self._client.budget.absorb(
-            [],
-            BudgetStats(),
-            fell_back_at=report["fell_back_at"],
-            paused_until=report["paused_until"],
-        )
+    def _absorb(self, handover: dict[str, Any]) -> None:
+        """The end of the waiver the child met, and the pause Chaser asked for
+        (`RequestBudget.handover`)."""
+        self._client.budget.absorb([], BudgetStats(), **handover)
 
 
 class RemoteEndpoint:
@@ -501,7 +492,7 @@ class _Noticing(RequestBudget):
         was_initial_load = self.initial_load
         pause = super().rate_limited(retry_after)
         if was_initial_load and not self.initial_load:
-            self._send(("waiver over", self.fell_back_at, self.handover()["paused_until"]))
+            self._send(("waiver over", self.handover()))
         return pause
 
 

@@ -136,8 +136,9 @@ def sync_object(
                 try:
                     async with contextlib.AsyncExitStack() as stack:
                         endpoint = None
-                        minimum = options.send_process_min_requests
-                        if minimum and sends_from_process(client, report.planned_requests, minimum):
+                        if sends_from_process(
+                            client, report.planned_requests, options.send_process_min_requests
+                        ):
                             # the waiver's first load: HTTP in a process of its own, so the
                             # journal and the plan's reads take none of its CPU
                             try:
