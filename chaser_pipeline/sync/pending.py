@@ -174,6 +174,7 @@ def compute_pending(
         "create or replace temp table pending_documents ("
         "object varchar, key varchar, month varchar, changed_at timestamp)"
     )
+    changed = _ChangedAt(con)
     for chaser_object in CHASER_OBJECTS.values():
         model = project.models.get(chaser_object.mart)
         if model is None or any(
@@ -182,7 +183,7 @@ def compute_pending(
             if upstream in project.models
         ):
             continue  # nothing built yet: nothing can be pending
-        _collect(con, pending, target, chaser_object, model, history_start, now, options)
+        _collect(con, pending, target, chaser_object, model, history_start, now, options, changed)
     # Deleted documents Chaser holds whose last version is held back: withdrawn as Chaser
     # holds them by the next sync of their object, whatever its months (the current one here)
     for chaser_object in CHASER_OBJECTS.values():
@@ -226,9 +227,33 @@ def compute_pending(
         "update pending_documents set month = $current where month > $current",
         {"current": month_key(utc_now())},
     )
-    _collect_outstanding(con)
+    _collect_outstanding(con, changed)
+    changed.drop()
     _summarise(con, pending)
     return pending
+
+
+class _ChangedAt:
+    """Each object's newest ledger change per document (CHANGED_AT_SQL), worked out once per
+    pending check into a temp table: the plan's documents, the mart's moved ones and the
+    held-back ones all read it (over the whole history, invoices' is a group-by over every
+    payment and allocation: at 1M invoices it was a second of the check, paid three times)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.built: list[str] = []
+
+    def table(self, name: str) -> str:
+        table = f"pending_changed_{name}"
+        if name not in self.built:
+            self.con.execute(f"create or replace temp table {table} as {CHANGED_AT_SQL[name]}")
+            self.built.append(name)
+        return table
+
+    def drop(self) -> None:
+        for name in self.built:
+            self.con.execute(f"drop table if exists pending_changed_{name}")
+        self.built.clear()
 
 
 def _collect(
@@ -240,6 +265,7 @@ def _collect(
     history_start: date,
     now: datetime,
     options: SyncOptions,
+    changed: _ChangedAt,
 ) -> None:
     """Add one object's pending documents (and the months to rebuild) to pending_documents."""
     name, key = chaser_object.name, chaser_object.key
@@ -256,7 +282,7 @@ def _collect(
         f"""insert into pending_documents
         select $object, p.{key}, {month}, c.changed_at
         from sync_plan as p
-        left join ({CHANGED_AT_SQL[name]}) as c on c.key = p.{key}
+        left join {changed.table(name)} as c on c.key = p.{key}
         where p.sync_action in ('create', 'update') or (
             p.sync_action = 'held_back' and {customer_lands_sql(chaser_object)})""",
         {"object": name},
@@ -286,7 +312,7 @@ def _collect(
             select $object, m.{key}, month, c.changed_at
             from {chaser_object.mart} as m
             left join pending_source as w on w.{key} = m.{key}
-            left join ({CHANGED_AT_SQL[name]}) as c on c.key = m.{key},
+            left join {changed.table(name)} as c on c.key = m.{key},
             unnest([substr(m.date, 1, 7) || '-01', substr(w.date, 1, 7) || '-01']) as t(month)
             where (w.{key} is null or substr(w.date, 1, 7) <> substr(m.date, 1, 7))
             and month is not null""",
@@ -321,15 +347,15 @@ _OUTSTANDING_SQL = """
 """
 
 
-def _collect_outstanding(con: duckdb.DuckDBPyConnection) -> None:
+def _collect_outstanding(con: duckdb.DuckDBPyConnection, changed: _ChangedAt) -> None:
     """Add the held-back changes Chaser has not received (see _OUTSTANDING_SQL)."""
     if not all(_exists(con, t) for t in ("chaser_rejections", "int_contact_persons")):
         return  # the models are not built yet: nothing is known to be held back
-    changed = "\nunion all\n".join(
-        f"select '{name}' as object, key, changed_at from ({sql})"
-        for name, sql in CHANGED_AT_SQL.items()
+    every = "\nunion all\n".join(
+        f"select '{name}' as object, key, changed_at from {changed.table(name)}"
+        for name in CHANGED_AT_SQL
     )
-    con.execute(f"insert into pending_documents {_OUTSTANDING_SQL.format(changed=changed)}")
+    con.execute(f"insert into pending_documents {_OUTSTANDING_SQL.format(changed=every)}")
 
 
 def _summarise(con: duckdb.DuckDBPyConnection, pending: Pending) -> None:

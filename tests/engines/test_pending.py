@@ -14,9 +14,12 @@ import pytest
 from chaser_pipeline.db import WHOLE_HISTORY, document_window, month_key
 from chaser_pipeline.defs.partitions import describe_window
 from chaser_pipeline.emulator import EmulatorStore
+from chaser_pipeline.models.build import run_models
 from chaser_pipeline.sync.objects import CHASER_OBJECTS
+from chaser_pipeline.sync.pending import compute_pending
 from tests.support.engine import DEMO_FIRST_RUN as FIRST_RUN
-from tests.support.engine import EnginePipeline, EngineRun
+from tests.support.engine import HISTORY_START, EnginePipeline, EngineRun
+from tests.support.models import whole_history
 
 NEXT_RUN = datetime(2026, 11, 21, 6)
 
@@ -274,6 +277,67 @@ def test_an_open_invoice_issued_before_the_history_start_reaches_chaser(tmp_path
         assert_nothing_pending(p)
     finally:
         p.close()
+
+
+# ---- when the pending changes were made (the data-lag check's figures) ----------------------
+
+
+def pending_now(p: EnginePipeline, now: datetime):
+    """What a run at `now` would find pending, without sending anything."""
+    p.extract(now)
+    run_models(p.con, p.project, only=whole_history())
+    return compute_pending(p.state, p.target, p.project, history_start=HISTORY_START, now=now)
+
+
+def test_each_pending_month_carries_the_time_of_its_newest_ledger_change(pipeline):
+    """The data-lag check reads, per pending month, the oldest of its documents' newest ledger
+    changes, and over everything the oldest change Chaser has not received, held-back versions
+    included. A document's change is its newest row behind it (here a payment committed after
+    the invoice); a second check on the same connection sees the ledger as it is then, and
+    leaves no working table behind."""
+    p = pipeline
+    paid, stale = open_invoices(p, 2)
+    months = dict(
+        p.query(
+            "select invoice_id, substr(date, 1, 7) || '-01' from chaser_invoices "
+            "where invoice_id in (?, ?)",
+            [paid, stale],
+        )
+    )
+    paid_at = datetime(2026, 11, 21, 2)
+    p.ledger(
+        "insert into ledger.payments (payment_id, invoice_id, amount, paid_at, is_reversed, "
+        "updated_at) values ('P-LAG', ?, 1.00, ?, false, ?)",
+        [paid, paid_at, paid_at],
+    )
+    # Chaser holds it; its new version breaks a rule: outstanding (stale in Chaser), and its
+    # month is rebuilt, since the mart may no longer hold it
+    blanked_at = datetime(2026, 11, 21, 1)
+    p.ledger(
+        "update ledger.invoices set due_date = null, updated_at = ? where invoice_id = ?",
+        [blanked_at, stale],
+    )
+
+    def expected(paid_change: datetime) -> dict[str, datetime]:
+        by_month = {months[paid]: paid_change}
+        by_month[months[stale]] = min(blanked_at, by_month.get(months[stale], blanked_at))
+        return by_month
+
+    first = pending_now(p, NEXT_RUN)
+    assert first.documents == {"invoices": 2}
+    assert first.oldest_change_by_month == expected(paid_at)
+    assert first.oldest_change == blanked_at
+    # the payment changed again: the same connection's next check sees the new time
+    moved_at = datetime(2026, 11, 21, 3)
+    p.ledger(
+        "update ledger.payments set amount = 2.00, updated_at = ? where payment_id = 'P-LAG'",
+        [moved_at],
+    )
+    again = pending_now(p, NEXT_RUN + timedelta(hours=1))
+    assert again.oldest_change_by_month == expected(moved_at)
+    assert again.oldest_change == blanked_at
+    left = "select table_name from information_schema.tables where table_name like 'pending_chang%'"
+    assert p.query(left) == []
 
 
 # ---- the request forecast -------------------------------------------------------------------
