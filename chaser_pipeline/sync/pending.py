@@ -14,6 +14,7 @@ check.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
 from collections.abc import Mapping
@@ -175,6 +176,31 @@ def compute_pending(
         "object varchar, key varchar, month varchar, changed_at timestamp)"
     )
     changed = _ChangedAt(con)
+    try:
+        _collect_all(con, pending, target, project, history_start, now, options, changed)
+    except BaseException:
+        # a failed check leaves no whole-history table on the connection; its error is the one
+        # to see, not one of the cleanup's
+        with contextlib.suppress(duckdb.Error):
+            changed.drop()
+        raise
+    changed.drop()
+    _summarise(con, pending)
+    return pending
+
+
+def _collect_all(
+    con: duckdb.DuckDBPyConnection,
+    pending: Pending,
+    target: Target,
+    project: ModelProject,
+    history_start: date,
+    now: datetime,
+    options: SyncOptions,
+    changed: _ChangedAt,
+) -> None:
+    """Fill pending_documents: every object's plan and moved documents, the stuck withdrawals,
+    the months of documents outside the partitions, and the held-back changes."""
     for chaser_object in CHASER_OBJECTS.values():
         model = project.models.get(chaser_object.mart)
         if model is None or any(
@@ -228,9 +254,6 @@ def compute_pending(
         {"current": month_key(utc_now())},
     )
     _collect_outstanding(con, changed)
-    changed.drop()
-    _summarise(con, pending)
-    return pending
 
 
 class _ChangedAt:

@@ -393,6 +393,21 @@ def test_a_periodic_full_comparison_catches_an_updated_at_moved_backwards(wareho
     assert landing.extract("invoices", "2024-06-09", full_compare_every_days=0).full_compare
 
 
+def test_an_emptied_landing_table_with_a_cursor_counts_the_changes_behind_it(warehouse, landing):
+    """A landing table emptied by hand while its extract state keeps a cursor: the next full
+    comparison lands every row without comparing them, and still counts the keys no incremental
+    read would have fetched (the empty-table path with a lower bound)."""
+    warehouse.write({"invoices": INVOICES})
+    landing.extract("invoices", "2024-06-01")
+    landing.con.execute("delete from landing.invoices")
+    week = landing.extract("invoices", "2024-06-08 00:00:00")
+    assert week.full_compare == "last full comparison at 2024-06-01 00:00"
+    landed = week.landed
+    assert (landed.inserted, landed.updated, landed.unchanged) == (3, 0, 0)
+    assert landed.changed_behind_cursor == 3  # every row is dated March, long before the cursor
+    assert [r[0] for r in landing.rows("invoices", "invoice_id")] == ["I-1", "I-2", "I-3"]
+
+
 @pytest.mark.parametrize("warehouse", ["duckdb"], indirect=True)
 def test_keys_the_cursor_missed_turn_the_run_into_a_full_comparison(warehouse, landing):
     warehouse.write({"invoices": INVOICES})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import date, datetime, timedelta
 
+import duckdb
 import pytest
 
 from chaser_pipeline.db import WHOLE_HISTORY, document_window, month_key
@@ -292,9 +293,9 @@ def pending_now(p: EnginePipeline, now: datetime):
 def test_each_pending_month_carries_the_time_of_its_newest_ledger_change(pipeline):
     """The data-lag check reads, per pending month, the oldest of its documents' newest ledger
     changes, and over everything the oldest change Chaser has not received, held-back versions
-    included. A document's change is its newest row behind it (here a payment committed after
-    the invoice); a second check on the same connection sees the ledger as it is then, and
-    leaves no working table behind."""
+    included (a customer's, in no month). A document's change is its newest row behind it (here
+    a payment committed after the invoice); a second check on the same connection sees the
+    ledger as it is then, and leaves no working table behind."""
     p = pipeline
     paid, stale = open_invoices(p, 2)
     months = dict(
@@ -318,15 +319,29 @@ def test_each_pending_month_carries_the_time_of_its_newest_ledger_change(pipelin
         [blanked_at, stale],
     )
 
+    # a customer Chaser holds whose new version is held back: a change in no month at all, and
+    # the oldest one Chaser has not received
+    renamed_at = datetime(2026, 11, 21, 0, 30)
+    [(customer,)] = p.query(
+        """select external_id from chaser_customers where external_id not in (
+            select customer_external_id from chaser_invoices where invoice_id in (?, ?))
+        order by external_id limit 1""",
+        [paid, stale],
+    )
+    p.ledger(
+        "update ledger.customers set company_name = null, updated_at = ? where customer_id = ?",
+        [renamed_at, customer],
+    )
+
     def expected(paid_change: datetime) -> dict[str, datetime]:
         by_month = {months[paid]: paid_change}
         by_month[months[stale]] = min(blanked_at, by_month.get(months[stale], blanked_at))
         return by_month
 
     first = pending_now(p, NEXT_RUN)
-    assert first.documents == {"invoices": 2}
+    assert first.documents == {"invoices": 2, "customers": 1}
     assert first.oldest_change_by_month == expected(paid_at)
-    assert first.oldest_change == blanked_at
+    assert first.oldest_change == renamed_at
     # the payment changed again: the same connection's next check sees the new time
     moved_at = datetime(2026, 11, 21, 3)
     p.ledger(
@@ -335,7 +350,19 @@ def test_each_pending_month_carries_the_time_of_its_newest_ledger_change(pipelin
     )
     again = pending_now(p, NEXT_RUN + timedelta(hours=1))
     assert again.oldest_change_by_month == expected(moved_at)
-    assert again.oldest_change == blanked_at
+    assert again.oldest_change == renamed_at
+    left = "select table_name from information_schema.tables where table_name like 'pending_chang%'"
+    assert p.query(left) == []
+
+
+def test_a_check_that_fails_part_way_leaves_no_working_table_and_says_why(pipeline):
+    """A pending check that fails after it built the newest-change tables (here the rejections
+    table was replaced by one without its columns) raises the database's own error and leaves
+    none of those whole-history tables on the connection."""
+    p = pipeline
+    p.con.execute("create or replace table chaser_rejections as select 1 as unrelated")
+    with pytest.raises(duckdb.BinderException, match="severity"):
+        compute_pending(p.state, p.target, p.project, history_start=HISTORY_START, now=NEXT_RUN)
     left = "select table_name from information_schema.tables where table_name like 'pending_chang%'"
     assert p.query(left) == []
 
