@@ -264,18 +264,18 @@ class _ChangedAt:
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
-        self.built: list[str] = []
+        self.built: list[str] = []  # the tables made so far, by this check
 
     def table(self, name: str) -> str:
         table = f"pending_changed_{name}"
-        if name not in self.built:
+        if table not in self.built:
             self.con.execute(f"create or replace temp table {table} as {CHANGED_AT_SQL[name]}")
-            self.built.append(name)
+            self.built.append(table)
         return table
 
     def drop(self) -> None:
-        for name in self.built:
-            self.con.execute(f"drop table if exists pending_changed_{name}")
+        for table in self.built:
+            self.con.execute(f"drop table if exists {table}")
         self.built.clear()
 
 
