@@ -24,34 +24,19 @@ movements as not materialized (
     select * from int_invoice_movements
 ),
 
-stretches as (
-    select
-        movements.invoice_id,
-        movements.movement_rank,
-        movements.movement_amount,
-        movements.moved_at,
-        -- the last movement that left the running applied sum below the total (0: none did)
-        max(
-            case
-                when movements.running_applied_amount < invoices.total_amount
-                    then movements.movement_rank
-                else 0
-            end
-        ) over (partition by movements.invoice_id) as last_below_rank
-    from movements
-    inner join invoices
-        on movements.invoice_id = invoices.invoice_id
-),
-
 applied as (
     select
         invoice_id,
         sum(movement_amount) as applied_amount,
         -- fully paid at the start of the final stretch in which the running applied sum stayed
         -- at or above the total: the movement right after the last one that left it below (pay
-        -- 100, refund -100, pay 100: the second 100)
-        max(moved_at) filter (where movement_rank = last_below_rank + 1) as total_reached_at
-    from stretches
+        -- 100, refund -100, pay 100: the second 100); the first movement when none did
+        case
+            when bool_or(is_below_total)
+                then arg_max_null(next_moved_at, movement_rank) filter (where is_below_total)
+            else max(moved_at) filter (where movement_rank = 1)
+        end as total_reached_at
+    from movements
     group by invoice_id
 ),
 

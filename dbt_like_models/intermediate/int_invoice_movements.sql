@@ -69,7 +69,13 @@ ordered as (
             partition by movements.invoice_id
             order by movements.moved_at, movements.movement_id, movements.movement_amount
             rows between unbounded preceding and current row
-        ) as running_applied_amount
+        ) as running_applied_amount,
+        -- when the next movement of the invoice was applied (NULL for the last): the start of
+        -- the stretch after this one, which int_invoice_balances reads without a window of its own
+        lead(movements.moved_at) over (
+            partition by movements.invoice_id
+            order by movements.moved_at, movements.movement_id, movements.movement_amount
+        ) as next_moved_at
     from movements
     -- money pointing at an unknown invoice is applied to nothing; chaser_rejections reports it
     inner join invoices
@@ -85,6 +91,9 @@ final as (
         moved_at,
         movement_rank,
         running_applied_amount,
+        -- NULL when the invoice has no total (nothing is below an unknown total)
+        running_applied_amount < total_amount as is_below_total,
+        next_moved_at,
         case
             -- without a total (or with a negative one, held back) nothing can be past it
             when total_amount is null or total_amount < 0 then 0.00
