@@ -294,8 +294,16 @@ def _collect(
     name, key = chaser_object.name, chaser_object.key
     sql, params = model_query(model)
     con.execute(f"create or replace temp table pending_source as {sql}", params)
+    # counted, never sent: a payload is hashed only to compare it with one Chaser confirmed
     planned = build_plan(
-        con, chaser_object, WHOLE_HISTORY, options, now, target=target, source="pending_source"
+        con,
+        chaser_object,
+        WHOLE_HISTORY,
+        options,
+        now,
+        target=target,
+        source="pending_source",
+        hash_unconfirmed=False,
     )
     synced = previously_synced(con)
     pending.planned[name], pending.previously_synced[name] = planned, synced

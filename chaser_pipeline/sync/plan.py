@@ -54,12 +54,16 @@ def build_plan(
     *,
     target: Target,
     source: str | None = None,
+    hash_unconfirmed: bool = True,
 ) -> Counter[str]:
     """Create temp table `sync_plan` (the mart rows in scope, their hash and action, against what
     `target` confirmed); return counts. The working copy must be current (`SyncState.refresh`).
 
     `source` replaces the mart table by a relation with the same columns (the pending check plans
-    the payloads the models would produce now)."""
+    the payloads the models would produce now). `hash_unconfirmed=False` (a plan that is only
+    counted, never sent: the pending check) hashes a payload only where Chaser confirmed one to
+    compare it with; every other row's `sync_payload_hash` is NULL and its action the same. A
+    payload hash is most of a plan's cost (10M invoices never sent: every one of them)."""
     prepare_duckdb(con)
     scope = "true"
     params: dict[str, Any] = {"object": chaser_object.name, "target": target.key}
@@ -67,40 +71,32 @@ def build_plan(
         # Dates are ISO strings, so the month window compares correctly as text.
         scope = "m.date >= $window_start and m.date < $window_end"
         params["window_start"], params["window_end"] = _window_text(window)
+    # a payload is hashed where the plan keeps its hash (to record it once sent) or compares it
+    hashed = "true" if hash_unconfirmed else "s.payload_hash is not null"
     customer_pending = _waits_for_customer_sql(chaser_object, options)
     skip = _not_worth_sending_sql(chaser_object, options, now, params)
     con.execute(
         f"""create or replace temp table sync_plan as
         with scoped as (
             select
+                m as sync_payload,
                 m.*,
-                md5(to_json(m)::varchar) as sync_payload_hash,
                 ({chaser_object.chase_sql})::decimal(18, 2) as sync_chase_measure
             from {source or chaser_object.mart} as m
             where {scope}
         ),
-        planned as (
+        compared as (
             select
-                m.*,
-                s.payload_hash as sync_confirmed_hash,
-                s.chaser_id as sync_chaser_id,
-                -- Chaser has never answered for it, and no run has started to send it
-                s.key is null and a.key is null as sync_first_send,
-                -- what to do with the row once its customer is in Chaser
-                case
-                    -- once sent (or sending was attempted: a killed run may have delivered
-                    -- it), every later change is sent; never sent and not worth it: skip
-                    when sync_first_send and ({skip}) then 'skipped'
-                    when s.payload_hash is null then 'create'
-                    -- failed rows are retried every run until they succeed
-                    when s.last_status = 'failed' or s.payload_hash <> m.sync_payload_hash
-                        then 'update'
-                    else 'unchanged'
-                end as sync_ready_action,
-                -- a document waits for its customer to be accepted by Chaser first
-                case when {customer_pending} then 'held_back' else sync_ready_action end
-                    as sync_action,
-                s.chase_measure as sync_confirmed_measure
+                m.* exclude (sync_payload, sync_chase_measure),
+                case when {hashed}
+                    then md5(to_json(m.sync_payload)::varchar) end as sync_payload_hash,
+                m.sync_chase_measure,
+                s.key as sync_state_key,
+                s.payload_hash as sync_state_hash,
+                s.last_status as sync_state_status,
+                s.chaser_id as sync_state_chaser_id,
+                s.chase_measure as sync_state_measure,
+                a.key as sync_attempted_key
             from scoped as m
             left join {STATE_TABLE} as s
                 on s.target = $target
@@ -111,6 +107,31 @@ def build_plan(
                 where target = $target and object = $object
             ) as a
                 on a.key = m.{chaser_object.key}
+        ),
+        planned as (
+            select
+                m.* exclude (sync_state_key, sync_state_hash, sync_state_status,
+                    sync_state_chaser_id, sync_state_measure, sync_attempted_key),
+                m.sync_state_hash as sync_confirmed_hash,
+                m.sync_state_chaser_id as sync_chaser_id,
+                -- Chaser has never answered for it, and no run has started to send it
+                m.sync_state_key is null and m.sync_attempted_key is null as sync_first_send,
+                -- what to do with the row once its customer is in Chaser
+                case
+                    -- once sent (or sending was attempted: a killed run may have delivered
+                    -- it), every later change is sent; never sent and not worth it: skip
+                    when sync_first_send and ({skip}) then 'skipped'
+                    when m.sync_state_hash is null then 'create'
+                    -- failed rows are retried every run until they succeed
+                    when m.sync_state_status = 'failed' or m.sync_state_hash <> m.sync_payload_hash
+                        then 'update'
+                    else 'unchanged'
+                end as sync_ready_action,
+                -- a document waits for its customer to be accepted by Chaser first
+                case when {customer_pending} then 'held_back' else sync_ready_action end
+                    as sync_action,
+                m.sync_state_measure as sync_confirmed_measure
+            from compared as m
         )
         select
             *,

@@ -274,3 +274,64 @@ def test_a_step_of_its_own_does_not_withdraw_most_of_what_chaser_holds(tmp_path)
         with EmulatorStore(tmp_path / "c.sqlite3") as store:
             held = {r["invoice_id"]: r["status"] for r in store.records("invoices")}
         assert sum(s == "DELETED" for s in held.values()) == 50
+
+
+def test_a_plan_that_only_counts_decides_as_the_plan_that_sends(tmp_path):
+    """The pending check plans with `hash_unconfirmed=False` (no hash for a payload Chaser has
+    no confirmed one to compare with): every row gets the action, priority and confirmed
+    hash of the full plan, and every hash it does compute is the full plan's."""
+    with emulated_chaser(tmp_path) as chaser:
+        invoices = [(f"I-{i}", "C-1") for i in range(6)] + [("I-8", "C-3"), ("I-9", "C-2")]
+        con = mart_db(
+            tmp_path / "p.duckdb", [("C-1", "Good Ltd"), ("C-2", "Late Ltd")], invoices[:4]
+        )
+        chaser.sync(con, "customers", run_id="r1")
+        assert chaser.sync(con, "invoices", run_id="r1").confirmed["create"] == 4
+        con.execute("update chaser_invoices set total = 13.00 where invoice_id = 'I-1'")
+        con.execute(
+            """update chaser_invoices set status = 'PAID', amount_paid = total, amount_due = 0,
+            fully_paid_date = '2024-03-20T00:00:00.000Z' where invoice_id = 'I-2'"""
+        )
+        # a customer Chaser does not hold yet: its invoice waits for it
+        con.execute(
+            "insert into chaser_customers values "
+            "('C-3', 'New Ltd', null, null, null, null, null, 'ACTIVE', null)"
+        )
+        con.executemany(
+            """insert into chaser_invoices values (?, 'N-1', ?, 'AUTHORISED', 'GBP', 10.00,
+            12.00, 0.00, 12.00, '2024-03-01T00:00:00.000Z', '2024-03-31T00:00:00.000Z', null)""",
+            invoices[4:],
+        )
+        # a refused row is retried whatever its hash
+        con.execute("update chaser_sync.state set last_status = 'failed' where key = 'I-3'")
+        _, target = chaser.state(con)
+        plans = {}
+        for hash_unconfirmed in (True, False):
+            build_plan(
+                con,
+                CHASER_OBJECTS["invoices"],
+                WHOLE_HISTORY,
+                SyncOptions(),
+                utc_now(),
+                target=target,
+                hash_unconfirmed=hash_unconfirmed,
+            )
+            plans[hash_unconfirmed] = con.execute(
+                """select invoice_id, sync_action, sync_priority, sync_confirmed_hash,
+                sync_payload_hash from sync_plan order by invoice_id"""
+            ).fetchall()
+        full, counted = plans[True], plans[False]
+        assert [r[:4] for r in counted] == [r[:4] for r in full]
+        assert {r[0]: r[1] for r in full} == {
+            "I-0": "unchanged",
+            "I-1": "update",
+            "I-2": "update",
+            "I-3": "update",
+            "I-4": "create",
+            "I-5": "create",
+            "I-8": "held_back",
+            "I-9": "create",
+        }
+        assert all(r[4] is not None for r in full)
+        for (key, _, _, confirmed, counted_hash), full_row in zip(counted, full, strict=True):
+            assert counted_hash == (full_row[4] if confirmed is not None else None), key
