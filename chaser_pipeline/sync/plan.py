@@ -85,18 +85,31 @@ def build_plan(
             from {source or chaser_object.mart} as m
             where {scope}
         ),
-        compared as (
+        planned as (
             select
                 m.* exclude (sync_payload, sync_chase_measure),
                 case when {hashed}
                     then md5(to_json(m.sync_payload)::varchar) end as sync_payload_hash,
                 m.sync_chase_measure,
-                s.key as sync_state_key,
-                s.payload_hash as sync_state_hash,
-                s.last_status as sync_state_status,
-                s.chaser_id as sync_state_chaser_id,
-                s.chase_measure as sync_state_measure,
-                a.key as sync_attempted_key
+                s.payload_hash as sync_confirmed_hash,
+                s.chaser_id as sync_chaser_id,
+                -- Chaser has never answered for it, and no run has started to send it
+                s.key is null and a.key is null as sync_first_send,
+                -- what to do with the row once its customer is in Chaser
+                case
+                    -- once sent (or sending was attempted: a killed run may have delivered
+                    -- it), every later change is sent; never sent and not worth it: skip
+                    when sync_first_send and ({skip}) then 'skipped'
+                    when s.payload_hash is null then 'create'
+                    -- failed rows are retried every run until they succeed
+                    when s.last_status = 'failed' or s.payload_hash <> sync_payload_hash
+                        then 'update'
+                    else 'unchanged'
+                end as sync_ready_action,
+                -- a document waits for its customer to be accepted by Chaser first
+                case when {customer_pending} then 'held_back' else sync_ready_action end
+                    as sync_action,
+                s.chase_measure as sync_confirmed_measure
             from scoped as m
             left join {STATE_TABLE} as s
                 on s.target = $target
@@ -107,31 +120,6 @@ def build_plan(
                 where target = $target and object = $object
             ) as a
                 on a.key = m.{chaser_object.key}
-        ),
-        planned as (
-            select
-                m.* exclude (sync_state_key, sync_state_hash, sync_state_status,
-                    sync_state_chaser_id, sync_state_measure, sync_attempted_key),
-                m.sync_state_hash as sync_confirmed_hash,
-                m.sync_state_chaser_id as sync_chaser_id,
-                -- Chaser has never answered for it, and no run has started to send it
-                m.sync_state_key is null and m.sync_attempted_key is null as sync_first_send,
-                -- what to do with the row once its customer is in Chaser
-                case
-                    -- once sent (or sending was attempted: a killed run may have delivered
-                    -- it), every later change is sent; never sent and not worth it: skip
-                    when sync_first_send and ({skip}) then 'skipped'
-                    when m.sync_state_hash is null then 'create'
-                    -- failed rows are retried every run until they succeed
-                    when m.sync_state_status = 'failed' or m.sync_state_hash <> m.sync_payload_hash
-                        then 'update'
-                    else 'unchanged'
-                end as sync_ready_action,
-                -- a document waits for its customer to be accepted by Chaser first
-                case when {customer_pending} then 'held_back' else sync_ready_action end
-                    as sync_action,
-                m.sync_state_measure as sync_confirmed_measure
-            from compared as m
         )
         select
             *,
