@@ -23,7 +23,11 @@ payments as (
         is_reversed,
         is_deleted
     from stg_payments
-    where payment_id is not null
+    -- only the payments an allocation draws cash from (about 1 in 200 at 10M invoices): judging
+    -- every payment against its invoice was most of this model's time
+    where payment_id in (
+        select allocations.payment_id from allocations where allocations.payment_id is not null
+    )
 ),
 
 invoices as (
