@@ -13,6 +13,10 @@ high-water mark, `ru_maxrss`) are its own:
   model, then the pending months (`compute_pending`: the whole-history plan of every object
   against an empty state); nothing is sent. The engine path of `chaser-pipeline sync --dry-run`
   without Dagster's per-step overhead;
+- `floor` (not in the default phases): every model again over the same landed ledger, first as
+  the product builds them (`run_models`), then each as an in-memory temporary table with a 20 GB
+  memory limit: nothing written to the file, nothing compressed. Not something the product could
+  do; it says how much of the models' time is computation and how much is writing;
 - `reconcile`: loads the emulator with everything the models send (the sync engine, budget
   lifted), then `reconcile` reads it all back against the emulator with the budget lifted. The
   figure for Chaser is the number of read requests (the emulator's request log) ÷ 200 a minute:
@@ -39,6 +43,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 PHASES = ("generate", "extract", "models", "dry-run", "reconcile")
+EXTRA_PHASES = ("floor",)
 NOW = datetime(2026, 11, 21)
 HISTORY_START = date(2023, 1, 1)
 BUDGET_PER_MINUTE = 200
@@ -161,6 +166,52 @@ def _dry_run(warehouse: str, pipeline: str) -> dict:
     }
 
 
+def _models_unwritten(pipeline: str) -> dict:
+    """Every model as an in-memory temporary table (see `floor` in the module's docstring)."""
+    from chaser_pipeline.db import WHOLE_HISTORY
+    from chaser_pipeline.models.build import _bind, ensure_model_inputs, quote
+    from chaser_pipeline.models.field_rules import register_field_rules
+    from chaser_pipeline.models.project import as_project
+    from chaser_pipeline.paths import models_dir
+    from chaser_pipeline.preflight import open_duckdb
+
+    started = time.perf_counter()
+    con = open_duckdb(Path(pipeline))
+    steps = {}
+    try:
+        con.execute("set memory_limit = '20GB'")
+        register_field_rules(con, "GB")
+        ensure_model_inputs(con)
+        for name, model in as_project(models_dir()).models.items():
+            step = time.perf_counter()
+            con.execute(
+                f"create or replace temp table {quote(name)} as\n{model.sql}",
+                _bind(model, WHOLE_HISTORY),
+            )
+            steps[name] = time.perf_counter() - step
+    finally:
+        con.close()
+    return {
+        "wall": time.perf_counter() - started,
+        "cpu": cpu_seconds(),
+        "peak": peak_rss_mb(),
+        "steps": steps,
+    }
+
+
+def phase_floor(warehouse: Path, folder: Path) -> None:
+    pipeline = folder / "pipeline-floor.duckdb"
+    pipeline.unlink(missing_ok=True)
+    show("(extract from DuckDB)", in_child(_extract, f"duckdb:///{warehouse}", str(pipeline)))
+    written = in_child(_models, str(pipeline))
+    show("models, written", written)
+    unwritten = in_child(_models_unwritten, str(pipeline))
+    show("models, unwritten (temporary)", unwritten)
+    for name, seconds in unwritten["steps"].items():
+        print(f"  {name:<26s} {seconds:6.1f} s")
+    pipeline.unlink(missing_ok=True)
+
+
 def show(label: str, figures: dict) -> None:
     print(
         f"{label:<34s} wall {figures['wall']:7.1f} s   CPU {figures.get('cpu', 0):7.1f} s   peak RSS {figures['peak']:7,.0f} MB   "
@@ -208,7 +259,7 @@ def main() -> None:
     parser.add_argument("--forecast-only", action="store_true", help="reconcile: count only")
     args = parser.parse_args()
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
-    unknown = set(phases) - set(PHASES)
+    unknown = set(phases) - set(PHASES) - set(EXTRA_PHASES)
     if unknown:
         parser.error(f"unknown phases {sorted(unknown)}")
     print(f"scale {args.scale}, {os.cpu_count()} CPUs, {load_average()}", flush=True)
@@ -234,6 +285,8 @@ def main() -> None:
             show("models", figures)
         if "dry-run" in phases:
             phase_dry_run(warehouse, folder)
+        if "floor" in phases:
+            phase_floor(warehouse, folder)
         if "reconcile" in phases:
             from benchmarks.scale_reconcile import phase_reconcile
 
