@@ -60,6 +60,16 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def figures(started: float, **extra) -> dict:
+    """A phase's wall time since `started`, this process's CPU time and peak RSS, and `extra`."""
+    return {
+        "wall": time.perf_counter() - started,
+        "cpu": cpu_seconds(),
+        "peak": peak_rss_mb(),
+        **extra,
+    }
+
+
 def in_child(function, *args, **kwargs):
     """Run in a fresh (spawned) process: wall time, peak RSS and CPU are its own."""
     context = multiprocessing.get_context("spawn")
@@ -76,12 +86,7 @@ def _generate(path: str, scale: float) -> dict:
 
     started = time.perf_counter()
     summary = generate_demo_warehouse(Path(path), scale=scale)
-    return {
-        "wall": time.perf_counter() - started,
-        "cpu": cpu_seconds(),
-        "peak": peak_rss_mb(),
-        "rows": summary.rows,
-    }
+    return figures(started, rows=summary.rows)
 
 
 def _extract(url: str, pipeline: str) -> dict:
@@ -101,12 +106,7 @@ def _extract(url: str, pipeline: str) -> dict:
             rows[table.name] = result.landed.row_count
     finally:
         con.close()
-    return {
-        "wall": time.perf_counter() - started,
-        "cpu": cpu_seconds(),
-        "peak": peak_rss_mb(),
-        "rows": rows,
-    }
+    return figures(started, rows=rows)
 
 
 def _models(pipeline: str) -> dict:
@@ -120,12 +120,7 @@ def _models(pipeline: str) -> dict:
         builds = run_models(con, models_dir())
     finally:
         con.close()
-    return {
-        "wall": time.perf_counter() - started,
-        "cpu": cpu_seconds(),
-        "peak": peak_rss_mb(),
-        "rows": {name: b.row_count for name, b in builds.items()},
-    }
+    return figures(started, rows={name: b.row_count for name, b in builds.items()})
 
 
 def _pending(pipeline: str) -> dict:
@@ -142,14 +137,9 @@ def _pending(pipeline: str) -> dict:
         pending = compute_pending(state, target, models_dir(), history_start=HISTORY_START, now=NOW)
     finally:
         con.close()
-    return {
-        "wall": time.perf_counter() - started,
-        "cpu": cpu_seconds(),
-        "peak": peak_rss_mb(),
-        "documents": pending.documents,
-        "months": len(pending.months),
-        "requests": pending.requests,
-    }
+    return figures(
+        started, documents=pending.documents, months=len(pending.months), requests=pending.requests
+    )
 
 
 def _dry_run(warehouse: str, pipeline: str) -> dict:
@@ -158,12 +148,7 @@ def _dry_run(warehouse: str, pipeline: str) -> dict:
     steps = {"extract": _extract(f"duckdb:///{warehouse}", pipeline)}
     steps["models"] = _models(pipeline)
     steps["pending"] = _pending(pipeline)
-    return {
-        "wall": time.perf_counter() - started,
-        "cpu": cpu_seconds(),
-        "peak": peak_rss_mb(),
-        "steps": steps,
-    }
+    return figures(started, steps=steps)
 
 
 def _models_unwritten(pipeline: str) -> dict:
@@ -191,12 +176,7 @@ def _models_unwritten(pipeline: str) -> dict:
             steps[name] = time.perf_counter() - step
     finally:
         con.close()
-    return {
-        "wall": time.perf_counter() - started,
-        "cpu": cpu_seconds(),
-        "peak": peak_rss_mb(),
-        "steps": steps,
-    }
+    return figures(started, steps=steps)
 
 
 def phase_floor(warehouse: Path, folder: Path) -> None:

@@ -19,9 +19,8 @@ from benchmarks.scale import (
     NOW,
     _extract,
     _models,
-    cpu_seconds,
+    figures,
     in_child,
-    peak_rss_mb,
     show,
 )
 
@@ -96,12 +95,7 @@ def load(emulator: Emulator, pipeline: str, objects: list[str] | None = None) ->
             }
     finally:
         con.close()
-    return {
-        "wall": time.perf_counter() - started,
-        "cpu": cpu_seconds(),
-        "peak": peak_rss_mb(),
-        "sent": sent,
-    }
+    return figures(started, sent=sent)
 
 
 def _reconcile(emulator: Emulator, pipeline: str) -> dict:
@@ -117,15 +111,11 @@ def _reconcile(emulator: Emulator, pipeline: str) -> dict:
         report = reconcile(state, target(emulator), client_factory(emulator), models_dir(), now=NOW)
     finally:
         con.close()
-    return {
-        "wall": time.perf_counter() - started,
-        "cpu": cpu_seconds(),
-        "peak": peak_rss_mb(),
-        "objects": {
-            name: {"held": d.held, "in_step": d.in_step, "requests": d.requests}
-            for name, d in report.objects.items()
-        },
+    objects = {
+        name: {"held": d.held, "in_step": d.in_step, "requests": d.requests}
+        for name, d in report.objects.items()
     }
+    return figures(started, objects=objects)
 
 
 class EmulatorRunning:
