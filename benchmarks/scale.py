@@ -159,13 +159,14 @@ def _models_unwritten(pipeline: str) -> dict:
     from chaser_pipeline.models.project import as_project
     from chaser_pipeline.paths import models_dir
     from chaser_pipeline.preflight import open_duckdb
+    from chaser_pipeline.settings import DEFAULT_COUNTRY
 
     started = time.perf_counter()
     con = open_duckdb(Path(pipeline))
     steps = {}
     try:
         con.execute("set memory_limit = '20GB'")
-        register_field_rules(con, "GB")
+        register_field_rules(con, DEFAULT_COUNTRY)  # as run_models registers them
         ensure_model_inputs(con)
         for name, model in as_project(models_dir()).models.items():
             step = time.perf_counter()
