@@ -153,8 +153,7 @@ def _dry_run(warehouse: str, pipeline: str) -> dict:
 
 def _models_unwritten(pipeline: str) -> dict:
     """Every model as an in-memory temporary table (see `floor` in the module's docstring)."""
-    from chaser_pipeline.db import WHOLE_HISTORY
-    from chaser_pipeline.models.build import _bind, ensure_model_inputs, quote
+    from chaser_pipeline.models.build import ensure_model_inputs, model_query, quote
     from chaser_pipeline.models.field_rules import register_field_rules
     from chaser_pipeline.models.project import as_project
     from chaser_pipeline.paths import models_dir
@@ -170,10 +169,8 @@ def _models_unwritten(pipeline: str) -> dict:
         ensure_model_inputs(con)
         for name, model in as_project(models_dir()).models.items():
             step = time.perf_counter()
-            con.execute(
-                f"create or replace temp table {quote(name)} as\n{model.sql}",
-                _bind(model, WHOLE_HISTORY),
-            )
+            sql, params = model_query(model)  # the whole history, as run_models builds it
+            con.execute(f"create or replace temp table {quote(name)} as\n{sql}", params)
             steps[name] = time.perf_counter() - step
     finally:
         con.close()
